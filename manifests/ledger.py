@@ -1,0 +1,148 @@
+"""The stage ledger: one Parquet table per stage, one or more rows per input, never silently short.
+
+A finished ledger is a single file, `<root>/<stage>.parquet`. While a stage runs, it appends rows as
+small part files under `<root>/.pipe/parts/<stage>/` (each written atomically), so a killed run keeps
+everything it finished; `compact()` folds the parts into the main file (again atomically) and only
+then removes them. Readers always see main file + parts merged, with newer writes for an input id
+replacing older ones, so a crash between any two steps never loses or duplicates a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from manifests.atomic import atomic_target
+from manifests.layout import DatasetLayout
+from manifests.schema import SCHEMA_VERSION, LedgerSchema
+
+_PART_PREFIX = "part-"
+_SEQ = "__seq"
+
+
+class LedgerError(RuntimeError):
+    """A ledger file that cannot be read, or was written by an incompatible version of pipe."""
+
+
+class Ledger:
+    def __init__(self, root: Path, schema: LedgerSchema) -> None:
+        self.schema = schema
+        self.layout = DatasetLayout(root)
+        self.path = self.layout.ledger(schema.stage)
+        self.parts_dir = self.layout.ledger_parts(schema.stage)
+
+    # ----------------------------------------------------------------- reading
+    def exists(self) -> bool:
+        return self.path.exists() or bool(self.pending_parts())
+
+    def pending_parts(self) -> list[Path]:
+        """Part files of a run not yet compacted, oldest first."""
+        if not self.parts_dir.is_dir():
+            return []
+        return sorted(p for p in self.parts_dir.iterdir() if p.name.startswith(_PART_PREFIX) and p.suffix == ".parquet")
+
+    def read(self) -> pa.Table:
+        """Main file and pending parts merged: for each input id, the rows of its newest write."""
+        tables = []
+        if self.path.exists():
+            tables.append(self._read_file(self.path))
+        tables.extend(self._read_file(part) for part in self.pending_parts())
+        if not tables:
+            return self.schema.arrow.empty_table()
+        return _newest_rows_per_id(tables, self.schema.id_column)
+
+    def ids(self) -> set[str]:
+        return set(self.read().column(self.schema.id_column).to_pylist())
+
+    def _read_file(self, path: Path) -> pa.Table:
+        return read_ledger_file(path, self.schema)
+
+    # ----------------------------------------------------------------- writing
+    def append(self, rows: Sequence[Mapping]) -> None:
+        """Write `rows` as a new part. A later append for the same id replaces these rows on read."""
+        if not rows:
+            return
+        table = pa.Table.from_pylist(list(rows), schema=self.schema.arrow)
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        existing = self.pending_parts()
+        seq = int(existing[-1].stem[len(_PART_PREFIX) :]) + 1 if existing else 1
+        self._write(table, self.parts_dir / f"{_PART_PREFIX}{seq:08d}.parquet")
+
+    def compact(self) -> bool:
+        """Fold pending parts into the main file; returns False when there was nothing to fold."""
+        parts = self.pending_parts()
+        if not parts:
+            return False
+        self._write(self.read(), self.path)
+        for part in parts:  # the main file now holds their rows; a crash here only leaves duplicates read() merges
+            part.unlink(missing_ok=True)
+        return True
+
+    def _write(self, table: pa.Table, final: Path) -> None:
+        table = table.replace_schema_metadata(self.schema.arrow.metadata)
+        with atomic_target(final, durable=True) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+
+
+def read_ledger_file(path: Path, schema: LedgerSchema) -> pa.Table:
+    """One ledger file conformed to `schema`; LedgerError if it is damaged or from a newer pipe."""
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise LedgerError(f"cannot read ledger {path}: {exc}") from exc
+    version = int((table.schema.metadata or {}).get(b"pipe.schema_version", b"1"))
+    if version > SCHEMA_VERSION:
+        raise LedgerError(f"ledger {path} has schema version {version}; this pipe reads up to {SCHEMA_VERSION}: upgrade pipe")
+    return _conform(table, schema.arrow, path)
+
+
+def _newest_rows_per_id(tables: list[pa.Table], id_column: str) -> pa.Table:
+    """Concatenate in write order and keep, per id, only the rows of the last table that mentions it.
+
+    Rows are returned sorted by (id, key) so that a ledger's bytes depend on its content, not on the
+    order in which parallel workers happened to finish.
+    """
+    tagged = [t.append_column(_SEQ, pa.array(np.full(t.num_rows, i, dtype=np.int32))) for i, t in enumerate(tables)]
+    merged = pa.concat_tables(tagged)
+    if len(tables) > 1:
+        newest = merged.group_by(id_column).aggregate([(_SEQ, "max")])
+        merged = merged.join(newest, keys=id_column)
+        merged = merged.filter(pc.equal(merged[_SEQ], merged[f"{_SEQ}_max"])).drop_columns([f"{_SEQ}_max"])
+    merged = merged.drop_columns([_SEQ])
+    merged = merged.sort_by([(id_column, "ascending"), ("key", "ascending")])
+    return merged.select(tables[0].schema.names).combine_chunks()
+
+
+def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
+    """Columns in schema order; columns an older version did not write are added as nulls."""
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            try:
+                columns.append(table[field.name].cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise LedgerError(f"ledger {path}: column {field.name!r} is not {field.type}: {exc}") from exc
+        elif field.nullable:
+            columns.append(pa.nulls(table.num_rows, field.type))
+        else:
+            raise LedgerError(f"ledger {path} lacks the required column {field.name!r}")
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def rows_by_status(table: pa.Table) -> list[tuple[str, str, int]]:
+    """(status, reason, count) for every combination present, most frequent first."""
+    if table.num_rows == 0:
+        return []
+    counts = table.group_by(["status", "reason"], use_threads=False).aggregate([("key", "count")])
+    rows = [
+        (status, reason or "", int(count))
+        for status, reason, count in zip(
+            counts["status"].to_pylist(), counts["reason"].to_pylist(), counts["key_count"].to_pylist()
+        )
+    ]
+    return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))

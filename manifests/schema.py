@@ -1,0 +1,114 @@
+"""Parquet schemas of the stage ledgers.
+
+Every ledger shares the core columns (`key`, `status`, `reason`, `detail`) and adds its own. A ledger
+file records the stage name and the schema version in its Parquet metadata, so a reader can refuse a
+file written by a newer, incompatible version of pipe instead of misreading it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+STATUS_OK = "ok"
+STATUS_REJECTED = "rejected"
+STATUS_FAILED = "failed"
+STATUSES = (STATUS_OK, STATUS_REJECTED, STATUS_FAILED)
+
+CORE_FIELDS = [
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),
+    # A short stable code (`too_small`, `decode_error`, ...); null for ok rows.
+    pa.field("reason", pa.string()),
+    # Human-readable explanation: the exception message, the measured value against its threshold.
+    pa.field("detail", pa.string()),
+]
+
+
+@dataclass(frozen=True)
+class LedgerSchema:
+    """One stage's ledger: its file name, columns, and the column that identifies one unit of input.
+
+    `id_column` is what resume and merge work on: a stage skips inputs whose id is already in its
+    ledger, and a newer write for an id replaces every older row with that id (an input may own
+    several rows, e.g. one per face crop).
+    """
+
+    stage: str
+    id_column: str
+    fields: tuple[pa.Field, ...]
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.stage}.parquet"
+
+    @property
+    def arrow(self) -> pa.Schema:
+        metadata = {b"pipe.stage": self.stage.encode(), b"pipe.schema_version": str(SCHEMA_VERSION).encode()}
+        return pa.schema([*CORE_FIELDS, *self.fields], metadata=metadata)
+
+
+RAW = LedgerSchema(
+    stage="raw",
+    id_column="source",
+    fields=(
+        # Where the post came from: the file URL, or `site:post_id` for posts without one.
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("site", pa.string()),
+        pa.field("post_id", pa.int64()),
+        pa.field("file_url", pa.string()),
+        pa.field("md5", pa.string()),
+        # The downloaded original, relative to the dataset root: raw/ab/<sha256>.<ext>.
+        pa.field("path", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("rating", pa.string()),
+        pa.field("tags", pa.string()),
+    ),
+)
+
+PREPARED = LedgerSchema(
+    stage="prepared",
+    id_column="source",
+    fields=(
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("source_bytes", pa.int64()),
+        pa.field("format", pa.string()),
+        pa.field("frames", pa.int32()),
+        # Size after EXIF orientation, before any crop.
+        pa.field("orig_width", pa.int32()),
+        pa.field("orig_height", pa.int32()),
+        # Crop box in original (oriented) pixel coordinates; for --crop pad it covers the whole image.
+        pa.field("crop_x", pa.int32()),
+        pa.field("crop_y", pa.int32()),
+        pa.field("crop_w", pa.int32()),
+        pa.field("crop_h", pa.int32()),
+        pa.field("faces_found", pa.int32()),
+        pa.field("face_index", pa.int32()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        # The written image, relative to the dataset root: prepared/ab/<key>.png.
+        pa.field("path", pa.string()),
+        # 64-bit DCT perceptual hash as 16 hex digits.
+        pa.field("phash", pa.string()),
+        pa.field("colorfulness", pa.float32()),
+        pa.field("color_fraction", pa.float32()),
+        pa.field("brightness", pa.float32()),
+        pa.field("duplicate_of", pa.string()),
+        # True once the row went through duplicate detection; rows of an interrupted run are False.
+        pa.field("dedupe_settled", pa.bool_()),
+    ),
+)
+
+# Every ledger pipe knows, in pipeline order: `pipe status` reports them in this order.
+LEDGERS: tuple[LedgerSchema, ...] = (RAW, PREPARED)
+
+
+def by_stage(stage: str) -> LedgerSchema:
+    for schema in LEDGERS:
+        if schema.stage == stage:
+            return schema
+    raise KeyError(f"unknown ledger {stage!r}; known: {', '.join(s.stage for s in LEDGERS)}")

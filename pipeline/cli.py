@@ -1,0 +1,181 @@
+"""The `pipe` command line: one Typer command per stage, thin shells over the stage modules."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.logging import RichHandler
+
+from pipeline import __version__
+from pipeline.console import console
+from pipeline.errors import PipeError
+from pipeline.runner import RunnerConfig, default_workers
+
+app = typer.Typer(
+    name="pipe",
+    help=(
+        "Build line-art colorization datasets, end to end.\n\n"
+        "A dataset is one folder (ROOT). Each stage reads the previous stage's ledger and writes its own "
+        "(ROOT/<stage>.parquet, one row per input with status and reason), resumes where a killed run "
+        "stopped, and never drops an input silently. Start with `pipe demo`."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+RUN_PANEL = "Running"
+FILTER_PANEL = "Filters"
+CROP_PANEL = "Crop and output"
+
+Workers = Annotated[
+    int,
+    typer.Option(
+        "--workers", "-j", min=0, help="Worker processes (0: run in this process, for debugging).", rich_help_panel=RUN_PANEL
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"pipe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")] = 0,
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
+) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
+
+
+@app.command()
+def prepare(
+    source: Annotated[Path, typer.Argument(help="A folder of images (searched recursively) or a crawl ledger (raw.parquet).")],
+    root: Annotated[Path, typer.Argument(help="The dataset folder; created if needed.")],
+    size: Annotated[int, typer.Option(min=16, help="Output side in pixels.", rich_help_panel=CROP_PANEL)] = 512,
+    crop: Annotated[
+        str,
+        typer.Option(
+            help="center: the central square. pad: the whole image on a white square. face: around the anime face "
+            "found by --face-cascade (images without one are rejected no_face).",
+            rich_help_panel=CROP_PANEL,
+        ),
+    ] = "center",
+    face_cascade: Annotated[
+        Optional[Path],
+        typer.Option(help="lbpcascade_animeface.xml (github.com/nagadomi/lbpcascade_animeface), for --crop face.", rich_help_panel=CROP_PANEL),
+    ] = None,
+    faces: Annotated[
+        str, typer.Option(help="With --crop face: 'largest' face only, or 'all' (one output per face).", rich_help_panel=CROP_PANEL)
+    ] = "largest",
+    face_widen: Annotated[
+        float, typer.Option(min=1.0, help="Widen the face box by this factor to take in the hair.", rich_help_panel=CROP_PANEL)
+    ] = 1.8,
+    png_compression: Annotated[int, typer.Option(min=0, max=9, help="PNG compression level (0-9).", rich_help_panel=CROP_PANEL)] = 1,
+    min_side: Annotated[int, typer.Option(min=1, help="Reject (too_small) originals whose short side is under this.", rich_help_panel=FILTER_PANEL)] = 512,
+    max_aspect: Annotated[float, typer.Option(min=1.0, help="Reject (aspect_ratio) when long side / short side exceeds this.", rich_help_panel=FILTER_PANEL)] = 2.0,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Reject (too_large) images with more pixels, before decoding them.", rich_help_panel=FILTER_PANEL)] = 100_000_000,
+    chroma_threshold: Annotated[int, typer.Option(min=0, max=255, help="A pixel is coloured when max(R,G,B) - min(R,G,B) exceeds this.", rich_help_panel=FILTER_PANEL)] = 32,
+    min_color_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Reject (grayscale) when fewer pixels than this share are coloured.", rich_help_panel=FILTER_PANEL)] = 0.05,
+    min_brightness: Annotated[float, typer.Option(min=0, max=255, help="Reject (too_dark) below this mean brightness (0-255).", rich_help_panel=FILTER_PANEL)] = 25.0,
+    max_brightness: Annotated[float, typer.Option(min=0, max=255, help="Reject (too_bright) above this mean brightness (0-255).", rich_help_panel=FILTER_PANEL)] = 240.0,
+    near_duplicate_distance: Annotated[
+        int,
+        typer.Option(min=-1, max=32, help="Reject (near_duplicate) images whose 64-bit perceptual hash is within this many bits of a kept one; -1 turns it off.", rich_help_panel=FILTER_PANEL),
+    ] = 4,
+    workers: Workers = default_workers(),
+    chunk_size: Annotated[int, typer.Option(min=1, help="Inputs per unit of work sent to a worker.", rich_help_panel=RUN_PANEL)] = 8,
+) -> None:
+    """Decode, filter, de-duplicate and crop images to SIZE x SIZE RGB PNGs under ROOT/prepared/.
+
+    Every input gets a row in ROOT/prepared.parquet: ok, or rejected/failed with a reason
+    (decode_error, too_large, too_small, aspect_ratio, grayscale, too_bright, too_dark, no_face,
+    duplicate, near_duplicate). Files are decoded by content, whatever their extension. Running
+    the same command again resumes: inputs already in the ledger are skipped.
+    """
+    from pipeline.prepare.faces import FaceDetectorConfig, load_cascade
+    from pipeline.prepare.stage import CropMode, FaceSelection, PrepareConfig, PrepareStage
+    from pipeline.report import print_run_report
+    from pipeline.runner import run_stage
+
+    crop_mode = _choice(CropMode, crop, "--crop")
+    detector = None
+    if crop_mode is CropMode.face:
+        if face_cascade is None:
+            raise PipeError("--crop face needs --face-cascade PATH to lbpcascade_animeface.xml (github.com/nagadomi/lbpcascade_animeface)")
+        load_cascade(face_cascade)  # fail now, with a clear message, not once per image
+        detector = FaceDetectorConfig(cascade=face_cascade.resolve())
+    config = PrepareConfig(
+        size=size,
+        crop=crop_mode,
+        min_side=min_side,
+        max_aspect=max_aspect,
+        max_pixels=max_pixels,
+        chroma_threshold=chroma_threshold,
+        min_color_fraction=min_color_fraction,
+        min_brightness=min_brightness,
+        max_brightness=max_brightness,
+        near_duplicate_distance=None if near_duplicate_distance < 0 else near_duplicate_distance,
+        faces=_choice(FaceSelection, faces, "--faces"),
+        face_widen=face_widen,
+        face_detector=detector,
+        png_compression=png_compression,
+    )
+    stage = PrepareStage(source=source, root=root.resolve(), config=config)
+    report = run_stage(stage, root.resolve(), RunnerConfig(workers=workers, chunk_size=chunk_size), label="prepare")
+    print_run_report(report)
+
+
+@app.command()
+def status(root: Annotated[Path, typer.Argument(help="The dataset folder.")]) -> None:
+    """Counts by status and reason for every stage ledger in ROOT: where every sample went."""
+    from pipeline.status import show_status
+
+    if show_status(root):
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Argument(help="Folder for the demo inputs and dataset.")] = Path("pipe-demo"),
+    images: Annotated[int, typer.Option(min=1, help="How many illustrations to generate.")] = 24,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 0,
+    workers: Workers = default_workers(),
+) -> None:
+    """Generate demo illustrations (plus a few bad inputs) and run every available stage on them."""
+    from pipeline.demo import run_demo
+
+    run_demo(out, images, seed, RunnerConfig(workers=workers))
+
+
+def _choice(enum_type, value: str, option: str):
+    try:
+        return enum_type(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum_type)
+        raise PipeError(f"{option} must be one of: {allowed} (got {value!r})") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; also callable from tests with an argument list."""
+    try:
+        app(args=argv, prog_name="pipe")
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except PipeError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

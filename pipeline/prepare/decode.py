@@ -1,0 +1,133 @@
+"""Decode any image file to 8-bit RGB by its content, never its name.
+
+Pillow identifies the format from the bytes, reads the header without decoding pixels (so a
+30000x30000 header is refused before a byte of it is allocated), applies the EXIF orientation, and
+converts every mode a crawl meets (CMYK, palette, grey + alpha, RGBA, 16-bit) to RGB. Alpha is
+composited over white, as line-art datasets assume a white page.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps
+
+from pipeline.prepare.reasons import DECODE_ERROR, Rejected
+
+# We enforce our own pixel limit (`max_pixels`) before loading; Pillow's global guard would refuse
+# or warn with a different threshold and a different message.
+Image.MAX_IMAGE_PIXELS = None
+
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}  # 90-degree rotations: width and height swap
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Identify and open the image header; raises Rejected(decode_error) for anything else."""
+    if not data:
+        raise Rejected(DECODE_ERROR, "empty file (0 bytes)")
+    try:
+        return Image.open(io.BytesIO(data))
+    except Exception as exc:  # UnidentifiedImageError, SyntaxError from broken headers, ...
+        raise Rejected(DECODE_ERROR, describe_non_image(data, exc)) from None
+
+
+def describe_non_image(data: bytes, exc: Exception) -> str:
+    head = data[:1024].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head or b"<body" in head:
+        return "an HTML document, not an image"
+    try:
+        data[:1024].decode("utf-8")
+        return "text, not an image"
+    except UnicodeDecodeError:
+        pass
+    return f"not a recognised image ({exc})"
+
+
+def oriented_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) as the image will be shown, i.e. after its EXIF orientation."""
+    width, height = image.size
+    try:
+        orientation = image.getexif().get(_EXIF_ORIENTATION)
+    except Exception:  # malformed EXIF: ignore orientation rather than the image
+        orientation = None
+    return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
+
+
+def frame_count(image: Image.Image) -> int:
+    return int(getattr(image, "n_frames", 1))
+
+
+def load_rgb(image: Image.Image, draft_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode the first frame to an HxWx3 uint8 RGB array, EXIF-oriented.
+
+    `draft_size` (oriented width, height) lets JPEG decoding downscale by 1/2, 1/4 or 1/8 in the DCT,
+    as long as the result stays at least that large: large originals decode several times faster.
+    """
+    try:
+        if draft_size is not None and image.format == "JPEG":
+            width, height = draft_size
+            if oriented_size(image) != image.size:
+                width, height = height, width
+            image.draft(image.mode, (width, height))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # EXIF and palette warnings are noise here
+            image.load()
+            image = ImageOps.exif_transpose(image) or image
+            return to_rgb8(image)
+    except Rejected:
+        raise
+    except Exception as exc:  # truncated data, broken chunks, bad Huffman tables...
+        raise Rejected(DECODE_ERROR, f"corrupt or truncated image data ({exc})") from None
+
+
+def to_rgb8(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        return _over_white(np.asarray(image.convert("RGBA")))
+    if mode.startswith("I") or mode == "F":
+        return _grey_to_rgb(_high_depth_to_uint8(np.asarray(image), mode))
+    if mode == "CMYK":
+        return np.asarray(_cmyk_to_rgb(image))
+    if mode in ("1", "L"):
+        return _grey_to_rgb(np.asarray(image.convert("L")))
+    return np.asarray(image.convert("RGB"))
+
+
+def _over_white(rgba: np.ndarray) -> np.ndarray:
+    rgb = rgba[..., :3].astype(np.uint16)
+    alpha = rgba[..., 3:4].astype(np.uint16)
+    return ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
+def _high_depth_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit (or 32-bit int / float) grey to 8 bits, keeping the full range."""
+    values = values.astype(np.float64)
+    if mode.startswith("I;16"):
+        full_scale = 65535.0
+    elif mode == "F" and values.max(initial=0.0) <= 1.0:
+        full_scale = 1.0
+    else:  # "I" (32-bit) holds 16-bit PNG data in some Pillow versions, 8-bit data in others
+        full_scale = 65535.0 if values.max(initial=0.0) > 255 else 255.0
+    return np.clip(np.rint(values * (255.0 / full_scale)), 0, 255).astype(np.uint8)
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
+    """Use the embedded ICC profile when there is one (print CMYK is far from naive inversion)."""
+    icc = image.info.get("icc_profile")
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(image, source, _SRGB, outputMode="RGB")
+        except Exception:  # an unusable profile: fall back to Pillow's plain conversion
+            pass
+    return image.convert("RGB")

@@ -1,0 +1,4 @@
+"""Colour-hint and draft-artifact synthesis on batch tensors, used by `pipe shard`.
+
+Not built yet.
+"""
