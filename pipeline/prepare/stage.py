@@ -22,7 +22,7 @@ from pipeline.prepare import decode, reasons
 from pipeline.prepare.crop import Box, center_box, crop_square, face_box, fit_and_pad
 from pipeline.prepare.dedupe import Candidate, decide_duplicates
 from pipeline.prepare.faces import FaceDetectorConfig, detect_faces
-from pipeline.prepare.measure import measure_colors, perceptual_hash, thumbnail
+from pipeline.prepare.measure import measure_colors, perceptual_hash, sample_pixels
 from pipeline.prepare.reasons import Rejected
 from pipeline.runner import StageContext, WorkItem, failed_row_defaults
 from pipeline.sources import input_files
@@ -64,7 +64,8 @@ class PrepareConfig:
     # The face box is widened by this factor (to take in the hair) before it is squared.
     face_widen: float = 1.8
     face_detector: FaceDetectorConfig | None = None
-    png_compression: int = 1
+    # zlib level 0-9; None keeps OpenCV's own default, about twice as fast as level 1 for 5% larger files.
+    png_compression: int | None = None
 
     def __post_init__(self) -> None:
         if self.crop is CropMode.face and self.face_detector is None:
@@ -83,17 +84,20 @@ def prepare_sample(data: bytes, row: dict, config: PrepareConfig, context: Stage
     left in `row`.
     """
     image = decode.open_image(data)
-    width, height = decode.oriented_size(image)
-    row.update(format=image.format, frames=decode.frame_count(image), orig_width=width, orig_height=height)
-    if width * height > config.max_pixels:
-        raise Rejected(reasons.TOO_LARGE, f"{width}x{height} = {width * height:,} pixels > --max-pixels {config.max_pixels:,}")
-    if min(width, height) < config.min_side:
-        raise Rejected(reasons.TOO_SMALL, f"short side {min(width, height)} px < --min-side {config.min_side}")
-    aspect = max(width, height) / min(width, height)
-    if aspect > config.max_aspect:
-        raise Rejected(reasons.ASPECT_RATIO, f"aspect {aspect:.2f} > --max-aspect {config.max_aspect}")
+    # Pixel count, short side and aspect do not depend on EXIF orientation: check them on the header.
+    stored_w, stored_h = image.size
+    row.update(format=image.format, frames=decode.frame_count(image), orig_width=stored_w, orig_height=stored_h)
+    if stored_w * stored_h > config.max_pixels:
+        raise Rejected(reasons.TOO_LARGE, f"{stored_w}x{stored_h} = {stored_w * stored_h:,} pixels > --max-pixels {config.max_pixels:,}")
+    short, long = min(stored_w, stored_h), max(stored_w, stored_h)
+    if short < config.min_side:
+        raise Rejected(reasons.TOO_SMALL, f"short side {short} px < --min-side {config.min_side}")
+    if long / short > config.max_aspect:
+        raise Rejected(reasons.ASPECT_RATIO, f"aspect {long / short:.2f} > --max-aspect {config.max_aspect}")
 
-    rgb = decode.load_rgb(image, _draft_size(width, height, config))
+    rgb, turned = decode.load_rgb(image, data, _draft_size(stored_w, stored_h, config))
+    width, height = (stored_h, stored_w) if turned else (stored_w, stored_h)
+    row.update(orig_width=width, orig_height=height)
     scale = width / rgb.shape[1]  # > 1 when JPEG draft mode decoded at reduced size
     _check_colors(rgb, row, config)
 
@@ -127,7 +131,7 @@ def _draft_size(width: int, height: int, config: PrepareConfig) -> tuple[int, in
 
 
 def _check_colors(rgb: np.ndarray, row: dict, config: PrepareConfig) -> None:
-    stats = measure_colors(thumbnail(rgb), config.chroma_threshold)
+    stats = measure_colors(sample_pixels(rgb), config.chroma_threshold)
     row.update(colorfulness=stats.colorfulness, color_fraction=stats.color_fraction, brightness=stats.brightness)
     if stats.color_fraction < config.min_color_fraction:
         raise Rejected(
@@ -158,7 +162,8 @@ def _crop_boxes(rgb: np.ndarray, row: dict, config: PrepareConfig) -> list[tuple
 def _write_output(
     row: dict, key: str, box: Box, face_index: int | None, out: np.ndarray, config: PrepareConfig, context: StageContext
 ) -> dict:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, config.png_compression])
+    params = [] if config.png_compression is None else [cv2.IMWRITE_PNG_COMPRESSION, config.png_compression]
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise RuntimeError("PNG encoding failed")
     path = context.layout.sample(OUTPUT_TREE, key, "png")
