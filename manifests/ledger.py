@@ -115,7 +115,7 @@ def _newest_rows_per_id(tables: list[pa.Table], id_column: str) -> pa.Table:
         merged = merged.filter(pc.equal(merged[_SEQ], merged[f"{_SEQ}_max"])).drop_columns([f"{_SEQ}_max"])
     merged = merged.drop_columns([_SEQ])
     merged = merged.sort_by([(id_column, "ascending"), ("key", "ascending")])
-    return merged.select(tables[0].schema.names).combine_chunks()
+    return merged.select(tables[0].schema.names).cast(tables[0].schema).combine_chunks()
 
 
 def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:

@@ -97,6 +97,9 @@ def prepare(
     ] = 4,
     workers: Workers = default_workers(),
     chunk_size: Annotated[int, typer.Option(min=1, help="Inputs per unit of work sent to a worker.", rich_help_panel=RUN_PANEL)] = 8,
+    save_every: Annotated[
+        float, typer.Option(min=0.0, help="Save finished rows to the ledger at least this often (seconds): what a killed run can lose.", rich_help_panel=RUN_PANEL)
+    ] = 5.0,
 ) -> None:
     """Decode, filter, de-duplicate and crop images to SIZE x SIZE RGB PNGs under ROOT/prepared/.
 
@@ -134,7 +137,7 @@ def prepare(
         png_compression=png_compression,
     )
     stage = PrepareStage(source=source, root=root.resolve(), config=config)
-    report = run_stage(stage, root.resolve(), RunnerConfig(workers=workers, chunk_size=chunk_size), label="prepare")
+    report = run_stage(stage, root.resolve(), RunnerConfig(workers=workers, chunk_size=chunk_size, flush_seconds=save_every), label="prepare")
     print_run_report(report)
 
 

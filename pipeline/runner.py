@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import time
+import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -186,7 +187,7 @@ def _run_chunk(stage: Stage, items: list[WorkItem], context: StageContext) -> li
             rows.extend(stage.process(item, context))
         except Exception as exc:  # one bad sample must never end the run
             log.debug("sample %s failed", item.id, exc_info=True)
-            rows.extend(stage.failed_rows(item, REASON_EXCEPTION, f"{type(exc).__name__}: {exc}"))
+            rows.extend(stage.failed_rows(item, REASON_EXCEPTION, describe_exception(exc)))
     return rows
 
 
@@ -304,6 +305,16 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
+def describe_exception(exc: BaseException) -> str:
+    """`Type: message (file.py:line)`, the line being where it was raised: enough to file a bug."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        text += f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})"
+    return text
+
+
 def failed_row_defaults(schema: LedgerSchema, item: WorkItem, reason: str, detail: str) -> dict:
     """A minimal failed row: the id and the core columns; stages add what they know."""
-    return {schema.id_column: item.id, "key": "", "status": STATUS_FAILED, "reason": reason, "detail": detail}
+    # The id goes last: for stages whose id column is `key` itself, it must win over the empty default.
+    return {"key": "", "status": STATUS_FAILED, "reason": reason, "detail": detail, schema.id_column: item.id}

@@ -17,14 +17,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.atomic import write_bytes_atomic
-from manifests.schema import PREPARED, STATUS_OK, STATUS_REJECTED, LedgerSchema
+from manifests.schema import PREPARED, STATUS_FAILED, STATUS_OK, STATUS_REJECTED, LedgerSchema
 from pipeline.prepare import decode, reasons
 from pipeline.prepare.crop import Box, center_box, crop_square, face_box, fit_and_pad
 from pipeline.prepare.dedupe import Candidate, decide_duplicates
 from pipeline.prepare.faces import FaceDetectorConfig, detect_faces
 from pipeline.prepare.measure import measure_colors, perceptual_hash, sample_pixels
 from pipeline.prepare.reasons import Rejected
-from pipeline.runner import StageContext, WorkItem, failed_row_defaults
+from pipeline.runner import REASON_EXCEPTION, StageContext, WorkItem, describe_exception, failed_row_defaults
 from pipeline.sources import input_files
 
 OUTPUT_TREE = "prepared"
@@ -68,6 +68,9 @@ class PrepareConfig:
     png_compression: int | None = None
 
     def __post_init__(self) -> None:
+        # Accept plain strings from Python callers, as the CLI does.
+        object.__setattr__(self, "crop", CropMode(self.crop))
+        object.__setattr__(self, "faces", FaceSelection(self.faces))
         if self.crop is CropMode.face and self.face_detector is None:
             raise ValueError("--crop face needs a face cascade")
 
@@ -208,6 +211,8 @@ class PrepareStage:
             return prepare_sample(data, row, self.config, context)
         except Rejected as rejection:
             return [{**row, "status": STATUS_REJECTED, "reason": rejection.reason, "detail": rejection.detail}]
+        except Exception as exc:  # a bug or an environment problem: record it with what was measured
+            return [{**row, "status": STATUS_FAILED, "reason": REASON_EXCEPTION, "detail": describe_exception(exc)}]
 
     def failed_rows(self, item: WorkItem, reason: str, detail: str) -> list[dict]:
         return [failed_row_defaults(PREPARED, item, reason, detail)]

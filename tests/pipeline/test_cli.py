@@ -1,0 +1,52 @@
+"""The `pipe` command line: what --help offers, one-line errors, status, the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from pipeline.cli import main
+
+
+def test_help_lists_only_working_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("prepare", "status", "demo"):
+        assert command in out
+    for not_yet in ("crawl", "extract", "shard", "train", "eval"):
+        assert f" {not_yet} " not in out
+
+
+def test_missing_cascade_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "src").mkdir()
+    code = main(["prepare", str(tmp_path / "src"), str(tmp_path / "root"), "--crop", "face", "--face-cascade", str(tmp_path / "nope.xml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "face cascade not found" in err and "lbpcascade_animeface" in err and "Traceback" not in err
+
+
+def test_bad_choice_and_missing_source_are_one_line(tmp_path, capsys):
+    assert main(["prepare", str(tmp_path), str(tmp_path / "root"), "--crop", "square"]) == 2
+    assert "--crop must be one of: center, pad, face" in capsys.readouterr().err
+    assert main(["prepare", str(tmp_path / "absent"), str(tmp_path / "root")]) == 2
+    assert "source not found" in capsys.readouterr().err
+
+
+def test_status_exits_non_zero_on_an_unreadable_ledger(tmp_path, capsys):
+    (tmp_path / "prepared.parquet").write_bytes(b"not parquet at all")
+    assert main(["status", str(tmp_path)]) == 1
+    assert "cannot read ledger" in capsys.readouterr().err
+
+
+def test_demo_runs_and_every_input_lands_where_expected(tmp_path, capsys):
+    assert main(["demo", str(tmp_path / "demo"), "--images", "6", "--workers", "0"]) == 0
+    expected = json.loads((tmp_path / "demo" / "expected.json").read_text())
+    table = pq.read_table(tmp_path / "demo" / "dataset" / "prepared.parquet").to_pylist()
+    source = tmp_path / "demo" / "source"
+    got = {Path(row["source"]).relative_to(source).as_posix(): row["reason"] or row["status"] for row in table}
+    assert got == expected
+    assert main(["status", str(tmp_path / "demo" / "dataset")]) == 0
+    assert main(["demo", str(tmp_path / "demo"), "--workers", "0"]) == 0
+    assert "nothing to do" in capsys.readouterr().err
