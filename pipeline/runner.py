@@ -130,9 +130,7 @@ def run_stage(stage: Stage, root: Path, config: RunnerConfig = RunnerConfig(), l
         context.tmp_dir.mkdir(parents=True, exist_ok=True)
         done = ledger.ids()
         planned, pending = _pending_items(stage.plan(), done)
-        new_rows: list[dict] = []
-        if pending:
-            new_rows = _process_all(stage, pending, context, ledger, config, label or schema.stage)
+        new_rows = _process_all(stage, pending, context, ledger, config, label or schema.stage) if pending else 0
         changed = stage.finalize(ledger.read(), context)
         if changed:
             ledger.append(changed)
@@ -223,16 +221,17 @@ class _LedgerBuffer:
 
 def _process_all(
     stage: Stage, items: list[WorkItem], context: StageContext, ledger: Ledger, config: RunnerConfig, label: str
-) -> list[dict]:
+) -> int:
+    """Run every item; returns the number of ledger rows written."""
     buffer = _LedgerBuffer(ledger, config)
-    all_rows: list[dict] = []
+    written = 0
     last_log = time.monotonic()
     with make_progress() as progress:
         task = progress.add_task(label, total=len(items))
         try:
             for done_items, rows in _execute(stage, items, context, config):
                 buffer.add(rows)
-                all_rows.extend(rows)
+                written += len(rows)
                 progress.advance(task, done_items)
                 if not console.is_terminal and time.monotonic() - last_log > 30:
                     # Unattended runs (cron, batch queues) get a plain line now and then instead of a bar.
@@ -241,10 +240,10 @@ def _process_all(
                     last_log = time.monotonic()
         except KeyboardInterrupt:
             buffer.flush()
-            raise PipeError(f"interrupted: {len(all_rows)} rows saved; run the same command again to resume") from None
+            raise PipeError(f"interrupted: {written} rows saved; run the same command again to resume") from None
         finally:
             buffer.flush()
-    return all_rows
+    return written
 
 
 def _execute(
