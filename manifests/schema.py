@@ -53,20 +53,35 @@ class LedgerSchema:
 
 RAW = LedgerSchema(
     stage="raw",
-    id_column="source",
+    id_column="post",
     fields=(
-        # Where the post came from: the file URL, or `site:post_id` for posts without one.
-        pa.field("source", pa.string(), nullable=False),
+        # `site:post_id`, e.g. `danbooru:4507123`: one row per post the API listed, downloaded or not.
+        pa.field("post", pa.string(), nullable=False),
         pa.field("site", pa.string()),
         pa.field("post_id", pa.int64()),
+        # The tags asked for when the post was first listed (what --limit counts against).
+        pa.field("query", pa.string()),
+        # What the API declared.
         pa.field("file_url", pa.string()),
         pa.field("md5", pa.string()),
-        # The downloaded original, relative to the dataset root: raw/ab/<sha256>.<ext>.
-        pa.field("path", pa.string()),
+        pa.field("file_ext", pa.string()),
+        pa.field("file_size", pa.int64()),
         pa.field("width", pa.int32()),
         pa.field("height", pa.int32()),
+        # g/s/q/e as Danbooru writes them today (other boards' "safe" is g).
         pa.field("rating", pa.string()),
         pa.field("tags", pa.string()),
+        pa.field("artist", pa.string()),
+        pa.field("characters", pa.string()),
+        # Where the artwork comes from, as the board records it (often the artist's page).
+        pa.field("source", pa.string()),
+        # The downloaded original, relative to the dataset root: raw/ab/<sha256>.<ext>. `key` is its
+        # sha256, so it equals the key `pipe prepare` gives the same bytes.
+        pa.field("path", pa.string()),
+        pa.field("bytes", pa.int64()),
+        # For `duplicate` rows: the post whose download holds the same content (empty: a file kept
+        # from an interrupted run).
+        pa.field("duplicate_of", pa.string()),
     ),
 )
 

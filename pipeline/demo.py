@@ -1,30 +1,86 @@
-"""`pipe demo`: every stage that exists, run on generated data, so a new user sees the whole flow."""
+"""`pipe demo`: every stage that exists, run on generated data, so a new user sees the whole flow.
+
+The demo starts the project's fixture image board on 127.0.0.1 (it speaks Danbooru's API and
+misbehaves the way real boards do), crawls it with `pipe crawl`'s machinery, then prepares what was
+downloaded. Nothing leaves the machine.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
+import numpy as np
+
+from crawlers.config import CrawlConfig, Politeness
+from crawlers.fixture_site import FixtureSite, encode_image, expected_outcomes, generated_post, standard_catalogue
+from crawlers.report import print_crawl_report
+from crawlers.run import run_crawl
+from crawlers.sites import resolve_site
 from pipeline.console import console
-from pipeline.demo_data import write_demo_source
+from pipeline.demo_data import OUTLINE, make_illustration
 from pipeline.prepare.stage import PrepareConfig, PrepareStage
 from pipeline.report import print_run_report
 from pipeline.runner import RunnerConfig, run_stage
 
+DEMO_TAGS = "1girl solo"
+
+
+def demo_catalogue(images: int, seed: int):
+    """The fixture board's posts, and what `pipe prepare` should make of the ones the crawl keeps."""
+    posts = standard_catalogue(seed=seed, good=images)
+    prepare_expected: dict[int, str] = {}
+    next_id = min(p.id for p in posts) - 1
+    rgb = make_illustration(np.random.default_rng(seed + 77), 900, 800)
+    lines = np.where(np.abs(rgb.astype(int) - np.array(OUTLINE)).sum(2, keepdims=True) < 60, 0, 255).astype(np.uint8)
+    extra = {
+        "grayscale": generated_post(next_id, 0, width=900, height=800, ext="png", tags=f"{DEMO_TAGS} lineart"),
+        "aspect_ratio": generated_post(next_id - 1, seed + 78, width=1800, height=600, tags=f"{DEMO_TAGS} wide"),
+        "near_duplicate": generated_post(next_id - 2, seed + 77, width=900, height=800, tags=f"{DEMO_TAGS} reupload"),
+        "ok": generated_post(next_id - 3, seed + 77, width=900, height=800, ext="png", tags=f"{DEMO_TAGS} original"),
+    }
+    extra["grayscale"].body = encode_image(np.repeat(lines, 3, 2), "png")
+    # The near duplicate is the same picture as "ok", smaller and re-encoded as a lower-quality JPEG:
+    # prepare keeps the larger original.
+    smaller = cv2.resize(rgb, (720, 640), interpolation=cv2.INTER_AREA)
+    extra["near_duplicate"].body = cv2.imencode(".jpg", cv2.cvtColor(smaller, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes()
+    extra["near_duplicate"].width, extra["near_duplicate"].height = 720, 640
+    extra["ok"].body = encode_image(rgb, "png")
+    for reason, post in extra.items():
+        posts.append(post)
+        prepare_expected[post.id] = reason
+    return posts, prepare_expected
+
 
 def run_demo(out: Path, images: int, seed: int, runner: RunnerConfig) -> None:
-    source, root = out / "source", out / "dataset"
+    root = out / "dataset"
     expected_file = out / "expected.json"
-    if not expected_file.exists():
-        console.print(f"writing {images} generated illustrations and a few bad inputs to {source}")
-        expected = write_demo_source(source, images, seed)
-        expected_file.write_text(json.dumps(expected, indent=1, sort_keys=True))
-    report = run_stage(PrepareStage(source=source, root=root, config=PrepareConfig()), root, runner, label="prepare")
-    print_run_report(report)
+    posts, prepare_expected = demo_catalogue(images, seed)
+    crawl_expected = expected_outcomes(posts)
+    expected = {
+        f"demo:{post_id}": {"crawl": reason or status, "prepare": prepare_expected.get(post_id, "ok") if status == "ok" else None}
+        for post_id, (status, reason) in crawl_expected.items()
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    expected_file.write_text(json.dumps(expected, indent=1, sort_keys=True))
+    with FixtureSite("danbooru", posts, file_retry_after=1.0) as site:
+        console.print(f"crawling the demo board at {site.root} (a local server speaking Danbooru's API)")
+        config = CrawlConfig(
+            site=replace(resolve_site("danbooru", site.root), name="demo"),
+            root=root.resolve(),
+            tags=DEMO_TAGS,
+            politeness=Politeness(request_interval=0.2, backoff_base=0.25, autothrottle=False, connections_per_host=4),
+        )
+        report = run_crawl(config)
+    print_crawl_report(report, config.root)
+    stage = PrepareStage(source=root / "raw.parquet", root=root, config=PrepareConfig())
+    print_run_report(run_stage(stage, root, runner, label="prepare"))
     console.print(
         f"\n[bold]Where to look[/]\n"
-        f"  inputs:            {source}  (what each should become: {expected_file})\n"
-        f"  512x512 images:    {root / 'prepared'}\n"
-        f"  prepare ledger:    {root / 'prepared.parquet'}  (one row per input, with status and reason)\n"
+        f"  originals:         {root / 'raw'}  (crawl ledger: {root / 'raw.parquet'})\n"
+        f"  512x512 images:    {root / 'prepared'}  (ledger: {root / 'prepared.parquet'})\n"
+        f"  what each post should become: {expected_file}\n"
         f"  again at any time: pipe status {root}"
     )

@@ -125,7 +125,7 @@ def run_stage(stage: Stage, root: Path, config: RunnerConfig = RunnerConfig(), l
     context = StageContext(layout=layout, tmp_dir=layout.tmp(schema.stage))
     ledger = Ledger(root, schema)
     started = time.perf_counter()
-    with _stage_lock(layout, schema.stage):
+    with stage_lock(layout, schema.stage):
         shutil.rmtree(context.tmp_dir, ignore_errors=True)  # leftovers of a killed run
         context.tmp_dir.mkdir(parents=True, exist_ok=True)
         done = ledger.ids()
@@ -163,7 +163,7 @@ def _pending_items(plan: Iterable[WorkItem], done: set[str]) -> tuple[int, list[
 
 
 @contextmanager
-def _stage_lock(layout: DatasetLayout, stage: str) -> Iterator[None]:
+def stage_lock(layout: DatasetLayout, stage: str) -> Iterator[None]:
     """One run of a stage per dataset at a time; the OS releases the lock if the run is killed."""
     path = layout.lock(stage)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from pipeline.runner import WorkItem
 
 
 def input_files(source: Path, exclude: Path | None = None) -> list[WorkItem]:
-    """One work item per input file; its id (the ledger's `source`) is the absolute path or the post URL."""
+    """One work item per input file; its id (the ledger's `source`) is the absolute path or the crawled post."""
     source = source.expanduser()
     if not source.exists():
         raise PipeError(f"source not found: {source}")
@@ -52,9 +52,10 @@ def _from_crawl_ledger(path: Path) -> list[WorkItem]:
         raise PipeError(str(exc)) from None
     table = table.filter(pc.equal(table["status"], STATUS_OK))
     items = []
-    for source, relative in zip(table["source"].to_pylist(), table["path"].to_pylist()):
+    # The post (`site:id`) is the prepared ledger's source, so `pipe status` can follow a post through.
+    for post, relative in zip(table[RAW.id_column].to_pylist(), table["path"].to_pylist()):
         if relative:
-            items.append(WorkItem(id=source, payload=str((path.parent / relative).resolve())))
+            items.append(WorkItem(id=post, payload=str((path.parent / relative).resolve())))
     if not items and table.num_rows == 0:
         raise PipeError(f"{path} holds no downloaded (status ok) posts")
     return items

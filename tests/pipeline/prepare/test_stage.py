@@ -147,12 +147,12 @@ def test_a_crawl_ledger_is_a_source(tmp_path):
     raw_rel = "raw/ab/abcdef.jpg"
     _write(root, raw_rel, picture(10, 800, 700))
     rows = [
-        {"key": "abcdef", "status": "ok", "source": "https://board.example/data/1.jpg", "path": raw_rel, "site": "t", "post_id": 1},
-        {"key": "", "status": "rejected", "reason": "no_file_url", "source": "t:2", "site": "t", "post_id": 2},
+        {"key": "abcdef", "status": "ok", "post": "t:1", "path": raw_rel, "site": "t", "post_id": 1},
+        {"key": "", "status": "rejected", "reason": "no_file_url", "post": "t:2", "site": "t", "post_id": 2},
     ]
     pq.write_table(pa.Table.from_pylist(rows, schema=RAW.arrow), root / "raw.parquet")
     _, table = run_prepare(root / "raw.parquet", root)
-    assert table["source"].to_pylist() == ["https://board.example/data/1.jpg"]
+    assert table["source"].to_pylist() == ["t:1"]
     assert table["status"].to_pylist() == ["ok"]
 
 

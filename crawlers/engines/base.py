@@ -1,0 +1,213 @@
+"""What every booru spider shares: paging, the checks on each listed post, resume and --limit.
+
+An engine subclass only says how to ask for a page (`page_params`), how to read one
+(`read_records`), where the next page is (`next_cursor`) and how one record becomes a `Post`
+(`to_post`). Everything else, and every decision about a post before its download, is here, in
+listing order, so the same listing gives the same ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+import scrapy
+from scrapy import signals
+from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
+from scrapy.http import Request, Response
+
+from crawlers import reasons
+from crawlers.config import CrawlConfig
+from crawlers.filters import rejection
+from crawlers.items import PostItem
+from crawlers.posts import Post
+from crawlers.state import CrawlState, Cursor
+from manifests.schema import STATUS_OK, STATUS_REJECTED
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """The API answered something that is not a page of posts (an error object, a wrong shape)."""
+
+
+def api_slot(site_name: str) -> str:
+    """The Scrapy download slot of a site's API requests: one connection, its own interval."""
+    return f"{site_name}-api"
+
+
+class BooruSpider(scrapy.Spider):
+    api_path: str = ""
+
+    def __init__(self, config: CrawlConfig, state: CrawlState, **kwargs: Any) -> None:
+        super().__init__(name=self.name, **kwargs)
+        self.config = config
+        self.state = state
+        self.site = config.site
+        self.per_page = config.page_size
+        self.catching_up = False
+        # A page held back because the downloads under way may reach --limit; idle time decides.
+        self.held_page: Cursor = None
+        self.fatal_error: str | None = None
+        self.pages_listed = 0
+        self.posts_listed = 0
+
+    @classmethod
+    def from_crawler(cls, crawler, *args: Any, **kwargs: Any):  # type: ignore[override]
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider._on_idle, signal=signals.spider_idle)
+        return spider
+
+    # ----------------------------------------------------------------- engine interface
+    def first_cursor(self) -> Cursor:
+        raise NotImplementedError
+
+    def page_params(self, cursor: Cursor) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def read_records(self, payload: Any) -> list[dict]:
+        raise NotImplementedError
+
+    def next_cursor(self, cursor: Cursor, records: list[dict]) -> Cursor:
+        raise NotImplementedError
+
+    def to_post(self, record: dict) -> Post:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- paging
+    def page_url(self, cursor: Cursor) -> str:
+        return f"{self.site.root}{self.api_path}?{urlencode(self.page_params(cursor))}"
+
+    def page_request(self, cursor: Cursor) -> Request:
+        return Request(
+            self.page_url(cursor),
+            callback=self.parse_page,
+            errback=self.page_failed,
+            cb_kwargs={"cursor": cursor},
+            dont_filter=True,
+            priority=10,  # list the next page before the files of this one queue up further
+            meta={
+                "download_slot": api_slot(self.site.name),
+                # The API interval is a floor set by the user, not something AutoThrottle may lower.
+                "autothrottle_dont_adjust_delay": True,
+                "handle_httpstatus_all": True,
+            },
+        )
+
+    async def start(self):
+        if self.state.limit_reached:
+            self.state.stop_reason = f"--limit {self.config.limit} already reached by earlier runs"
+            return
+        cursor, self.catching_up = self.state.start_cursor(self.first_cursor())
+        yield self.page_request(cursor)
+
+    def parse_page(self, response: Response, cursor: Cursor):
+        if response.status == 410:
+            # Numbered paging has a depth limit (Danbooru: page 1000); stop there, keep what we have.
+            self.state.stop_reason = f"the API answered 410 Gone for page {cursor}: the site's paging limit"
+            return
+        if response.status != 200:
+            self._fail(f"the API answered HTTP {response.status} for {response.url}: {_error_text(response)}")
+        try:
+            payload = json.loads(response.text) if response.body.strip() else None
+            records = self.read_records(payload)
+        except (ValueError, ApiError) as exc:
+            self._fail(f"the API's answer for {response.url} is not a page of posts: {exc}")
+        self.pages_listed += 1
+        next_cursor = self.next_cursor(cursor, records)
+        posts = self._posts(records)
+        self.posts_listed += len(posts)
+        new = [post for post in posts if post.ledger_id not in self.state.known_posts]
+        new = list({post.ledger_id: post for post in new}.values())  # a page repeating a post
+        if self.catching_up and posts and not new:
+            self.state.stop_reason = "caught up: every post on a page was already recorded"
+            next_cursor = None
+        taken = []
+        for post in new:
+            if self.state.limit_may_be_reached:
+                break  # the rest stay unrecorded, for a later run with a larger --limit
+            taken.append(post)
+            yield self._decide(post)
+        # Posts the limit left out keep this page open, so a later run resumes here.
+        self.state.pages.listed(cursor, [post.ledger_id for post in new], next_cursor)
+        if len(taken) < len(new):
+            # The downloads under way may reach --limit. If some fail, idle time lists this page
+            # again and takes the next posts (those recorded by then are skipped as known).
+            self.held_page = cursor
+        elif next_cursor is None:
+            self.state.stop_reason = self.state.stop_reason or "listed every post of the query"
+        elif self.state.limit_may_be_reached:
+            self.held_page = next_cursor
+        else:
+            yield self.page_request(next_cursor)
+
+    def _posts(self, records: list[dict]) -> list[Post]:
+        posts = []
+        for record in records:
+            try:
+                posts.append(self.to_post(record))
+            except (KeyError, TypeError, ValueError) as exc:
+                # A record without a usable id cannot have a ledger row; say so rather than drop it quietly.
+                log.warning("skipping an API record without a usable id (%s): %.200s", exc, record)
+        return posts
+
+    def _decide(self, post: Post) -> PostItem:
+        item = PostItem(post=post, query=self.config.tags)
+        refused = rejection(post, self.config)
+        if refused:
+            item.status, (item.reason, item.detail) = STATUS_REJECTED, refused
+            return item
+        md5 = (post.md5 or "").lower()
+        known = self.state.by_md5.get(md5) if md5 else None
+        if known is not None and known.owner is None:
+            # A file a killed run downloaded but did not record: this post owns it now.
+            item.status, item.file = STATUS_OK, known
+            item.detail = "file kept from an interrupted run"
+            return item
+        if known is not None:
+            item.status, item.reason, item.file, item.duplicate_of = STATUS_REJECTED, reasons.DUPLICATE, known, known.owner
+            item.detail = f"same md5 as {known.owner}, already downloaded"
+            return item
+        if md5 and md5 in self.state.downloading_md5:
+            other = self.state.downloading_md5[md5]
+            item.status, item.reason, item.duplicate_of = STATUS_REJECTED, reasons.DUPLICATE, other
+            item.detail = f"same md5 as {other}, downloading in this run"
+            return item
+        item.download = True
+        self.state.begin_download(post.ledger_id, post.md5)
+        return item
+
+    def _on_idle(self) -> None:
+        if self.held_page is None or self.fatal_error or self.state.limit_reached:
+            if self.held_page is not None and self.state.limit_reached:
+                self.state.stop_reason = f"--limit {self.config.limit} reached"
+            return
+        cursor, self.held_page = self.held_page, None
+        self.crawler.engine.crawl(self.page_request(cursor))
+        raise DontCloseSpider
+
+    def page_failed(self, failure) -> None:
+        request = failure.request
+        if failure.check(IgnoreRequest):
+            message = f"robots.txt of {self.site.root} disallows {request.url}"
+        else:
+            message = f"could not fetch {request.url}: {failure.getErrorMessage()}"
+        self._fail(message)
+
+    def _fail(self, message: str):
+        self.fatal_error = message
+        self.state.stop_reason = message
+        raise CloseSpider("api_error")
+
+
+def _error_text(response: Response) -> str:
+    text = response.text[:300] if response.body else ""
+    try:
+        payload = json.loads(text)
+        if isinstance(payload, dict):
+            return str(payload.get("message") or payload.get("reason") or payload)
+    except ValueError:
+        pass
+    return " ".join(text.split())[:200] or "(empty body)"

@@ -1,0 +1,93 @@
+"""One post as pipe records it, whatever the API family it came from.
+
+Each engine turns its API's records into `Post`s (see `engines/`); everything after that (filters,
+downloads, the ledger) only sees this shape.
+"""
+
+from __future__ import annotations
+
+import html
+import posixpath
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+# Ratings are recorded with Danbooru's current letters. Older boards' "safe" (Moebooru's and
+# Safebooru's `s`, Gelbooru's former "safe") means what Danbooru now calls general.
+RATINGS = ("g", "s", "q", "e")
+_RATING_WORDS = {
+    "general": "g",
+    "safe": "g",
+    "sensitive": "s",
+    "questionable": "q",
+    "explicit": "e",
+}
+
+
+@dataclass(frozen=True)
+class Post:
+    site: str
+    post_id: int
+    file_url: str | None
+    md5: str | None
+    file_ext: str | None
+    width: int | None
+    height: int | None
+    rating: str | None
+    tags: str
+    artist: str | None = None
+    characters: str | None = None
+    source: str | None = None
+    file_size: int | None = None
+
+    @property
+    def ledger_id(self) -> str:
+        return f"{self.site}:{self.post_id}"
+
+
+def rating_from_word(word: str | None) -> str | None:
+    """Gelbooru's words (general/sensitive/questionable/explicit, formerly safe) as letters."""
+    if not word:
+        return None
+    return _RATING_WORDS.get(word.strip().lower())
+
+
+def rating_from_moebooru(letter: str | None) -> str | None:
+    """Moebooru's s/q/e: its s is "safe", which is Danbooru's g."""
+    return {"s": "g", "q": "q", "e": "e"}.get((letter or "").strip().lower())
+
+
+def rating_from_danbooru(letter: str | None) -> str | None:
+    letter = (letter or "").strip().lower()
+    return letter if letter in RATINGS else None
+
+
+def clean_tags(raw: str | None) -> str:
+    """Space-separated tags, HTML entities decoded (Gelbooru sends `&#039;`), single spaces."""
+    return " ".join(html.unescape(raw or "").split())
+
+
+def extension_of(url_or_name: str | None) -> str | None:
+    """`jpg` for `.../abc.JPG?x=1`; None without one. `jpeg` is folded into `jpg`."""
+    if not url_or_name:
+        return None
+    ext = posixpath.splitext(urlparse(url_or_name).path)[1].lstrip(".").lower()
+    return normalize_ext(ext) if ext else None
+
+
+def normalize_ext(ext: str) -> str:
+    ext = ext.strip().lstrip(".").lower()
+    return "jpg" if ext == "jpeg" else ext
+
+
+def as_int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
