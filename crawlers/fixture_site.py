@@ -157,6 +157,7 @@ class FixtureSite:
         gone_after_page: int | None = None,
         max_tags: int | None = None,
         file_retry_after: float = 1.0,
+        file_delay: float = 0.0,
     ) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}")
@@ -167,6 +168,8 @@ class FixtureSite:
         self.gone_after_page = gone_after_page
         self.max_tags = max_tags
         self.file_retry_after = file_retry_after
+        # Seconds each file response waits: a slow CDN, so tests can stop a crawl halfway.
+        self.file_delay = file_delay
         self.requests: list[LoggedRequest] = []
         self.faulted: set[str] = set()  # one-shot faults already served
         self._lock = threading.Lock()
@@ -329,6 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _file(self, post: FixturePost, path: str) -> int:
         site = self.fixture
+        if site.file_delay:
+            time.sleep(site.file_delay)
         if post.fault == "html":
             return self._send(200, b"<!DOCTYPE html><html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", "text/html")
         if post.fault == "http_404":

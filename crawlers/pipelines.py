@@ -102,7 +102,7 @@ class RawFilesPipeline(FilesPipeline):
             item.status = STATUS_FAILED if item.reason.startswith("http_5") or item.reason == "http_429" else STATUS_REJECTED
         elif "duplicate" in value:
             known: KnownFile = value["duplicate"]
-            item.status, item.reason, item.file, item.duplicate_of = STATUS_REJECTED, reasons.DUPLICATE, known, known.owner
+            item.status, item.reason, item.duplicate_of = STATUS_REJECTED, reasons.DUPLICATE, known.owner
             item.detail = f"same content (sha256) as {known.owner or 'a file kept from an interrupted run'}"
         else:
             item.status, item.file = STATUS_OK, value["file"]

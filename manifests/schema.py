@@ -79,8 +79,8 @@ RAW = LedgerSchema(
         # sha256, so it equals the key `pipe prepare` gives the same bytes.
         pa.field("path", pa.string()),
         pa.field("bytes", pa.int64()),
-        # For `duplicate` rows: the post whose download holds the same content (empty: a file kept
-        # from an interrupted run).
+        # For `duplicate` rows (no path of their own): the post whose download holds the same content
+        # (empty: a file kept from an interrupted run).
         pa.field("duplicate_of", pa.string()),
     ),
 )

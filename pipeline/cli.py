@@ -167,7 +167,7 @@ def crawl(
     ],
     limit: Annotated[
         Optional[int],
-        typer.Option(min=1, help="Stop once this many posts of this query are downloaded, counting earlier runs into ROOT. [default: no limit]", show_default=False, rich_help_panel=QUERY_PANEL),
+        typer.Option(min=1, help="Stop once this many posts of this query are downloaded, counting earlier runs into ROOT. (default: no limit)", show_default=False, rich_help_panel=QUERY_PANEL),
     ] = None,
     rating: Annotated[
         str,
@@ -179,11 +179,11 @@ def crawl(
         typer.Option(help="Image types to download (jpg, png, webp, gif, bmp, avif). Videos, archives and Flash are never downloaded (unsupported_ext); animated GIFs are rejected (animated).", rich_help_panel=QUERY_PANEL),
     ] = "jpg,png,webp",
     max_file_mb: Annotated[float, typer.Option(min=0.01, help="Skip or cancel files larger than this (too_large).", rich_help_panel=QUERY_PANEL)] = 64.0,
-    per_page: Annotated[Optional[int], typer.Option(min=1, help="Posts per API page. [default: the API's maximum: Danbooru 200, Gelbooru 100, Safebooru 1000, Moebooru 100]", show_default=False, rich_help_panel=QUERY_PANEL)] = None,
+    per_page: Annotated[Optional[int], typer.Option(min=1, help="Posts per API page. (default: the API's maximum: Danbooru 200, Gelbooru 100, Safebooru 1000, Moebooru 100)", show_default=False, rich_help_panel=QUERY_PANEL)] = None,
     site_root: Annotated[Optional[str], typer.Option("--root", help="Base URL of another instance of the same API family (a mirror, a self-hosted board, a test server).", rich_help_panel=QUERY_PANEL)] = None,
     interval: Annotated[
         Optional[float],
-        typer.Option(min=0.0, help="Minimum seconds between two API requests. [default: the site's, 1.0 s for every built-in board; Danbooru's own clients keep 0.5-1.5 s]", show_default=False, rich_help_panel=POLITE_PANEL),
+        typer.Option(min=0.0, help="Minimum seconds between two API requests. (default: the site's, 1.0 s for every built-in board; Danbooru's own clients keep 0.5-1.5 s)", show_default=False, rich_help_panel=POLITE_PANEL),
     ] = None,
     connections: Annotated[int, typer.Option(min=1, max=16, help="Parallel file downloads per host (API requests always use one connection).", rich_help_panel=POLITE_PANEL)] = 2,
     autothrottle: Annotated[bool, typer.Option(help="Pace file downloads by the server's response time (Scrapy AutoThrottle).", rich_help_panel=POLITE_PANEL)] = True,

@@ -167,7 +167,7 @@ class BooruSpider(scrapy.Spider):
             item.detail = "file kept from an interrupted run"
             return item
         if known is not None:
-            item.status, item.reason, item.file, item.duplicate_of = STATUS_REJECTED, reasons.DUPLICATE, known, known.owner
+            item.status, item.reason, item.duplicate_of = STATUS_REJECTED, reasons.DUPLICATE, known.owner
             item.detail = f"same md5 as {known.owner}, already downloaded"
             return item
         if md5 and md5 in self.state.downloading_md5:

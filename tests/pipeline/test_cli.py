@@ -13,9 +13,9 @@ from pipeline.cli import main
 def test_help_lists_only_working_commands(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("prepare", "status", "demo"):
+    for command in ("crawl", "prepare", "status", "demo"):
         assert command in out
-    for not_yet in ("crawl", "extract", "shard", "train", "eval"):
+    for not_yet in ("extract", "shard", "train", "eval"):
         assert f" {not_yet} " not in out
 
 
@@ -40,13 +40,15 @@ def test_status_exits_non_zero_on_an_unreadable_ledger(tmp_path, capsys):
     assert "cannot read ledger" in capsys.readouterr().err
 
 
-def test_demo_runs_and_every_input_lands_where_expected(tmp_path, capsys):
-    assert main(["demo", str(tmp_path / "demo"), "--images", "6", "--workers", "0"]) == 0
+def test_demo_crawls_the_fixture_board_and_every_post_lands_where_expected(tmp_path, capsys):
+    assert main(["demo", str(tmp_path / "demo"), "--images", "4", "--workers", "0"]) == 0
     expected = json.loads((tmp_path / "demo" / "expected.json").read_text())
-    table = pq.read_table(tmp_path / "demo" / "dataset" / "prepared.parquet").to_pylist()
-    source = tmp_path / "demo" / "source"
-    got = {Path(row["source"]).relative_to(source).as_posix(): row["reason"] or row["status"] for row in table}
-    assert got == expected
-    assert main(["status", str(tmp_path / "demo" / "dataset")]) == 0
-    assert main(["demo", str(tmp_path / "demo"), "--workers", "0"]) == 0
+    dataset = tmp_path / "demo" / "dataset"
+    raw = {row["post"]: row["reason"] or row["status"] for row in pq.read_table(dataset / "raw.parquet").to_pylist()}
+    prepared = {row["source"]: row["reason"] or row["status"] for row in pq.read_table(dataset / "prepared.parquet").to_pylist()}
+    assert raw == {post: outcome["crawl"] for post, outcome in expected.items()}
+    assert prepared == {post: outcome["prepare"] for post, outcome in expected.items() if outcome["prepare"]}
+    assert {"grayscale", "aspect_ratio", "near_duplicate"} <= set(prepared.values())
+    assert main(["status", str(dataset)]) == 0
+    assert main(["demo", str(tmp_path / "demo"), "--images", "4", "--workers", "0"]) == 0
     assert "nothing to do" in capsys.readouterr().err
