@@ -118,8 +118,32 @@ PREPARED = LedgerSchema(
     ),
 )
 
+LINES = LedgerSchema(
+    stage="lines",
+    id_column="line",
+    fields=(
+        # `<method>/<key>`: one row per prepared image and extraction method.
+        pa.field("line", pa.string(), nullable=False),
+        pa.field("method", pa.string()),
+        # JSON of every value that decided this output: the method's options (the drawn ones as
+        # drawn), the post-processing (size, equalize, binarize). Re-running the method with these
+        # values on the same image gives the same file.
+        pa.field("params", pa.string()),
+        # The global seed the per-sample draws came from (with the method and the key).
+        pa.field("seed", pa.int64()),
+        # The prepared image read, and the written line art (lines/<method>/ab/<key>.png).
+        pa.field("source_path", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        # Share of pixels darker than mid-grey: 0 flags an empty drawing, 1 an inverted one.
+        pa.field("ink_fraction", pa.float32()),
+        pa.field("device", pa.string()),
+    ),
+)
+
 # Every ledger pipe knows, in pipeline order: `pipe status` reports them in this order.
-LEDGERS: tuple[LedgerSchema, ...] = (RAW, PREPARED)
+LEDGERS: tuple[LedgerSchema, ...] = (RAW, PREPARED, LINES)
 
 
 def by_stage(stage: str) -> LedgerSchema:

@@ -136,14 +136,19 @@ def run_stage(stage: Stage, root: Path, config: RunnerConfig = RunnerConfig(), l
             ledger.append(changed)
         ledger.compact()
         shutil.rmtree(context.tmp_dir, ignore_errors=True)
+    return summarize_run(ledger, planned, {item.id for item in pending}, new_rows, started)
+
+
+def summarize_run(ledger: Ledger, planned: int, new_ids: set[str], new_rows: int, started: float) -> RunReport:
+    """The report of a run that processed the inputs `new_ids` of `planned`, writing `new_rows` rows."""
+    schema = ledger.schema
     total = ledger.read()
-    new_ids = {item.id for item in pending}
     new_table = total.filter(pc.is_in(total[schema.id_column], pa.array(sorted(new_ids), pa.string())))
     return RunReport(
         stage=schema.stage,
         planned=planned,
-        skipped=planned - len(pending),
-        processed=len(pending),
+        skipped=planned - len(new_ids),
+        processed=len(new_ids),
         seconds=time.perf_counter() - started,
         new_counts=rows_by_status(new_table) if new_rows else [],
         total_counts=rows_by_status(total),
@@ -189,7 +194,7 @@ def _run_chunk(stage: Stage, items: list[WorkItem], context: StageContext) -> li
     return rows
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     # Ctrl-C is the parent's to handle: it flushes the ledger and stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -200,7 +205,7 @@ def _init_worker() -> None:
         pass
 
 
-class _LedgerBuffer:
+class LedgerBuffer:
     """Collects rows and appends them to the ledger in batches (by count or by age)."""
 
     def __init__(self, ledger: Ledger, config: RunnerConfig) -> None:
@@ -223,7 +228,7 @@ def _process_all(
     stage: Stage, items: list[WorkItem], context: StageContext, ledger: Ledger, config: RunnerConfig, label: str
 ) -> int:
     """Run every item; returns the number of ledger rows written."""
-    buffer = _LedgerBuffer(ledger, config)
+    buffer = LedgerBuffer(ledger, config)
     written = 0
     last_log = time.monotonic()
     with make_progress() as progress:
@@ -260,7 +265,7 @@ def _execute(
         (items[start : start + config.chunk_size], False) for start in range(0, len(items), config.chunk_size)
     )
     max_in_flight = 2 * config.workers
-    pool = _new_pool(config.workers)
+    pool = new_process_pool(config.workers)
     in_flight: dict[Future, tuple[list[WorkItem], bool]] = {}
     try:
         while queue or in_flight:
@@ -285,7 +290,7 @@ def _execute(
                 for future in list(in_flight):
                     broken.append(in_flight.pop(future))
                 pool.shutdown(wait=True, cancel_futures=True)
-                pool = _new_pool(config.workers)
+                pool = new_process_pool(config.workers)
                 for chunk, suspect in reversed(broken):
                     if suspect:
                         item = chunk[0]
@@ -297,10 +302,10 @@ def _execute(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _new_pool(workers: int) -> ProcessPoolExecutor:
+def new_process_pool(workers: int) -> ProcessPoolExecutor:
     # spawn, not fork: the parent runs a progress thread, and forking a threaded process can deadlock.
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
     )
 
 

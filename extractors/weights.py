@@ -1,0 +1,52 @@
+"""Where the neural extractors' weights live, and the one line to print when they are missing.
+
+pipe never downloads weights. Converted and trained files live in one folder, $PIPE_WEIGHTS or
+~/.cache/pipe/weights, unless a path is given explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+WEIGHTS_ENV = "PIPE_WEIGHTS"
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    file_name: str
+    how_to_get: str
+
+
+SOURCES = {
+    "sketchkeras": WeightsSource(
+        "sketchkeras.pt",
+        "download mod.h5 from the sketchKeras releases page (github.com/lllyasviel/sketchKeras/releases) "
+        "and run `pipe weights convert sketchkeras mod.h5`",
+    ),
+    "ldm": WeightsSource(
+        "ldm.pt",
+        "train the Line Detection Model with `pipe train ldm` (it writes this file), or pass --weights ldm=PATH",
+    ),
+}
+
+
+class WeightsMissing(FileNotFoundError):
+    """A method's weights file does not exist; the message names the file and where it comes from."""
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get(WEIGHTS_ENV) or Path.home() / ".cache" / "pipe" / "weights")
+
+
+def default_weights_path(method: str) -> Path:
+    return weights_dir() / SOURCES[method].file_name
+
+
+def require_weights(method: str, path: Path | None = None) -> Path:
+    """The weights file for `method` (the given path or the default one); raises WeightsMissing if absent."""
+    chosen = path if path is not None else default_weights_path(method)
+    if not chosen.is_file():
+        raise WeightsMissing(f"{method} needs its weights file {chosen}: {SOURCES[method].how_to_get}")
+    return chosen

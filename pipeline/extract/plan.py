@@ -1,0 +1,47 @@
+"""What `pipe extract` has to do: every ok prepared image times every chosen method not yet in the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from manifests.ledger import Ledger
+from manifests.schema import PREPARED, STATUS_OK
+from pipeline.errors import PipeError
+
+
+@dataclass(frozen=True)
+class ExtractItem:
+    """One prepared image and the methods still to run on it."""
+
+    key: str
+    source_path: str  # relative to the dataset root
+    methods: tuple[str, ...]
+
+
+def line_id(method: str, key: str) -> str:
+    return f"{method}/{key}"
+
+
+def prepared_images(root: Path) -> list[tuple[str, str]]:
+    """(key, path) of every ok row of ROOT/prepared.parquet, in key order, one per key."""
+    ledger = Ledger(root, PREPARED)
+    if not ledger.exists():
+        raise PipeError(f"no prepared images in {root}: run `pipe prepare SOURCE {root}` first")
+    table = ledger.read()
+    table = table.filter(pc.equal(table["status"], STATUS_OK)).select(["key", "path"])
+    pairs = dict(zip(table["key"].to_pylist(), table["path"].to_pylist()))
+    return sorted(pairs.items())
+
+
+def plan_extract(root: Path, methods: tuple[str, ...], done: set[str]) -> tuple[int, list[ExtractItem]]:
+    """(number of (image, method) pairs in scope, the items with work left)."""
+    images = prepared_images(root)
+    items = []
+    for key, path in images:
+        todo = tuple(m for m in methods if line_id(m, key) not in done)
+        if todo:
+            items.append(ExtractItem(key, path, todo))
+    return len(images) * len(methods), items
