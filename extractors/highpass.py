@@ -11,6 +11,8 @@ import torch
 from extractors.ops import check_uint8_rgb, gaussian_blur, to_uint8
 
 SIGMA = 3.0
+# Below half a grey level the "lines" are float rounding in the blur of a flat image: no lines.
+MIN_PEAK = 0.5
 
 
 def extract_highpass(images: torch.Tensor, sigma=SIGMA) -> torch.Tensor:
@@ -19,6 +21,5 @@ def extract_highpass(images: torch.Tensor, sigma=SIGMA) -> torch.Tensor:
     colour = images.to(torch.float32)
     darker = (gaussian_blur(colour, sigma) - colour).amax(dim=1, keepdim=True).clamp(min=0)
     peak = darker.amax(dim=(2, 3), keepdim=True)
-    # A flat image has no lines: all paper rather than a division by zero.
-    normalized = torch.where(peak > 0, darker / peak.clamp(min=1e-12), torch.zeros_like(darker))
+    normalized = torch.where(peak > MIN_PEAK, darker / peak.clamp(min=MIN_PEAK), torch.zeros_like(darker))
     return to_uint8(1.0 - normalized)

@@ -66,17 +66,34 @@ def binarize_otsu(lines: torch.Tensor) -> torch.Tensor:
     return torch.where(lines.to(torch.int64) > threshold, 255, 0).to(torch.uint8)
 
 
+def area_weights(source: int, target: int, device: torch.device) -> torch.Tensor:
+    """(target, source) matrix of INTER_AREA weights: each output pixel averages the input span it covers,
+    partially covered input pixels counting by the covered fraction."""
+    scale = source / target
+    starts = torch.arange(target, dtype=torch.float64, device=device) * scale
+    edges = torch.arange(source + 1, dtype=torch.float64, device=device)
+    left = torch.maximum(edges[:-1].unsqueeze(0), starts.unsqueeze(1))
+    right = torch.minimum(edges[1:].unsqueeze(0), (starts + scale).unsqueeze(1))
+    return (right - left).clamp(min=0) / scale
+
+
 def resize_lines(lines: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize to size x size: area averaging when shrinking (cv2.INTER_AREA), bilinear when enlarging."""
+    """Resize to size x size as cv2.resize does: INTER_AREA when shrinking, bilinear when enlarging."""
     _check_lines(lines)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
-    if tuple(lines.shape[-2:]) == (size, size):
+    height, width = lines.shape[-2:]
+    if (height, width) == (size, size):
         return lines
-    values = lines.to(torch.float32)
-    if size <= min(lines.shape[-2:]):
-        out = F.interpolate(values, size=(size, size), mode="area")
-    else:
+    values = lines.to(torch.float64)
+    if size > min(height, width):
         out = F.interpolate(values, size=(size, size), mode="bilinear", align_corners=False)
-    # Half rounds up, as OpenCV's integer area path ((sum + n/2) / n) does.
-    return (out + 0.5).floor().clamp(0, 255).to(torch.uint8)
+        return out.round().clamp(0, 255).to(torch.uint8)
+    if height == width == 2 * size:
+        # OpenCV's fast 2x path averages in integers and rounds half up: (sum + 2) >> 2.
+        return ((F.avg_pool2d(values, 2) * 4 + 2) / 4).floor().to(torch.uint8)
+    rows = area_weights(height, size, lines.device)
+    cols = area_weights(width, size, lines.device)
+    out = rows @ values @ cols.T
+    # The general path computes in floating point and rounds half to even (saturate_cast).
+    return out.round().clamp(0, 255).to(torch.uint8)

@@ -38,7 +38,7 @@ def highpass_reference(rgb: np.ndarray, sigma: float) -> np.ndarray:
     colour = rgb.astype(np.float32)
     darker = np.clip((cv2.GaussianBlur(colour, (0, 0), sigma) - colour).max(axis=2), 0, None)
     peak = darker.max()
-    normalized = darker / peak if peak > 0 else np.zeros_like(darker)
+    normalized = darker / peak if peak > 0.5 else np.zeros_like(darker)
     return np.clip(np.round((1.0 - normalized) * 255.0), 0, 255).astype(np.uint8)
 
 
