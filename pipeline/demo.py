@@ -1,8 +1,9 @@
 """`pipe demo`: every stage that exists, run on generated data, so a new user sees the whole flow.
 
 The demo starts the project's fixture image board on 127.0.0.1 (it speaks Danbooru's API and
-misbehaves the way real boards do), crawls it with `pipe crawl`'s machinery, then prepares what was
-downloaded. Nothing leaves the machine.
+misbehaves the way real boards do), crawls it with `pipe crawl`'s machinery, prepares what was
+downloaded, and extracts line art from it with every method that needs no weights. Nothing leaves
+the machine.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from crawlers.run import run_crawl
 from crawlers.sites import resolve_site
 from pipeline.console import console
 from pipeline.demo_data import OUTLINE, make_illustration
+from pipeline.extract.config import ExtractConfig
+from pipeline.extract.stage import run_extract
 from pipeline.prepare.stage import PrepareConfig, PrepareStage
 from pipeline.report import print_run_report
 from pipeline.runner import RunnerConfig, run_stage
 
 DEMO_TAGS = "1girl solo"
+DEMO_METHODS = ("xdog", "dilate", "canny", "highpass", "gray")
 
 
 def demo_catalogue(images: int, seed: int):
@@ -77,10 +81,14 @@ def run_demo(out: Path, images: int, seed: int, runner: RunnerConfig) -> None:
     print_crawl_report(report, config.root)
     stage = PrepareStage(source=root / "raw.parquet", root=root, config=PrepareConfig())
     print_run_report(run_stage(stage, root, runner, label="prepare"))
+    # Every CPU method, so the demo shows what each line style looks like on the same images.
+    extract = ExtractConfig(root=root.resolve(), methods=DEMO_METHODS, device="cpu", batch_size=8, workers=runner.workers)
+    print_run_report(run_extract(extract))
     console.print(
         f"\n[bold]Where to look[/]\n"
         f"  originals:         {root / 'raw'}  (crawl ledger: {root / 'raw.parquet'})\n"
         f"  512x512 images:    {root / 'prepared'}  (ledger: {root / 'prepared.parquet'})\n"
+        f"  line art:          {root / 'lines'}/<method>  (ledger: {root / 'lines.parquet'})\n"
         f"  what each post should become: {expected_file}\n"
         f"  again at any time: pipe status {root}"
     )

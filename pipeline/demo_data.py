@@ -108,3 +108,30 @@ def write_demo_source(folder: Path, count: int = 24, seed: int = 0) -> dict[str,
     (folder / "trouble" / "error_page.png").write_text("<!DOCTYPE html><html><body>404 Not Found</body></html>")
     expected["trouble/error_page.png"] = "decode_error"
     return expected
+
+
+def make_prepared_dataset(root: Path, count: int, size: int = 512, seed: int = 0) -> list[str]:
+    """A dataset as `pipe prepare` leaves it: `count` generated size x size PNGs and their ok ledger rows.
+
+    Written directly rather than through prepare, for extractor tests and benchmarks; returns the keys.
+    """
+    from manifests.atomic import write_bytes_atomic
+    from manifests.layout import DatasetLayout
+    from manifests.ledger import Ledger
+    from manifests.schema import PREPARED
+    from pipeline.prepare.stage import content_key
+
+    layout = DatasetLayout(root)
+    rows, keys = [], []
+    for index in range(count):
+        rgb = make_illustration(np.random.default_rng([seed, index]), size, size)
+        data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+        key = content_key(data)
+        path = layout.sample("prepared", key, "png")
+        write_bytes_atomic(path, data)
+        keys.append(key)
+        rows.append({"key": key, "status": "ok", "source": f"generated/{index}.png", "width": size, "height": size, "path": layout.relative(path), "dedupe_settled": True})
+    ledger = Ledger(root, PREPARED)
+    ledger.append(rows)
+    ledger.compact()
+    return keys

@@ -14,7 +14,7 @@ from PIL import Image
 
 from manifests.ledger import Ledger
 from manifests.schema import PREPARED
-from pipeline.demo_data import make_illustration, save_rgb
+from pipeline.demo_data import make_illustration, make_prepared_dataset, save_rgb
 from pipeline.prepare.stage import PrepareConfig, PrepareStage
 from pipeline.runner import RunnerConfig, RunReport, run_stage
 
@@ -99,28 +99,5 @@ def jpeg_with_orientation(rgb: np.ndarray, orientation: int) -> bytes:
     return buffer.getvalue()
 
 
-__all__ = ["REAL_DATA", "jpeg_with_orientation", "picture", "png_header_only", "rows_by_name", "run_prepare", "save_rgb", "write_bad_inputs"]
+__all__ = ["REAL_DATA", "jpeg_with_orientation", "make_prepared_dataset", "picture", "png_header_only", "rows_by_name", "run_prepare", "save_rgb", "write_bad_inputs"]
 
-
-def make_prepared_dataset(root: Path, count: int, size: int = 512, seed: int = 0) -> list[str]:
-    """A dataset as `pipe prepare` leaves it: `count` generated size x size PNGs and their ok rows.
-
-    Written directly (not through prepare) to keep extractor tests fast; returns the keys.
-    """
-    from manifests.atomic import write_bytes_atomic
-    from manifests.layout import DatasetLayout
-    from pipeline.prepare.stage import content_key
-
-    layout = DatasetLayout(root)
-    rows, keys = [], []
-    for index in range(count):
-        rgb = make_illustration(np.random.default_rng([seed, index]), size, size)
-        data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
-        key = content_key(data)
-        path = layout.sample("prepared", key, "png")
-        write_bytes_atomic(path, data)
-        keys.append(key)
-        rows.append({"key": key, "status": "ok", "source": f"generated/{index}.png", "width": size, "height": size, "path": layout.relative(path), "dedupe_settled": True})
-    Ledger(root, PREPARED).append(rows)
-    Ledger(root, PREPARED).compact()
-    return keys

@@ -14,6 +14,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from manifests.atomic import write_bytes_atomic
@@ -48,6 +49,23 @@ class DecodeDataset(Dataset):
         if bgr is None:
             return {"index": index, "image": empty, "reason": REASON_DECODE_ERROR, "detail": f"OpenCV cannot decode {path.name} ({data.size} bytes)"}
         return {"index": index, "image": cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "reason": "", "detail": ""}
+
+
+def collate_decoded(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """A chunk of decoded samples as few tensors as possible: one stack per image shape.
+
+    Each tensor crosses from the decode worker to the main process through shared memory with a
+    fixed cost, so one stack per chunk is much cheaper than one tensor per image.
+    """
+    by_shape: dict[tuple[int, ...], list[dict[str, Any]]] = {}
+    failures = []
+    for sample in samples:
+        if sample["reason"]:
+            failures.append((sample["index"], sample["reason"], sample["detail"]))
+        else:
+            by_shape.setdefault(sample["image"].shape, []).append(sample)
+    stacks = [([s["index"] for s in group], torch.from_numpy(np.stack([s["image"] for s in group]))) for group in by_shape.values()]
+    return {"stacks": stacks, "failures": failures}
 
 
 @dataclass(frozen=True)

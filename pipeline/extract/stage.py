@@ -30,7 +30,7 @@ from manifests.schema import LINES
 from pipeline.console import make_progress
 from pipeline.errors import PipeError
 from pipeline.extract.config import ExtractConfig, resolve_device
-from pipeline.extract.io import DecodeDataset, LineOutput, RowContext, failed_row, write_lines
+from pipeline.extract.io import DecodeDataset, LineOutput, RowContext, collate_decoded, failed_row, write_lines
 from pipeline.extract.plan import ExtractItem, line_id, plan_extract
 from pipeline.runner import REASON_EXCEPTION, REASON_WORKER_CRASHED, LedgerBuffer, RunnerConfig, RunReport, describe_exception, init_worker, new_process_pool, stage_lock, summarize_run
 from pipeline.seeding import sample_rng
@@ -151,9 +151,10 @@ class _Extraction:
         buffer = LedgerBuffer(self.ledger, RunnerConfig(flush_seconds=self.config.flush_seconds))
         loader = DataLoader(
             DecodeDataset(self.config.root, items),
-            batch_size=None,
+            batch_size=self.config.batch_size,
+            collate_fn=collate_decoded,
             num_workers=self.decoders,
-            prefetch_factor=2 * self.config.batch_size if self.decoders else None,
+            prefetch_factor=4 if self.decoders else None,
             multiprocessing_context="spawn" if self.decoders else None,
             worker_init_fn=_init_decoder if self.decoders else None,
         )
@@ -171,12 +172,13 @@ class _Extraction:
                         written += len(rows)
                         progress.advance(task, len(rows))
 
-                for sample in loader:
-                    item = items[int(sample["index"])]
-                    if sample["reason"]:
-                        record([[failed_row(item, m, self.context, sample["reason"], sample["detail"]) for m in item.methods]])
-                    else:
-                        self._add(item, sample["image"])
+                for chunk in loader:
+                    for index, reason, detail in chunk["failures"]:
+                        item = items[index]
+                        record([[failed_row(item, m, self.context, reason, detail) for m in item.methods]])
+                    for indices, stack in chunk["stacks"]:
+                        for index, image in zip(indices, stack):
+                            self._add(items[index], image)
                     record(self.writer.finished_rows())
                 for method, shape in list(self.buckets):
                     self._run_batch(method, self.buckets.pop((method, shape)))

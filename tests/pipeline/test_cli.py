@@ -49,6 +49,10 @@ def test_demo_crawls_the_fixture_board_and_every_post_lands_where_expected(tmp_p
     assert raw == {post: outcome["crawl"] for post, outcome in expected.items()}
     assert prepared == {post: outcome["prepare"] for post, outcome in expected.items() if outcome["prepare"]}
     assert {"grayscale", "aspect_ratio", "near_duplicate"} <= set(prepared.values())
+    ok_keys = {row["key"] for row in pq.read_table(dataset / "prepared.parquet").to_pylist() if row["status"] == "ok"}
+    lines = pq.read_table(dataset / "lines.parquet").to_pylist()
+    assert {(row["method"], row["key"]) for row in lines} == {(m, k) for m in ("xdog", "dilate", "canny", "highpass", "gray") for k in ok_keys}
+    assert all(row["status"] == "ok" and (dataset / row["path"]).is_file() for row in lines)
     assert main(["status", str(dataset)]) == 0
     assert main(["demo", str(tmp_path / "demo"), "--images", "4", "--workers", "0"]) == 0
     assert "nothing to do" in capsys.readouterr().err
