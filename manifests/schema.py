@@ -142,8 +142,47 @@ LINES = LedgerSchema(
     ),
 )
 
+# What `pipe shard` made of each prepared image: the split and shard it went into, or why none.
+SHARDS = LedgerSchema(
+    stage="shards",
+    id_column="key",
+    fields=(
+        pa.field("split", pa.string()),
+        # `train/00003`: the shard holding the sample (ok rows only).
+        pa.field("shard", pa.string()),
+        # The line art it got (`xdog`, ..., or `gray`), the hint scheme (`none` for the hint-free
+        # share) and the artifacts applied to its draft (comma-separated, empty when off).
+        pa.field("line_source", pa.string()),
+        pa.field("hint", pa.string()),
+        pa.field("artifacts", pa.string()),
+        pa.field("seed", pa.int64()),
+        # Bytes of the sample's members in the tar.
+        pa.field("bytes", pa.int64()),
+    ),
+)
+
 # Every ledger pipe knows, in pipeline order: `pipe status` reports them in this order.
-LEDGERS: tuple[LedgerSchema, ...] = (RAW, PREPARED, LINES)
+LEDGERS: tuple[LedgerSchema, ...] = (RAW, PREPARED, LINES, SHARDS)
+
+# The Parquet sidecar beside each shard (shards/<split>/NNNNN.parquet): one row per sample, in tar
+# order, with enough about each member for `pipe shard --verify` to check the tar byte for byte.
+SHARD_SIDECAR = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("split", pa.string()),
+        pa.field("shard", pa.string()),
+        pa.field("source_path", pa.string()),
+        pa.field("line_source", pa.string()),
+        pa.field("hint", pa.string()),
+        pa.field("artifacts", pa.string()),
+        pa.field("seed", pa.int64()),
+        # Member extensions (`color.png`, `line.png`, ...) with their sizes and SHA-256 digests.
+        pa.field("members", pa.list_(pa.string())),
+        pa.field("member_bytes", pa.list_(pa.int64())),
+        pa.field("member_sha256", pa.list_(pa.string())),
+    ],
+    metadata={b"pipe.stage": b"shard_sidecar", b"pipe.schema_version": str(SCHEMA_VERSION).encode()},
+)
 
 
 def by_stage(stage: str) -> LedgerSchema:

@@ -1,0 +1,78 @@
+"""`pipe shard` behind the CLI: option parsing into a ShardConfig, the run or the verification, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pipeline.console import console
+from pipeline.errors import PipeError
+from pipeline.report import print_run_report
+from pipeline.shard.config import ShardConfig
+from pipeline.shard.plan import extracted_methods
+from pipeline.shard.stage import ShardState, run_shard, shards_root
+from pipeline.shard.verify import verify_shards
+from synth.artifacts import parse_artifact_names
+from synth.hints import parse_hint_names
+from synth.lines import LineAugment, parse_line_weights
+
+
+def build_config(root: Path, lines: str | None, gray_share: float, equalize_share: float, jitter: float, hints: str,
+                 no_hint_share: float, artifacts: str, seed: int, val: float, shard_samples: int, shard_mb: float,
+                 histogram_images: int, png_compression: int | None, workers: int, save_every: float) -> ShardConfig:
+    root = root.resolve()
+    try:
+        if lines is None:
+            methods = extracted_methods(root)
+            if not methods:
+                raise PipeError(f"no line art in {root}: run `pipe extract {root} --method xdog` first (or give --lines)")
+            weights = tuple((m, 1.0) for m in methods)
+        else:
+            weights = parse_line_weights(lines)
+        return ShardConfig(
+            root=root,
+            lines=LineAugment(weights, gray_share=gray_share, equalize_share=equalize_share, min_jitter=jitter),
+            hints=parse_hint_names(hints),
+            no_hint_share=no_hint_share,
+            artifacts=parse_artifact_names(artifacts),
+            val_fraction=val,
+            max_samples=shard_samples,
+            max_bytes=int(shard_mb * 1024 * 1024),
+            seed=seed,
+            histogram_images=histogram_images,
+            png_compression=png_compression,
+            workers=workers,
+            flush_seconds=save_every,
+        )
+    except ValueError as exc:
+        raise PipeError(str(exc)) from None
+
+
+def shards_table(states: dict[str, ShardState]) -> Table:
+    table = Table(title="shards", title_justify="left")
+    for column in ("split", "shards", "samples", "MB"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, state in states.items():
+        table.add_row(split, f"{len(state.summaries):,}", f"{sum(s.count for s in state.summaries):,}", f"{sum(s.bytes for s in state.summaries) / 1e6:,.1f}")
+    return table
+
+
+def run_shard_command(root: Path, verify: bool, redo: bool, **options) -> None:
+    if verify:
+        folder = shards_root(root.resolve())
+        if not folder.is_dir():
+            raise PipeError(f"no shards in {root}: run `pipe shard {root}` first")
+        report = verify_shards(folder)
+        for problem in report.problems:
+            console.print(f"[red]problem:[/] {problem}", soft_wrap=True)
+        verdict = "[green]all good[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
+        console.print(f"verified {report.shards} shards, {report.samples:,} samples, {report.bytes / 1e6:,.1f} MB: {verdict}")
+        if not report.ok:
+            raise typer.Exit(1)
+        return
+    config = build_config(root, **options)
+    report, states = run_shard(config, redo=redo)
+    print_run_report(report)
+    console.print(shards_table(states))

@@ -1,0 +1,65 @@
+"""The options of `pipe shard`, in one frozen dataclass, and the fingerprint resume checks them against."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.runner import default_workers
+from synth.lines import LineAugment
+
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    root: Path
+    lines: LineAugment
+    hints: tuple[str, ...] = ("patches",)
+    no_hint_share: float = 0.0
+    artifacts: tuple[str, ...] = ("paste", "warp", "spray")
+    val_fraction: float = 0.05
+    max_samples: int = 1000
+    max_bytes: int = 1 << 30
+    seed: int = 0
+    # Images (of the train split) the dataset-wide colour histogram is counted over, for `histogram` hints.
+    histogram_images: int = 1000
+    png_compression: int | None = None
+    workers: int = field(default_factory=default_workers)
+    flush_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"--val must be in [0, 1), got {self.val_fraction}")
+        if not 0 <= self.no_hint_share <= 1:
+            raise ValueError(f"--no-hint-share must be in [0, 1], got {self.no_hint_share}")
+        if self.max_samples < 1 or self.max_bytes < 1:
+            raise ValueError("shard limits must be positive")
+        if self.png_compression is not None and not 0 <= self.png_compression <= 9:
+            raise ValueError(f"--png-compression must be 0..9, got {self.png_compression}")
+
+    @property
+    def with_palette(self) -> bool:
+        return "palette" in self.hints
+
+    def fingerprint(self) -> dict:
+        """Everything that decides the shards' content: a resumed run must use the same values."""
+        return {
+            "lines": [list(pair) for pair in self.lines.weights],
+            "gray_share": self.lines.gray_share,
+            "equalize_share": self.lines.equalize_share,
+            "min_jitter": self.lines.min_jitter,
+            "hints": list(self.hints),
+            "no_hint_share": self.no_hint_share,
+            "artifacts": list(self.artifacts),
+            "val_fraction": self.val_fraction,
+            "max_samples": self.max_samples,
+            "max_bytes": self.max_bytes,
+            "seed": self.seed,
+            "histogram_images": self.histogram_images if "histogram" in self.hints else None,
+            "png_compression": self.png_compression,
+        }
+
+    def fingerprint_json(self) -> str:
+        return json.dumps(self.fingerprint(), sort_keys=True, indent=1) + "\n"

@@ -1,0 +1,69 @@
+"""What `pipe shard` has to pack: every ok prepared image with the line art extracted for it, by split."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from manifests.ledger import Ledger
+from manifests.schema import LINES, STATUS_OK
+from pipeline.errors import PipeError
+from pipeline.extract.plan import prepared_images
+from pipeline.shard.config import ShardConfig
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One sample to synthesize: its prepared image and the line art available for it."""
+
+    key: str
+    split: str
+    color_path: str  # relative to the dataset root
+    # (method, path relative to the root, extraction params JSON) of each ok line image.
+    lines: tuple[tuple[str, str, str], ...]
+
+
+def split_of(key: str, val_fraction: float) -> str:
+    """`val` for a fixed share of keys, decided by a hash of the key: stable as the dataset grows."""
+    digest = hashlib.sha256(f"split\x1f{key}".encode()).digest()
+    return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
+
+
+def extracted_lines(root: Path, methods: set[str]) -> dict[str, list[tuple[str, str, str]]]:
+    """key -> [(method, path, params)] of the ok rows of lines.parquet for `methods`."""
+    ledger = Ledger(root, LINES)
+    if not ledger.exists():
+        return {}
+    table = ledger.read()
+    table = table.filter(pc.and_(pc.equal(table["status"], STATUS_OK), pc.is_in(table["method"], pa.array(sorted(methods), pa.string()))))
+    by_key: dict[str, list[tuple[str, str, str]]] = {}
+    for key, method, path, params in zip(*(table[c].to_pylist() for c in ("key", "method", "path", "params"))):
+        by_key.setdefault(key, []).append((method, path, params or "{}"))
+    return by_key
+
+
+def plan_shard(config: ShardConfig) -> list[ShardJob]:
+    """Every ok prepared image as a job, in key order (the order samples are packed in)."""
+    images = prepared_images(config.root)
+    if not images:
+        raise PipeError(f"no prepared images in {config.root}: run `pipe prepare SOURCE {config.root}` first")
+    methods = {name for name, _ in config.lines.weights}
+    lines = extracted_lines(config.root, methods)
+    if not lines and config.lines.gray_share == 0:
+        raise PipeError(
+            f"no line art for {', '.join(sorted(methods))} in {config.root}: run `pipe extract {config.root} --method {','.join(sorted(methods))}` first"
+        )
+    return [ShardJob(key, split_of(key, config.val_fraction), path, tuple(sorted(lines.get(key, [])))) for key, path in images]
+
+
+def extracted_methods(root: Path) -> list[str]:
+    """Line methods with at least one ok row in ROOT/lines.parquet."""
+    ledger = Ledger(root, LINES)
+    if not ledger.exists():
+        return []
+    table = ledger.read()
+    return sorted(set(table.filter(pc.equal(table["status"], STATUS_OK))["method"].to_pylist()))

@@ -1,0 +1,189 @@
+"""The worker side of `pipe shard`: one sample's line, hint, draft and JSON, encoded as tar members.
+
+Runs in spawn worker processes, one sample at a time (torch on one thread each), so a sample's bytes
+never depend on what else is being processed. Every random choice comes from generators seeded by
+(seed, "shard", what, key) and is written into the sample's JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from extractors.ops import rgb_to_gray_uint8
+from pipeline.runner import describe_exception, init_worker
+from pipeline.seeding import sample_rng
+from pipeline.shard.config import ShardConfig
+from pipeline.shard.plan import ShardJob
+from synth.artifacts import apply_artifacts, donor_keys_of, draw_artifacts
+from synth.common import DrawInput, SynthContext
+from synth.hints import apply_hints, draw_hint
+from synth.hints.palette import top_colors
+from synth.lines import GRAY_SOURCE, apply_line_augment, draw_line_augment
+
+SEED_STAGE = "shard"
+REASON_DECODE_ERROR = "decode_error"
+REASON_MISSING_INPUT = "missing_input"
+REASON_NO_LINES = "no_lines"
+
+
+class SampleError(Exception):
+    """A foreseen problem with one sample's inputs; `reason` is the ledger's reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SynthInputs:
+    """What every worker shares: the options, the donor images per split and the dataset histogram."""
+
+    config: ShardConfig
+    donors: dict[str, dict[str, str]]  # split -> {key: color path}
+    dataset_histogram: np.ndarray | None
+
+
+@dataclass
+class SampleOutcome:
+    job: ShardJob
+    members: dict[str, bytes] | None = None  # extension -> bytes, e.g. "line.png"
+    line_source: str = ""
+    hint: str = ""
+    reason: str = ""
+    detail: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(v) for v in (self.members or {}).values())
+
+    def member_digests_by_name(self) -> dict[str, str]:
+        return {name: hashlib.sha256(data).hexdigest() for name, data in (self.members or {}).items()}
+
+
+_INPUTS: SynthInputs | None = None
+
+
+def init_synth_worker(inputs: SynthInputs) -> None:
+    global _INPUTS
+    init_worker()
+    torch.set_num_threads(1)
+    _INPUTS = inputs
+
+
+def synthesize_in_worker(job: ShardJob) -> SampleOutcome:
+    assert _INPUTS is not None, "init_synth_worker was not run in this process"
+    return synthesize(job, _INPUTS)
+
+
+def synthesize(job: ShardJob, inputs: SynthInputs) -> SampleOutcome:
+    """Never raises for a bad sample: problems come back as an outcome with a reason."""
+    try:
+        return _synthesize(job, inputs)
+    except SampleError as exc:
+        return SampleOutcome(job, reason=exc.reason, detail=str(exc))
+    except Exception as exc:  # one bad sample must never end the run
+        return SampleOutcome(job, reason="exception", detail=describe_exception(exc))
+
+
+def read_rgb(root: Path, relative: str) -> tuple[bytes, np.ndarray]:
+    """(file bytes, RGB uint8 (H, W, 3)) of an image in the dataset."""
+    path = root / relative
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SampleError(REASON_MISSING_INPUT, f"cannot read {relative}: {type(exc).__name__}: {exc}") from None
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if bgr is None:
+        raise SampleError(REASON_DECODE_ERROR, f"OpenCV cannot decode {relative} ({len(data)} bytes)")
+    return data, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_line(root: Path, relative: str, height: int, width: int) -> np.ndarray:
+    path = root / relative
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.exists() else None
+    if gray is None:
+        reason = REASON_DECODE_ERROR if path.exists() else REASON_MISSING_INPUT
+        raise SampleError(reason, f"cannot read line art {relative}")
+    if gray.shape != (height, width):
+        gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def encode_png(array: np.ndarray, compression: int | None) -> bytes:
+    params = [] if compression is None else [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    ok, encoded = cv2.imencode(".png", array, params)
+    if not ok:
+        raise RuntimeError("OpenCV could not encode a PNG")
+    return encoded.tobytes()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def as_batch(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+
+
+def _synthesize(job: ShardJob, inputs: SynthInputs) -> SampleOutcome:
+    config, root = inputs.config, inputs.config.root
+    color_bytes, rgb = read_rgb(root, job.color_path)
+    height, width = rgb.shape[:2]
+    image = as_batch(rgb)
+    sample = DrawInput(job.key, image[0])
+    split_donors = inputs.donors.get(job.split, {})
+    context = SynthContext(dataset_histogram=inputs.dataset_histogram, donor_keys=tuple(split_donors))
+
+    available = {method: (path, params) for method, path, params in job.lines}
+    try:
+        line_params = draw_line_augment(sample_rng(config.seed, SEED_STAGE, "line", job.key), config.lines, set(available))
+    except ValueError as exc:
+        raise SampleError(REASON_NO_LINES, str(exc)) from None
+    source = line_params["source"]
+    if source == GRAY_SOURCE:
+        raw_lines = rgb_to_gray_uint8(image)
+    else:
+        raw_lines = torch.from_numpy(read_line(root, available[source][0], height, width))[None, None]
+    lines = apply_line_augment(raw_lines, [line_params])[0, 0].numpy()
+
+    hint_params = draw_hint(sample_rng(config.seed, SEED_STAGE, "hint", job.key), sample, context, config.hints, config.no_hint_share)
+    hint = apply_hints(image, [hint_params])[0].permute(1, 2, 0).numpy()
+
+    members = {
+        "color.png": color_bytes,
+        "line.png": encode_png(lines, config.png_compression),
+        "hint.png": encode_png(cv2.cvtColor(hint, cv2.COLOR_RGBA2BGRA), config.png_compression),
+    }
+    artifact_params: dict = {}
+    if config.artifacts:
+        artifact_params = draw_artifacts(sample_rng(config.seed, SEED_STAGE, "artifacts", job.key), sample, context, config.artifacts)
+        donors = {job.key: image[0]}
+        for donor in donor_keys_of([artifact_params]) - {job.key}:
+            donors[donor] = as_batch(read_rgb(root, split_donors[donor])[1])[0]
+        draft = apply_artifacts(image, [artifact_params], donors)[0].permute(1, 2, 0).numpy()
+        members["draft.png"] = encode_png(cv2.cvtColor(draft, cv2.COLOR_RGB2BGR), config.png_compression)
+    if config.with_palette:
+        members["palette.npy"] = npy_bytes(top_colors(image[0]))
+    record = {
+        "key": job.key,
+        "split": job.split,
+        "seed": config.seed,
+        "size": [height, width],
+        "source": job.color_path,
+        "line": {**line_params, "path": available[source][0] if source != GRAY_SOURCE else None,
+                 "extraction": json.loads(available[source][1]) if source != GRAY_SOURCE else None},
+        "hint": hint_params,
+        "artifacts": artifact_params,
+    }
+    members["json"] = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    return SampleOutcome(job, members=members, line_source=source, hint=hint_params["scheme"])
