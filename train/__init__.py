@@ -1,4 +1,6 @@
-"""Two-stage colorization trainers (draft, refinement) streaming WebDataset shards: `pipe train`.
+"""Two-stage colorization training (draft, refinement) fed by WebDataset shards.
 
-Not built yet.
+`train.loader` streams `pipe shard` output into batched tensors (with node and worker splitting,
+shuffling, resampling for multi-GPU runs, and optional on-device re-synthesis of hints and drafts).
+The trainers themselves are not built yet.
 """

@@ -1,0 +1,197 @@
+"""The streaming loader: WebDataset shards from `pipe shard` -> batches of tensors for the trainers.
+
+Worker processes read tars, decode PNGs with OpenCV and stack uint8 batches (a quarter of the bytes
+of float batches through the DataLoader's shared memory); `to_device` moves a batch and converts it
+to float in [0, 1] there. Under DDP each rank reads its own shards (node splitting) or, with
+`resampled=True`, draws shards with replacement for `epoch_samples` per epoch. `OnDeviceSynth`
+re-draws hints and drafts per step with the same `synth` functions the shards were baked with.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from glob import glob
+from pathlib import Path
+from typing import Any
+
+import braceexpand
+import cv2
+import numpy as np
+import torch
+import webdataset as wds
+
+from pipeline.seeding import sample_rng
+from synth.artifacts import apply_artifacts, draw_artifacts
+from synth.common import DrawInput, SynthContext
+from synth.hints import apply_hints, draw_hint
+from synth.hints.palette import render_palette
+
+log = logging.getLogger(__name__)
+
+# Member -> (tensor name, OpenCV colour conversion applied after decoding).
+IMAGE_MEMBERS = {
+    "color.png": ("color", cv2.COLOR_BGR2RGB),
+    "line.png": ("line", None),
+    "hint.png": ("hint", cv2.COLOR_BGRA2RGBA),
+    "draft.png": ("draft", cv2.COLOR_BGR2RGB),
+}
+STATS_SUFFIX = "_stats.json"
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """How to stream shards. `shards`: a folder (its finished shards), a glob, a brace pattern
+    (`shards/train/{00000..00099}.tar`), a URL WebDataset can open (`pipe:`, `http://`), or several."""
+
+    shards: tuple[str, ...]
+    batch_size: int = 16
+    workers: int = 2
+    shuffle_buffer: int = 1000  # samples; 0 keeps shard order (evaluation)
+    shuffle_shards: bool = True
+    resampled: bool = False  # draw shards with replacement, endlessly: use with epoch_samples
+    epoch_samples: int | None = None  # per rank; with resampled, what one "epoch" means
+    partial_batches: bool = True
+    seed: int = 0
+    with_palette: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.workers < 0:
+            raise ValueError("batch_size must be >= 1 and workers >= 0")
+        if self.resampled and not self.epoch_samples:
+            raise ValueError("resampled loading never ends by itself: give epoch_samples")
+
+
+def shard_urls(specs: tuple[str, ...] | list[str] | str) -> list[str]:
+    """Expand folders, globs and brace patterns to a sorted list of shard paths or URLs."""
+    urls: list[str] = []
+    for spec in [specs] if isinstance(specs, str) else specs:
+        path = Path(spec)
+        if "://" in spec or spec.startswith("pipe:"):
+            urls += list(braceexpand.braceexpand(spec))
+        elif path.is_dir():
+            # Only finished shards: a tar without its done-marker may be from a run in progress.
+            urls += sorted(str(p) for p in path.glob("*.tar") if (p.parent / f"{p.stem}{STATS_SUFFIX}").exists())
+        elif any(ch in spec for ch in "*?["):
+            urls += sorted(glob(spec))
+        else:
+            urls += list(braceexpand.braceexpand(spec))
+    if not urls:
+        raise FileNotFoundError(f"no shards found in {specs}: run `pipe shard ROOT` first")
+    return urls
+
+
+def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    """Raw tar members -> uint8 CHW arrays (colour RGB, line grey, hint RGBA, draft RGB), JSON, palette."""
+    out: dict[str, Any] = {"__key__": sample["__key__"]}
+    for member, (name, conversion) in IMAGE_MEMBERS.items():
+        if member not in sample:
+            continue
+        image = cv2.imdecode(np.frombuffer(sample[member], np.uint8), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"{sample['__key__']}.{member} does not decode")
+        if conversion is not None:
+            image = cv2.cvtColor(image, conversion)
+        out[name] = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+    if "palette.npy" in sample:
+        out["palette"] = np.load(io.BytesIO(sample["palette.npy"]), allow_pickle=False)
+    if "json" in sample:
+        out["meta"] = json.loads(sample["json"])
+    return out
+
+
+def drop_palette(sample: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in sample.items() if k != "palette.npy"}
+
+
+def collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """One batch: uint8 tensors (B, C, H, W) per image member, keys and metadata as lists."""
+    batch: dict[str, Any] = {"__key__": [s["__key__"] for s in samples], "meta": [s.get("meta", {}) for s in samples]}
+    for name in ("color", "line", "hint", "draft", "palette"):
+        if all(name in s for s in samples):
+            batch[name] = torch.from_numpy(np.stack([s[name] for s in samples]))
+    return batch
+
+
+def make_dataset(config: LoaderConfig) -> wds.WebDataset:
+    urls = shard_urls(config.shards)
+    dataset = wds.WebDataset(
+        urls,
+        resampled=config.resampled,
+        # Resampled datasets draw shards at random already; otherwise shuffle shard order per epoch,
+        # deterministically from the seed and the epoch.
+        shardshuffle=False if config.resampled or not config.shuffle_shards else len(urls),
+        detshuffle=True,
+        seed=config.seed,
+        nodesplitter=None if config.resampled else wds.split_by_node,
+        workersplitter=wds.split_by_worker,
+        handler=wds.warn_and_continue,
+        empty_check=False,
+    )
+    if config.shuffle_buffer > 0:
+        dataset = dataset.shuffle(config.shuffle_buffer)
+    if not config.with_palette:
+        dataset = dataset.map(drop_palette)
+    dataset = dataset.map(decode_sample, handler=wds.warn_and_continue)
+    return dataset.batched(config.batch_size, collation_fn=collate_samples, partial=config.partial_batches)
+
+
+def make_loader(config: LoaderConfig) -> wds.WebLoader:
+    """Batches from worker processes; with epoch_samples, each epoch yields that many samples' batches."""
+    loader = wds.WebLoader(
+        make_dataset(config),
+        batch_size=None,
+        num_workers=config.workers,
+        persistent_workers=config.workers > 0,
+        prefetch_factor=4 if config.workers > 0 else None,
+    )
+    if config.epoch_samples:
+        loader = loader.with_epoch(max(1, config.epoch_samples // config.batch_size))
+    return loader
+
+
+def to_device(batch: dict[str, Any], device: torch.device | str, non_blocking: bool = True) -> dict[str, Any]:
+    """Move a batch to `device` and convert images to float in [0, 1] there (palette: 12 channels)."""
+    out: dict[str, Any] = {"__key__": batch["__key__"], "meta": batch["meta"]}
+    for name in ("color", "line", "hint", "draft"):
+        if name in batch:
+            out[name] = batch[name].to(device, non_blocking=non_blocking).float().div_(255.0)
+    if "palette" in batch:
+        colors = batch["palette"].to(device, non_blocking=non_blocking)
+        height, width = batch["color"].shape[-2:]
+        out["palette"] = render_palette(colors, height, width).float().div_(255.0)
+    return out
+
+
+@dataclass(frozen=True)
+class OnDeviceSynth:
+    """Re-draw hints and drafts for a uint8 batch on its device, instead of the baked ones.
+
+    Draws come from generators seeded by (seed, "online", step, key): a step's batch is reproducible,
+    and each epoch sees new hints. Paste donors are the other images of the batch.
+    """
+
+    hints: tuple[str, ...] = ("patches",)
+    artifacts: tuple[str, ...] = ()
+    no_hint_share: float = 0.0
+    seed: int = 0
+
+    def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
+        images = batch["color"]
+        keys = batch["__key__"]
+        context = SynthContext(donor_keys=tuple(keys))
+        hint_params, artifact_params = [], []
+        for key, image in zip(keys, images):
+            sample = DrawInput(key, image)
+            hint_params.append(draw_hint(sample_rng(self.seed, "online", str(step), "hint", key), sample, context, self.hints, self.no_hint_share))
+            if self.artifacts:
+                artifact_params.append(draw_artifacts(sample_rng(self.seed, "online", str(step), "artifacts", key), sample, context, self.artifacts))
+        out = dict(batch)
+        out["hint"] = apply_hints(images, hint_params)
+        out["hint_params"] = hint_params
+        if self.artifacts:
+            out["draft"] = apply_artifacts(images, artifact_params, dict(zip(keys, images)))
+            out["artifact_params"] = artifact_params
+        return out
