@@ -130,7 +130,7 @@ def make_prepared_dataset(root: Path, count: int, size: int = 512, seed: int = 0
         path = layout.sample("prepared", key, "png")
         write_bytes_atomic(path, data)
         keys.append(key)
-        rows.append({"key": key, "status": "ok", "source": f"generated/{index}.png", "width": size, "height": size, "path": layout.relative(path), "dedupe_settled": True})
+        rows.append({"key": key, "status": "ok", "source": f"generated/{seed}/{index}.png", "width": size, "height": size, "path": layout.relative(path), "dedupe_settled": True})
     ledger = Ledger(root, PREPARED)
     ledger.append(rows)
     ledger.compact()

@@ -135,6 +135,20 @@ def as_batch(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
 
 
+def _read_donors(root: Path, key: str, image: torch.Tensor, artifact_params: dict, paths: dict[str, str]) -> dict[str, torch.Tensor]:
+    """The paste donors' images. An unreadable donor is replaced by the image itself, and the
+    parameters say so (`unreadable_donor`): a bad neighbour must not fail this sample."""
+    donors = {key: image}
+    for donor in sorted(donor_keys_of([artifact_params]) - {key}):
+        try:
+            donors[donor] = as_batch(read_rgb(root, paths[donor])[1])[0]
+        except SampleError:
+            for paste in artifact_params["paste"]["pastes"]:
+                if paste["donor"] == donor:
+                    paste.update(donor=key, unreadable_donor=donor)
+    return donors
+
+
 def _synthesize(job: ShardJob, inputs: SynthInputs) -> SampleOutcome:
     config, root = inputs.config, inputs.config.root
     color_bytes, rgb = read_rgb(root, job.color_path)
@@ -167,9 +181,7 @@ def _synthesize(job: ShardJob, inputs: SynthInputs) -> SampleOutcome:
     artifact_params: dict = {}
     if config.artifacts:
         artifact_params = draw_artifacts(sample_rng(config.seed, SEED_STAGE, "artifacts", job.key), sample, context, config.artifacts)
-        donors = {job.key: image[0]}
-        for donor in donor_keys_of([artifact_params]) - {job.key}:
-            donors[donor] = as_batch(read_rgb(root, split_donors[donor])[1])[0]
+        donors = _read_donors(root, job.key, image[0], artifact_params, split_donors)
         draft = apply_artifacts(image, [artifact_params], donors)[0].permute(1, 2, 0).numpy()
         members["draft.png"] = encode_png(cv2.cvtColor(draft, cv2.COLOR_RGB2BGR), config.png_compression)
     if config.with_palette:
