@@ -372,6 +372,7 @@ def shard(
     histogram_images: Annotated[int, typer.Option(min=1, help="Train images the dataset colour histogram is counted over (histogram hints).", rich_help_panel=SHARD_PANEL)] = 1000,
     png_compression: Annotated[Optional[int], typer.Option(min=0, max=9, help="PNG zlib level 0-9 for line, hint and draft. (default: OpenCV's)", rich_help_panel=SHARD_PANEL, show_default=False)] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Write nothing: re-read every shard and check it against its sidecar and done-marker (exit 1 on problems).", rich_help_panel=RUN_PANEL)] = False,
+    contact_sheet: Annotated[Optional[Path], typer.Option(help="Write nothing else: save a PNG grid (colour, line, hint, draft) of the first train samples to this file.", rich_help_panel=RUN_PANEL, show_default=False)] = None,
     workers: Workers = default_workers(),
     save_every: Annotated[float, typer.Option(min=0.0, help="Save failed rows to the ledger at least this often (seconds).", rich_help_panel=RUN_PANEL)] = 5.0,
     redo: Annotated[bool, typer.Option(help="Delete ROOT/shards and the shards ledger and build them again.", rich_help_panel=RUN_PANEL)] = False,
@@ -389,7 +390,7 @@ def shard(
     run_shard_command(
         root=root, lines=lines, gray_share=gray_share, equalize_share=equalize_share, jitter=jitter, hints=hints,
         no_hint_share=no_hint_share, artifacts=artifacts, seed=seed, val=val, shard_samples=shard_samples,
-        shard_mb=shard_mb, histogram_images=histogram_images, png_compression=png_compression, verify=verify,
+        shard_mb=shard_mb, histogram_images=histogram_images, png_compression=png_compression, verify=verify, contact_sheet=contact_sheet,
         workers=workers, save_every=save_every, redo=redo,
     )
 

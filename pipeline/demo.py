@@ -2,8 +2,8 @@
 
 The demo starts the project's fixture image board on 127.0.0.1 (it speaks Danbooru's API and
 misbehaves the way real boards do), crawls it with `pipe crawl`'s machinery, prepares what was
-downloaded, and extracts line art from it with every method that needs no weights. Nothing leaves
-the machine.
+downloaded, extracts line art from it with every method that needs no weights, and packs shards
+with every hint scheme and all draft artifacts. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ from pipeline.extract.stage import run_extract
 from pipeline.prepare.stage import PrepareConfig, PrepareStage
 from pipeline.report import print_run_report
 from pipeline.runner import RunnerConfig, run_stage
+from pipeline.shard.cli_support import shards_table
+from pipeline.shard.config import ShardConfig
+from pipeline.shard.stage import run_shard
+from synth.artifacts import ARTIFACT_ORDER
+from synth.hints import HINTS
+from synth.lines import LineAugment
 
 DEMO_TAGS = "1girl solo"
 DEMO_METHODS = ("xdog", "dilate", "canny", "highpass", "gray")
@@ -84,11 +90,27 @@ def run_demo(out: Path, images: int, seed: int, runner: RunnerConfig) -> None:
     # Every CPU method, so the demo shows what each line style looks like on the same images.
     extract = ExtractConfig(root=root.resolve(), methods=DEMO_METHODS, device="cpu", batch_size=8, workers=runner.workers)
     print_run_report(run_extract(extract))
+    # Every hint scheme (one drawn per sample), a hint-free share, and the full erroneous draft.
+    shard = ShardConfig(
+        root=root.resolve(),
+        lines=LineAugment(tuple((m, 1.0) for m in DEMO_METHODS if m != "gray"), gray_share=0.1, equalize_share=0.2),
+        hints=tuple(HINTS),
+        no_hint_share=0.1,
+        artifacts=ARTIFACT_ORDER,
+        val_fraction=0.2,
+        max_samples=8,
+        seed=seed,
+        workers=runner.workers,
+    )
+    shard_report, states = run_shard(shard)
+    print_run_report(shard_report)
+    console.print(shards_table(states))
     console.print(
         f"\n[bold]Where to look[/]\n"
         f"  originals:         {root / 'raw'}  (crawl ledger: {root / 'raw.parquet'})\n"
         f"  512x512 images:    {root / 'prepared'}  (ledger: {root / 'prepared.parquet'})\n"
         f"  line art:          {root / 'lines'}/<method>  (ledger: {root / 'lines.parquet'})\n"
+        f"  WebDataset shards: {root / 'shards'}/{{train,val}}  (ledger: {root / 'shards.parquet'}; check: pipe shard {root} --verify)\n"
         f"  what each post should become: {expected_file}\n"
         f"  again at any time: pipe status {root}"
     )

@@ -12,6 +12,7 @@ from pipeline.errors import PipeError
 from pipeline.report import print_run_report
 from pipeline.shard.config import ShardConfig
 from pipeline.shard.plan import extracted_methods
+from pipeline.shard.sheet import contact_sheet as write_contact_sheet
 from pipeline.shard.stage import ShardState, run_shard, shards_root
 from pipeline.shard.verify import verify_shards
 from synth.artifacts import parse_artifact_names
@@ -59,7 +60,14 @@ def shards_table(states: dict[str, ShardState]) -> Table:
     return table
 
 
-def run_shard_command(root: Path, verify: bool, redo: bool, **options) -> None:
+def run_shard_command(root: Path, verify: bool, redo: bool, contact_sheet: Path | None, **options) -> None:
+    if contact_sheet is not None:
+        try:
+            shown = write_contact_sheet(shards_root(root.resolve()) / "train", contact_sheet)
+        except FileNotFoundError as exc:
+            raise PipeError(str(exc)) from None
+        console.print(f"contact sheet of {shown} samples: {contact_sheet}")
+        return
     if verify:
         folder = shards_root(root.resolve())
         if not folder.is_dir():

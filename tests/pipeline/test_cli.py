@@ -13,9 +13,9 @@ from pipeline.cli import main
 def test_help_lists_only_working_commands(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("crawl", "prepare", "extract", "weights", "status", "demo"):
+    for command in ("crawl", "prepare", "extract", "shard", "weights", "status", "demo"):
         assert command in out
-    for not_yet in ("shard", "train", "eval"):
+    for not_yet in ("train", "eval"):
         assert f" {not_yet} " not in out
 
 
@@ -53,6 +53,9 @@ def test_demo_crawls_the_fixture_board_and_every_post_lands_where_expected(tmp_p
     lines = pq.read_table(dataset / "lines.parquet").to_pylist()
     assert {(row["method"], row["key"]) for row in lines} == {(m, k) for m in ("xdog", "dilate", "canny", "highpass", "gray") for k in ok_keys}
     assert all(row["status"] == "ok" and (dataset / row["path"]).is_file() for row in lines)
+    shards = pq.read_table(dataset / "shards.parquet").to_pylist()
+    assert {row["key"] for row in shards} == ok_keys and all(row["status"] == "ok" for row in shards)
+    assert main(["shard", str(dataset), "--verify"]) == 0
     assert main(["status", str(dataset)]) == 0
     assert main(["demo", str(tmp_path / "demo"), "--images", "4", "--workers", "0"]) == 0
     assert "nothing to do" in capsys.readouterr().err

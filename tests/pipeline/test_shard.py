@@ -215,3 +215,10 @@ def test_real_illustrations_become_readable_shards(tmp_path):
         assert sample["color.png"].shape == (512, 512, 3) and sample["hint.png"].shape == (512, 512, 4)
         assert sample["draft.png"].shape == (512, 512, 3) and sample["palette.npy"].shape == (4, 4, 3)
     assert main(["shard", str(root), "--verify"]) == 0
+
+
+def test_contact_sheet_shows_colour_line_hint_draft_per_sample(reference, tmp_path):
+    out = tmp_path / "sheet.png"
+    assert main(["shard", str(reference), "--contact-sheet", str(out)]) == 0
+    sheet = np.asarray(Image.open(out))
+    assert sheet.shape == (22 + 6 * 256, 4 * 256, 3)

@@ -1,0 +1,137 @@
+"""Benchmark the streaming loader (train/loader.py) against a plain tar-reading loop, in the same run.
+
+    python bench/loader.py [--images 96] [--size 512] [--workers 0,1,2] [--batch-size 16]
+                           [--target 3000] [--device cpu]
+    python bench/loader.py --workers 0,2,4,8,12,16 --device cuda     # on a GPU box
+    python bench/loader.py --source ../shared/data/real/color        # real illustrations (bigger PNGs)
+
+Builds a dataset of generated illustrations (prepared, xdog lines, `pipe shard` with patches hints and
+all three draft artifacts), then measures samples/s delivered:
+  - plain loop: tarfile over every shard, cv2.imdecode of every PNG member, json.loads, one process;
+  - the loader with each worker count (decode in workers, uint8 batches), --epochs passes after a
+    warm-up pass, so worker start-up is not counted;
+  - on-device re-synthesis (OnDeviceSynth: patches hints, paste+warp+spray drafts) on --device.
+It then says how many loader workers would feed a trainer consuming --target samples/s, from the
+rate one worker adds. Absolute rates belong to the machine they were taken on; compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.demo_data import make_prepared_dataset  # noqa: E402
+from pipeline.extract.config import ExtractConfig  # noqa: E402
+from pipeline.extract.stage import run_extract  # noqa: E402
+from pipeline.shard.config import ShardConfig  # noqa: E402
+from pipeline.shard.stage import run_shard  # noqa: E402
+from synth.lines import LineAugment  # noqa: E402
+from train.loader import LoaderConfig, OnDeviceSynth, make_loader, shard_urls, to_device  # noqa: E402
+
+
+def build_shards(root: Path, images: int, size: int, workers: int, source: Path | None) -> tuple[Path, float, int]:
+    if source is None:
+        make_prepared_dataset(root, images, size=size)
+    else:
+        from pipeline.cli import main as pipe_main
+
+        if pipe_main(["prepare", str(source), str(root), "--size", str(size), "--workers", str(workers)]) != 0:
+            raise SystemExit(f"pipe prepare failed on {source}")
+    run_extract(ExtractConfig(root=root, methods=("xdog",), workers=workers, device="cpu"))
+    started = time.perf_counter()
+    config = ShardConfig(root=root, lines=LineAugment((("xdog", 1.0),)), hints=("patches",), val_fraction=0.0, max_samples=8, workers=workers)
+    report, _ = run_shard(config)
+    return root / "shards" / "train", report.processed / (time.perf_counter() - started), report.processed
+
+
+def plain_loop(folder: Path, epochs: int) -> float:
+    """Samples/s of reading every tar and decoding every member in this process."""
+    count, started = 0, time.perf_counter()
+    for url in shard_urls(str(folder)) * epochs:
+        with tarfile.open(url) as tar:
+            for member in tar:
+                data = tar.extractfile(member).read()
+                if member.name.endswith(".png"):
+                    assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is not None
+                elif member.name.endswith(".json"):
+                    json.loads(data)
+                    count += 1
+    return count / (time.perf_counter() - started)
+
+
+def loader_rate(folder: Path, workers: int, batch_size: int, epochs: int) -> float:
+    loader = make_loader(LoaderConfig(shards=(str(folder),), batch_size=batch_size, workers=workers, shuffle_buffer=64))
+    for _ in loader:  # first epoch starts the workers
+        pass
+    count, started = 0, time.perf_counter()
+    for _ in range(epochs):
+        for batch in loader:
+            count += len(batch["__key__"])
+    return count / (time.perf_counter() - started)
+
+
+def resynthesis_rate(folder: Path, batch_size: int, device: str) -> float:
+    batches = list(make_loader(LoaderConfig(shards=(str(folder),), batch_size=batch_size, workers=0, shuffle_buffer=0)))
+    synth = OnDeviceSynth(hints=("patches",), artifacts=("paste", "warp", "spray"))
+    on_device = [{**b, "color": b["color"].to(device)} for b in batches]
+    synth(on_device[0], step=0)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    count, started = 0, time.perf_counter()
+    for step, batch in enumerate(on_device):
+        out = synth(batch, step=step)
+        to_device(out, device)
+        count += len(batch["__key__"])
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--workers", default="0,1,2", help="comma-separated loader worker counts")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--target", type=float, default=3000.0, help="samples/s a trainer consumes (DESIGN.md: ~3,000 for a draft trainer on one H200)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, default=3, help="timed passes over the shards (after one warm-up pass)")
+    parser.add_argument("--source", type=Path, help="prepare these illustrations instead of generating flat-colour ones (e.g. ../shared/data/real/color)")
+    args = parser.parse_args()
+    counts = [int(w) for w in args.workers.split(",")]
+    cores = len(os.sched_getaffinity(0))
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, shard_rate, samples = build_shards(Path(tmp) / "root", args.images, args.size, max(1, min(cores, 4)), args.source)
+        tar_mb = sum(p.stat().st_size for p in folder.glob("*.tar")) / 1e6
+        print(f"{samples} samples at {args.size}x{args.size}, {tar_mb / samples:.2f} MB per sample; {cores} cores; pipe shard wrote {shard_rate:.1f} samples/s")
+        baseline = plain_loop(folder, args.epochs)
+        print(f"{'plain tar + cv2.imdecode loop':<34} {baseline:8.1f} samples/s   1.00x")
+        rates = {}
+        for workers in counts:
+            rates[workers] = loader_rate(folder, workers, args.batch_size, args.epochs)
+            print(f"{f'loader, {workers} workers':<34} {rates[workers]:8.1f} samples/s   {rates[workers] / baseline:.2f}x")
+        synth_rate = resynthesis_rate(folder, args.batch_size, args.device)
+        print(f"{f'on-device re-synthesis ({args.device})':<34} {synth_rate:8.1f} samples/s")
+    positive = [w for w in counts if w > 0]
+    if positive:
+        per_worker = max(rates[w] / w for w in positive)
+        needed = math.ceil(args.target / per_worker)
+        print(f"one loader worker delivers up to {per_worker:.1f} samples/s: feeding {args.target:.0f} samples/s takes about {needed} workers (cores)")
+
+
+if __name__ == "__main__":
+    main()
