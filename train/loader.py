@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from glob import glob
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,7 @@ def make_loader(config: LoaderConfig) -> wds.WebLoader:
 
 def to_device(batch: dict[str, Any], device: torch.device | str, non_blocking: bool = True) -> dict[str, Any]:
     """Move a batch to `device` and convert images to float in [0, 1] there (palette: 12 channels)."""
-    out: dict[str, Any] = {"__key__": batch["__key__"], "meta": batch["meta"]}
+    out: dict[str, Any] = {k: v for k, v in batch.items() if not isinstance(v, torch.Tensor)}
     for name in ("color", "line", "hint", "draft"):
         if name in batch:
             out[name] = batch[name].to(device, non_blocking=non_blocking).float().div_(255.0)
@@ -177,11 +178,13 @@ class OnDeviceSynth:
     artifacts: tuple[str, ...] = ()
     no_hint_share: float = 0.0
     seed: int = 0
+    # For `histogram` hints: the dataset's 512-bin histogram (e.g. np.load("ROOT/shards/_histogram.npy")).
+    dataset_histogram: np.ndarray | None = field(default=None, compare=False)
 
     def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         images = batch["color"]
         keys = batch["__key__"]
-        context = SynthContext(donor_keys=tuple(keys))
+        context = SynthContext(dataset_histogram=self.dataset_histogram, donor_keys=tuple(keys))
         hint_params, artifact_params = [], []
         for key, image in zip(keys, images):
             sample = DrawInput(key, image)
@@ -195,3 +198,15 @@ class OnDeviceSynth:
             out["draft"] = apply_artifacts(images, artifact_params, dict(zip(keys, images)))
             out["artifact_params"] = artifact_params
         return out
+
+
+def device_batches(loader: Iterable[dict[str, Any]], device: torch.device | str, resynth: OnDeviceSynth | None = None, first_step: int = 0) -> Iterator[dict[str, Any]]:
+    """What a training loop iterates: batches on `device` as floats in [0, 1].
+
+    With `resynth`, hints (and drafts, if it has artifacts) are re-drawn on the device from the
+    colour images before conversion, replacing the baked ones; `step` numbers the batches.
+    """
+    for step, batch in enumerate(loader, start=first_step):
+        if resynth is not None:
+            batch = resynth({**batch, "color": batch["color"].to(device, non_blocking=True)}, step)
+        yield to_device(batch, device)

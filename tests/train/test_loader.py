@@ -11,7 +11,7 @@ import torch
 
 from pipeline.cli import main
 from tests.helpers import make_prepared_dataset
-from train.loader import LoaderConfig, OnDeviceSynth, make_loader, shard_urls, to_device
+from train.loader import LoaderConfig, OnDeviceSynth, device_batches, make_loader, shard_urls, to_device
 
 COUNT = 30
 
@@ -100,3 +100,15 @@ def test_shard_urls_take_folders_globs_and_braces_and_skip_unfinished(shards, tm
     assert shard_urls(str(folder / "{00000..00001}.tar")) == [str(folder / "00000.tar"), str(folder / "00001.tar")]
     with pytest.raises(FileNotFoundError, match="pipe shard"):
         shard_urls(str(tmp_path / "empty*.tar"))
+
+
+def test_device_batches_replace_baked_hints_with_fresh_ones(shards):
+    loader = make_loader(LoaderConfig(shards=(str(shards),), batch_size=5, workers=0, shuffle_buffer=0, shuffle_shards=False))
+    baked = list(device_batches(loader, "cpu"))
+    fresh = list(device_batches(loader, "cpu", OnDeviceSynth(hints=("points",), seed=1)))
+    assert len(baked) == len(fresh) == COUNT // 5
+    for old, new in zip(baked, fresh):
+        assert old["__key__"] == new["__key__"] and torch.equal(old["color"], new["color"])
+        assert new["hint"].dtype == torch.float32 and new["hint"].shape == old["hint"].shape
+        assert {p["scheme"] for p in new["hint_params"]} == {"points"}
+        assert not torch.equal(old["hint"], new["hint"])
