@@ -10,6 +10,7 @@ all three draft artifacts), then measures samples/s delivered:
   - plain loop: tarfile over every shard, cv2.imdecode of every PNG member, json.loads, one process;
   - the loader with each worker count (decode in workers, uint8 batches), --epochs passes after a
     warm-up pass, so worker start-up is not counted;
+  - the loader reading only colour and line (what a run with OnDeviceSynth needs);
   - on-device re-synthesis (OnDeviceSynth: patches hints, paste+warp+spray drafts) on --device.
 It then says how many loader workers would feed a trainer consuming --target samples/s, from the
 rate one worker adds. Absolute rates belong to the machine they were taken on; compare ratios.
@@ -77,8 +78,8 @@ def plain_loop(folder: Path, epochs: int) -> tuple[float, dict[str, float]]:
     return count / (time.perf_counter() - started), {kind: 1000 * total / count for kind, total in sorted(spent.items())}
 
 
-def loader_rate(folder: Path, workers: int, batch_size: int, epochs: int) -> float:
-    loader = make_loader(LoaderConfig(shards=(str(folder),), batch_size=batch_size, workers=workers, shuffle_buffer=64))
+def loader_rate(folder: Path, workers: int, batch_size: int, epochs: int, images: tuple[str, ...] = ("color", "line", "hint", "draft")) -> float:
+    loader = make_loader(LoaderConfig(shards=(str(folder),), batch_size=batch_size, workers=workers, shuffle_buffer=64, images=images))
     for _ in loader:  # first epoch starts the workers
         pass
     count, started = 0, time.perf_counter()
@@ -130,6 +131,9 @@ def main() -> None:
         for workers in counts:
             rates[workers] = loader_rate(folder, workers, args.batch_size, args.epochs)
             print(f"{f'loader, {workers} workers':<34} {rates[workers]:8.1f} samples/s   {rates[workers] / baseline:.2f}x")
+        most = max(counts)
+        lean = loader_rate(folder, most, args.batch_size, args.epochs, images=("color", "line"))
+        print(f"{f'loader, {most} workers, colour+line':<34} {lean:8.1f} samples/s   {lean / baseline:.2f}x   (hints/drafts re-drawn on the device)")
         synth_rate = resynthesis_rate(folder, args.batch_size, args.device)
         print(f"{f'on-device re-synthesis ({args.device})':<34} {synth_rate:8.1f} samples/s")
     positive = [w for w in counts if w > 0]

@@ -112,3 +112,11 @@ def test_device_batches_replace_baked_hints_with_fresh_ones(shards):
         assert new["hint"].dtype == torch.float32 and new["hint"].shape == old["hint"].shape
         assert {p["scheme"] for p in new["hint_params"]} == {"points"}
         assert not torch.equal(old["hint"], new["hint"])
+
+
+def test_unwanted_members_are_not_decoded(shards):
+    config = LoaderConfig(shards=(str(shards),), batch_size=4, workers=0, images=("color", "line"))
+    batch = next(iter(make_loader(config)))
+    assert {"color", "line"} <= set(batch) and not {"hint", "draft", "palette"} & set(batch)
+    with pytest.raises(ValueError, match="must include color"):
+        LoaderConfig(shards=(str(shards),), images=("line",))
