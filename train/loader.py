@@ -2,8 +2,9 @@
 
 Worker processes read tars, decode PNGs with OpenCV and stack uint8 batches (a quarter of the bytes
 of float batches through the DataLoader's shared memory); `to_device` moves a batch and converts it
-to float in [0, 1] there. Under DDP each rank reads its own shards (node splitting) or, with
-`resampled=True`, draws shards with replacement for `epoch_samples` per epoch. `OnDeviceSynth`
+to float in [0, 1] there. Under DDP each rank reads its own shards (node splitting); with
+`repeat=True` it cycles them for `epoch_samples` per epoch, so every rank takes the same number of
+steps on disjoint samples; `resampled=True` instead draws shards with replacement. `OnDeviceSynth`
 re-draws hints and drafts per step with the same `synth` functions the shards were baked with.
 """
 
@@ -53,7 +54,10 @@ class LoaderConfig:
     shuffle_buffer: int = 1000  # samples; 0 keeps shard order (evaluation)
     shuffle_shards: bool = True
     resampled: bool = False  # draw shards with replacement, endlessly: use with epoch_samples
-    epoch_samples: int | None = None  # per rank; with resampled, what one "epoch" means
+    # Cycle through this rank's own shards endlessly: disjoint samples per rank and, with
+    # epoch_samples, the same number of steps on every rank (what DDP needs).
+    repeat: bool = False
+    epoch_samples: int | None = None  # per rank; with resampled or repeat, what one "epoch" means
     partial_batches: bool = True
     seed: int = 0
     with_palette: bool = False
@@ -67,8 +71,10 @@ class LoaderConfig:
         known = {name for name, _ in IMAGE_MEMBERS.values()}
         if "color" not in self.images or not set(self.images) <= known:
             raise ValueError(f"images must include color and be among {', '.join(sorted(known))}, got {self.images}")
-        if self.resampled and not self.epoch_samples:
-            raise ValueError("resampled loading never ends by itself: give epoch_samples")
+        if (self.resampled or self.repeat) and not self.epoch_samples:
+            raise ValueError("resampled or repeated loading never ends by itself: give epoch_samples")
+        if self.resampled and self.repeat:
+            raise ValueError("choose resampled (shards drawn at random) or repeat (each rank cycles its own shards), not both")
 
     def wanted(self, member_name: str) -> bool:
         """Whether a tar member (`<key>.<ext>`) is read at all: unwanted ones are skipped unread."""
@@ -130,6 +136,7 @@ def make_dataset(config: LoaderConfig) -> wds.WebDataset:
     dataset = wds.WebDataset(
         urls,
         resampled=config.resampled,
+        repeat=config.repeat,
         # Resampled datasets draw shards at random already; otherwise shuffle shard order per epoch,
         # deterministically from the seed and the epoch.
         shardshuffle=False if config.resampled or not config.shuffle_shards else len(urls),

@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing
 import shutil
+import tarfile
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -238,6 +239,16 @@ def run_shard(config: ShardConfig, redo: bool = False) -> tuple[RunReport, dict[
     return summarize_run(ledger, len(jobs), {job.key for job in pending}, new_rows, started), states
 
 
+# The tar stream buffers one record before it reaches the file, and the archive ends with padding
+# up to a whole record: room for both keeps a closed shard within the byte limit.
+TAR_SLACK = 2 * tarfile.RECORDSIZE
+
+
+def tar_cost(outcome: SampleOutcome) -> int:
+    """Upper bound of what adding a sample makes the tar grow by: a header and padding per member."""
+    return outcome.nbytes + 1024 * len(outcome.members or {}) + TAR_SLACK
+
+
 def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardState], ledger: Ledger, tmp_dir: Path, config: ShardConfig) -> int:
     folder = shards_root(config.root)
     buffer = LedgerBuffer(ledger, RunnerConfig(flush_seconds=config.flush_seconds))
@@ -266,7 +277,7 @@ def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardS
                     progress.advance(task)
                     continue
                 writer = writers.get(split)
-                if writer is not None and writer.count and writer.size + outcome.nbytes + 1024 * len(outcome.members) > config.max_bytes:
+                if writer is not None and writer.count and writer.size + tar_cost(outcome) > config.max_bytes:
                     finish(split)
                     writer = None
                 if writer is None:

@@ -222,3 +222,12 @@ def test_contact_sheet_shows_colour_line_hint_draft_per_sample(reference, tmp_pa
     assert main(["shard", str(reference), "--contact-sheet", str(out)]) == 0
     sheet = np.asarray(Image.open(out))
     assert sheet.shape == (22 + 6 * 256, 4 * 256, 3)
+
+
+def test_shards_close_at_the_byte_limit(dataset, tmp_path):
+    root = copy_of(dataset, tmp_path)
+    assert main(["shard", str(root), "--lines", "xdog", "--val", "0", "--shard-mb", "0.1", "--workers", "0"]) == 0
+    stats = [json.loads(p.read_text()) for p in sorted((root / "shards" / "train").glob("*_stats.json"))]
+    assert sum(s["count"] for s in stats) == COUNT - 1
+    assert len(stats) > 1 and all(s["bytes"] <= 0.1 * 1024 * 1024 for s in stats[:-1])
+    assert max(s["count"] for s in stats) < COUNT - 1

@@ -68,6 +68,21 @@ def test_resampled_epochs_have_the_requested_length(shards):
         assert len(batches) == 10 and all(len(b["__key__"]) == 4 for b in batches)
     with pytest.raises(ValueError, match="epoch_samples"):
         LoaderConfig(shards=(str(shards),), resampled=True)
+    with pytest.raises(ValueError, match="not both"):
+        LoaderConfig(shards=(str(shards),), resampled=True, repeat=True, epoch_samples=8)
+
+
+def test_repeated_epochs_give_every_rank_equal_steps_on_disjoint_samples(shards, monkeypatch):
+    seen, steps = [], []
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        config = LoaderConfig(shards=(str(shards),), batch_size=4, workers=0, repeat=True, epoch_samples=48)
+        batches = list(make_loader(config))
+        steps.append(len(batches))
+        seen.append({key for batch in batches for key in batch["__key__"]})
+    assert steps == [12, 12]
+    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == COUNT
 
 
 def test_to_device_gives_floats_in_0_1_and_a_12_channel_palette(shards):
