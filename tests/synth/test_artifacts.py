@@ -101,3 +101,16 @@ def test_bad_artifact_names_and_missing_donors_are_clear_errors():
     params = draw_artifacts(np.random.default_rng(0), DrawInput("a", image[0]), SynthContext(donor_keys=("a", "b")), ("paste",))
     with pytest.raises(KeyError, match="donor image b"):
         apply_artifacts(image, [params], {"a": image[0]})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_drafts_agree_between_cpu_and_cuda():
+    images = torch.stack([illustration(s, 128, 128) for s in range(3)])
+    keys = ("a", "b", "c")
+    context = SynthContext(donor_keys=keys)
+    params = [draw_artifacts(np.random.default_rng(i), DrawInput(k, images[i]), context, ("paste", "warp", "spray")) for i, k in enumerate(keys)]
+    cpu = apply_artifacts(images, params, dict(zip(keys, images)))
+    cuda_images = images.cuda()
+    cuda = apply_artifacts(cuda_images, params, dict(zip(keys, cuda_images))).cpu()
+    difference = (cpu.int() - cuda.int()).abs()
+    assert difference.max() <= 2 and difference.float().mean() < 0.05
