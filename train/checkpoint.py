@@ -1,0 +1,74 @@
+"""Training checkpoints: one file holding everything a run needs to continue exactly, written atomically.
+
+A checkpoint is a dict of state dicts (models, optimizers, grad scaler, EMA), the step, the random
+generator states of Python, NumPy, torch and every CUDA device, and any JSON-ready extras (the
+resolved config, the loader position). It is written to a temporary name in the same folder and
+renamed, so a run killed mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from manifests.atomic import atomic_target
+
+FORMAT = "pipe.checkpoint/1"
+
+
+def rng_state() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, step: int, modules: dict[str, Any], extras: dict[str, Any] | None = None) -> None:
+    """Write `modules` (anything with state_dict(): models, optimizers, scalers) and the run state."""
+    payload = {
+        "format": FORMAT,
+        "step": step,
+        "state": {name: module.state_dict() for name, module in modules.items()},
+        "rng": rng_state(),
+        "extras": extras or {},
+    }
+    with atomic_target(Path(path), durable=True) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path, modules: dict[str, Any], map_location: str | torch.device = "cpu", restore_random: bool = True) -> dict[str, Any]:
+    """Load states into `modules` (same names as saved); returns {"step", "extras"}.
+
+    Raises FileNotFoundError or ValueError with the file's name when it is missing, not a pipe
+    checkpoint, or lacks a module the run needs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    # The RNG states hold NumPy and Python objects, so this file is not loadable with weights_only;
+    # only load checkpoints you wrote.
+    payload = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a pipe training checkpoint")
+    missing = sorted(set(modules) - set(payload["state"]))
+    if missing:
+        raise ValueError(f"{path} has no state for {', '.join(missing)}")
+    for name, module in modules.items():
+        module.load_state_dict(payload["state"][name])
+    if restore_random:
+        restore_rng(payload["rng"])
+    return {"step": payload["step"], "extras": payload["extras"]}

@@ -1,0 +1,1 @@
+"""Networks the trainers share: the U-Net generator family and the PatchGAN discriminator."""

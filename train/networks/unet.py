@@ -1,0 +1,86 @@
+"""The U-Net generator family (pix2pix's unet_256 and the recipes' variants), built from a channel list.
+
+Encoder level i halves the resolution with a 4x4 stride-2 convolution; the decoder mirrors it, and
+each decoder level sees the matching encoder features concatenated to its input (skip connections).
+With the defaults (channels 64-128-256-512-512-512-512-512, batch norm, transposed convolutions,
+dropout in the three innermost up blocks) it has the layer structure of pix2pix's `unet_256`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from train.networks.layers import conv_bias, norm_layer, upsample_conv
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    in_channels: int = 3
+    out_channels: int = 3
+    channels: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512, 512)
+    norm: str = "batch"
+    upsample: str = "transposed"
+    # Up blocks, counted outwards from just above the innermost one, that apply dropout(0.5): the
+    # noise source of a pix2pix generator (it stays on at test time in the paper).
+    dropout_blocks: int = 3
+    dropout: float = 0.5
+
+    @property
+    def depth(self) -> int:
+        return len(self.channels)
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this."""
+        return 2**self.depth
+
+
+class UNetGenerator(nn.Module):
+    def __init__(self, config: UNetConfig = UNetConfig()) -> None:
+        super().__init__()
+        if config.depth < 2:
+            raise ValueError("a U-Net needs at least two levels")
+        self.config = config
+        bias = conv_bias(config.norm)
+        chans = config.channels
+        self.down = nn.ModuleList()
+        for level, out_ch in enumerate(chans):
+            in_ch = config.in_channels if level == 0 else chans[level - 1]
+            layers: list[nn.Module] = [] if level == 0 else [nn.LeakyReLU(0.2)]
+            # The outermost convolution keeps pix2pix's bias setting; the innermost has no norm (1x1 maps).
+            layers.append(nn.Conv2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1, bias=bias))
+            if 0 < level < config.depth - 1:
+                layers.append(norm_layer(config.norm, out_ch))
+            self.down.append(nn.Sequential(*layers))
+        self.up = nn.ModuleList()
+        for level in reversed(range(config.depth)):
+            innermost, outermost = level == config.depth - 1, level == 0
+            in_ch = chans[level] if innermost else 2 * chans[level]
+            out_ch = config.out_channels if outermost else chans[level - 1]
+            layers = [nn.ReLU(), upsample_conv(config.upsample, in_ch, out_ch, bias=True if outermost else bias)]
+            if outermost:
+                layers.append(nn.Tanh())
+            else:
+                layers.append(norm_layer(config.norm, out_ch))
+                blocks_from_inner = config.depth - 1 - level  # 0 for the innermost up block
+                if 1 <= blocks_from_inner <= config.dropout_blocks:
+                    layers.append(nn.Dropout(config.dropout))
+            self.up.append(nn.Sequential(*layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        multiple = self.config.size_multiple
+        if x.ndim != 4 or x.shape[1] != self.config.in_channels or x.shape[-1] % multiple or x.shape[-2] % multiple:
+            raise ValueError(
+                f"expected (B, {self.config.in_channels}, H, W) with H and W multiples of {multiple}, got {tuple(x.shape)}"
+            )
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+        x = self.up[0](skips.pop())
+        for block in self.up[1:]:
+            x = block(torch.cat([x, skips.pop()], dim=1))
+        return x
