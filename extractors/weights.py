@@ -29,6 +29,13 @@ SOURCES = {
         "ldm.pt",
         "train the Line Detection Model with `pipe train ldm` (it writes this file), or pass --weights ldm=PATH",
     ),
+    # Not an extractor: the content (perceptual) loss of the trainers. Listed here so `pipe weights
+    # list` shows every file pipe may look for.
+    "vgg16": WeightsSource(
+        "vgg16-397923af.pth",
+        "get torchvision's ImageNet VGG16 weights (VGG16_Weights.IMAGENET1K_V1, file vgg16-397923af.pth) "
+        "on a machine with torchvision and copy the file here",
+    ),
 }
 
 

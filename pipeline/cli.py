@@ -395,7 +395,7 @@ def shard(
     )
 
 
-weights_app = typer.Typer(help="Model weights for the neural extractors: convert published files, see what is installed.", no_args_is_help=True)
+weights_app = typer.Typer(help="Model weights for the neural extractors and the trainers' feature networks: convert published files, see what is installed.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 
 

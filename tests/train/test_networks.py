@@ -72,3 +72,28 @@ def test_checkpoints_restore_models_optimizers_and_random_state(tmp_path):
         load_checkpoint(path, {"model": fresh, "ema": fresh})
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         load_checkpoint(tmp_path / "nope.pt", {})
+
+
+def test_vgg16_features_load_a_torchvision_layout_state_dict(tmp_path):
+    from extractors.weights import WeightsMissing
+    from train.networks.vgg import VGG16Features, content_loss, vgg16_features
+
+    full = vgg16_features()
+    assert parameters(full) == 14_714_688  # VGG16's 13 convolutions
+    state = {f"features.{k}": v for k, v in full.state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(2, 2)  # present in torchvision's file, ignored
+    path = tmp_path / "vgg16-397923af.pth"
+    torch.save(state, path)
+    features = VGG16Features().load_torchvision(path)
+    assert torch.equal(features.features[0].weight, full[0].weight)
+    images = torch.rand(2, 3, 32, 32)
+    outs = features(images)
+    assert [o.shape[1:] for o in outs] == [(128, 16, 16), (256, 8, 8), (512, 4, 4)]
+    assert content_loss(features, images, images).item() == 0
+    assert content_loss(features, images, images.flip(-1)).item() > 0
+    assert not any(p.requires_grad for p in features.parameters()) and not features.train().training
+    with pytest.raises(WeightsMissing, match="VGG16_Weights.IMAGENET1K_V1"):
+        VGG16Features().load_torchvision(tmp_path / "missing.pth")
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
+    with pytest.raises(ValueError, match="not torchvision's VGG16"):
+        VGG16Features().load_torchvision(tmp_path / "wrong.pth")
