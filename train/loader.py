@@ -10,9 +10,12 @@ re-draws hints and drafts per step with the same `synth` functions the shards we
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
 import json
 import logging
+import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from glob import glob
@@ -58,6 +61,8 @@ class LoaderConfig:
     # epoch_samples, the same number of steps on every rank (what DDP needs).
     repeat: bool = False
     epoch_samples: int | None = None  # per rank; with resampled or repeat, what one "epoch" means
+    # With repeat: batches this rank already took (a resumed run's position); they are read, not decoded.
+    skip_batches: int = 0
     partial_batches: bool = True
     seed: int = 0
     with_palette: bool = False
@@ -73,6 +78,8 @@ class LoaderConfig:
             raise ValueError(f"images must include color and be among {', '.join(sorted(known))}, got {self.images}")
         if (self.resampled or self.repeat) and not self.epoch_samples:
             raise ValueError("resampled or repeated loading never ends by itself: give epoch_samples")
+        if self.skip_batches and not self.repeat:
+            raise ValueError("skip_batches needs repeat=True (the reproducible endless stream)")
         if self.resampled and self.repeat:
             raise ValueError("choose resampled (shards drawn at random) or repeat (each rank cycles its own shards), not both")
 
@@ -131,30 +138,96 @@ def collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-def make_dataset(config: LoaderConfig) -> wds.WebDataset:
+def cycle_shards(source: Iterable[dict[str, Any]], seed: int) -> Iterator[dict[str, Any]]:
+    """This worker's shards over and over, reshuffled each pass from (seed, pass): an endless, reproducible stream."""
+    shards = list(source)
+    for cycle in itertools.count():
+        order = list(shards)
+        random.Random(f"{seed}/{cycle}").shuffle(order)
+        yield from order
+
+
+def _stream_index(worker: int, workers: int, resumed_batches: int) -> int:
+    """Which worker's stream a (resumed) worker carries on.
+
+    A DataLoader takes batch k from worker k mod W, and a new one starts again at worker 0; so after
+    `resumed_batches` batches, new worker w must carry the stream of old worker (w + batches) mod W.
+    """
+    return (worker + resumed_batches) % workers if workers > 0 else 0
+
+
+def split_by_stream(source: Iterable[dict[str, Any]], resumed_batches: int) -> Iterator[dict[str, Any]]:
+    """split_by_worker, with the worker-to-shards assignment rotated to match a resumed position."""
+    info = torch.utils.data.get_worker_info()
+    if info is None:
+        yield from source
+        return
+    yield from itertools.islice(source, _stream_index(info.id, info.num_workers, resumed_batches), None, info.num_workers)
+
+
+def skip_samples(source: Iterable[dict[str, Any]], resumed_batches: int, batch_size: int) -> Iterator[dict[str, Any]]:
+    """Drop the samples of the first `resumed_batches` batches from this worker's stream (read, not
+    decoded): how a resumed run catches up with the position it stopped at."""
+    info = torch.utils.data.get_worker_info()
+    workers = info.num_workers if info is not None else 0
+    stream = _stream_index(info.id, workers, resumed_batches) if info is not None else 0
+    count = samples_to_skip(resumed_batches, batch_size, workers)[stream]
+    yield from itertools.islice(source, count, None)
+
+
+def samples_to_skip(batches: int, batch_size: int, workers: int) -> tuple[int, ...]:
+    """Per worker stream, the samples behind the first `batches` batches (batch k is stream k mod workers's)."""
+    if workers <= 0:
+        return (batches * batch_size,)
+    return tuple(len(range(stream, batches, workers)) * batch_size for stream in range(workers))
+
+
+def make_dataset(config: LoaderConfig) -> wds.DataPipeline:
     urls = shard_urls(config.shards)
-    dataset = wds.WebDataset(
-        urls,
-        resampled=config.resampled,
-        repeat=config.repeat,
-        # Resampled datasets draw shards at random already; otherwise shuffle shard order per epoch,
-        # deterministically from the seed and the epoch.
-        shardshuffle=False if config.resampled or not config.shuffle_shards else len(urls),
-        detshuffle=True,
-        seed=config.seed,
-        nodesplitter=None if config.resampled else wds.split_by_node,
-        workersplitter=wds.split_by_worker,
-        handler=wds.warn_and_continue,
-        select_files=config.wanted,
-        empty_check=False,
-    )
+    stages: list[Any] = []
+    if config.resampled:
+        stages.append(wds.ResampledShards(urls, seed=config.seed, deterministic=True))
+    else:
+        stages += [wds.SimpleShardList(urls), wds.split_by_node, functools.partial(split_by_stream, resumed_batches=config.skip_batches)]
+        if config.repeat:
+            stages.append(functools.partial(cycle_shards, seed=config.seed))
+        elif config.shuffle_shards:
+            # A new shard order each epoch, from the seed and the epoch number.
+            stages.append(wds.detshuffle(len(urls), initial=len(urls), seed=config.seed))
+    stages.append(wds.tarfile_to_samples(handler=wds.warn_and_continue, select_files=config.wanted))
     if config.shuffle_buffer > 0:
-        dataset = dataset.shuffle(config.shuffle_buffer)
-    dataset = dataset.map(decode_sample, handler=wds.warn_and_continue)
-    return dataset.batched(config.batch_size, collation_fn=collate_samples, partial=config.partial_batches)
+        # Endless streams shuffle from the seed (reproducible, so a resumed run sees the same
+        # samples); finite epochs shuffle differently every time.
+        seed = config.seed if config.repeat else None
+        stages.append(wds.shuffle(config.shuffle_buffer, initial=min(100, config.shuffle_buffer), seed=seed))
+    if config.skip_batches:
+        stages.append(functools.partial(skip_samples, resumed_batches=config.skip_batches, batch_size=config.batch_size))
+    stages.append(wds.map(decode_sample, handler=wds.warn_and_continue))
+    # Endless streams never end a batch early, so every batch (and every rank's step) is full.
+    stages.append(wds.batched(config.batch_size, collation_fn=collate_samples, partial=config.partial_batches and not config.repeat))
+    return wds.DataPipeline(*stages)
 
 
-def make_loader(config: LoaderConfig) -> wds.WebLoader:
+class EndlessEpochs:
+    """Epochs cut from one endless stream: each `iter()` continues where the previous epoch stopped.
+
+    (Restarting a DataLoader's iteration would restart its workers' streams from the beginning.)
+    """
+
+    def __init__(self, loader: wds.WebLoader, batches_per_epoch: int) -> None:
+        self.loader, self.batches_per_epoch = loader, batches_per_epoch
+        self._stream: Iterator | None = None
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._stream is None:
+            self._stream = iter(self.loader)
+        return itertools.islice(self._stream, self.batches_per_epoch)
+
+
+def make_loader(config: LoaderConfig) -> wds.WebLoader | EndlessEpochs:
     """Batches from worker processes; with epoch_samples, each epoch yields that many samples' batches."""
     loader = wds.WebLoader(
         make_dataset(config),
@@ -163,9 +236,10 @@ def make_loader(config: LoaderConfig) -> wds.WebLoader:
         persistent_workers=config.workers > 0,
         prefetch_factor=4 if config.workers > 0 else None,
     )
-    if config.epoch_samples:
-        loader = loader.with_epoch(max(1, config.epoch_samples // config.batch_size))
-    return loader
+    if not config.epoch_samples:
+        return loader
+    batches = max(1, config.epoch_samples // config.batch_size)
+    return EndlessEpochs(loader, batches) if config.repeat else loader.with_epoch(batches)
 
 
 def to_device(batch: dict[str, Any], device: torch.device | str, non_blocking: bool = True) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def test_repeated_epochs_give_every_rank_equal_steps_on_disjoint_samples(shards,
     for rank in (0, 1):
         monkeypatch.setenv("RANK", str(rank))
         monkeypatch.setenv("WORLD_SIZE", "2")
-        config = LoaderConfig(shards=(str(shards),), batch_size=4, workers=0, repeat=True, epoch_samples=48)
+        config = LoaderConfig(shards=(str(shards),), batch_size=4, workers=0, repeat=True, epoch_samples=48, shuffle_buffer=0)
         batches = list(make_loader(config))
         steps.append(len(batches))
         seen.append({key for batch in batches for key in batch["__key__"]})
@@ -135,3 +135,14 @@ def test_unwanted_members_are_not_decoded(shards):
     assert {"color", "line"} <= set(batch) and not {"hint", "draft", "palette"} & set(batch)
     with pytest.raises(ValueError, match="must include color"):
         LoaderConfig(shards=(str(shards),), images=("line",))
+
+
+def test_a_repeated_stream_skips_to_a_resumed_position_exactly(shards):
+    for workers in (0, 2):
+        base = dict(shards=(str(shards),), batch_size=3, workers=workers, repeat=True, shuffle_buffer=8, seed=4)
+        epochs = make_loader(LoaderConfig(**base, epoch_samples=15))
+        whole = [b["__key__"] for _ in range(4) for b in epochs]  # 4 epochs of 5 batches, one stream
+        assert len(whole) == 20 and len({tuple(k) for k in whole[:10]}) == 10
+        assert whole[:10] != whole[10:20], "later epochs continue the stream rather than restart it"
+        resumed = make_loader(LoaderConfig(**base, epoch_samples=9 * 3, skip_batches=11))
+        assert [b["__key__"] for b in resumed] == whole[11:20]

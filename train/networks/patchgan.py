@@ -49,3 +49,32 @@ def receptive_field(layers: int) -> int:
     for stride in reversed(strides):
         field = (field - 1) * stride + 4
     return field
+
+
+@dataclass(frozen=True)
+class StridedConfig:
+    in_channels: int = 7
+    channels: tuple[int, ...] = (64, 128, 256, 512)
+
+
+class StridedDiscriminator(nn.Module):
+    """Cheng's simple discriminator: [conv 4x4 stride 2, batch norm, ReLU] per width, then a 1-channel logit map."""
+
+    def __init__(self, config: StridedConfig = StridedConfig()) -> None:
+        super().__init__()
+        self.config = config
+        blocks: list[nn.Module] = []
+        previous = config.in_channels
+        for index, width in enumerate(config.channels):
+            blocks.append(nn.Conv2d(previous, width, kernel_size=4, stride=2, padding=1, bias=index == 0))
+            if index:
+                blocks.append(nn.BatchNorm2d(width))
+            blocks.append(nn.ReLU())
+            previous = width
+        blocks.append(nn.Conv2d(previous, 1, kernel_size=3, padding=1))
+        self.model = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
+            raise ValueError(f"expected (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
+        return self.model(x)

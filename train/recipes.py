@@ -1,0 +1,98 @@
+"""Recipes: each seed system's training setup as a named configuration of the shared building blocks.
+
+A recipe gives, per stage (`draft`, `refine`), what the generator sees, how the generator and the
+discriminator are built, the losses and their weights, the optimizer and the default batch and
+resolution. The training loop (train.trainer) is the same for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from train.inputs import input_channels
+from train.networks.patchgan import PatchGANConfig, PatchGANDiscriminator, StridedConfig, StridedDiscriminator
+from train.networks.unet import UNetConfig, UNetGenerator
+
+STAGES = ("draft", "refine")
+
+
+@dataclass(frozen=True)
+class StageRecipe:
+    inputs: tuple[str, ...]
+    make_generator: Callable[[int, int], nn.Module]  # (input channels, image size) -> generator (3 outputs, tanh)
+    make_discriminator: Callable[[int], nn.Module]  # condition + image channels -> logit map
+    gan_loss: str = "vanilla"
+    gan_weight: float = 1.0
+    l1_weight: float = 100.0
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 64
+    size: int = 256
+    label_flip: float = 0.0
+    # Hint schemes the published system trained with (make the shards with them: `pipe shard --hints`).
+    hints: tuple[str, ...] = ()
+
+    @property
+    def in_channels(self) -> int:
+        return input_channels(self.inputs)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    stages: dict[str, StageRecipe]
+
+
+def _xu2020_generator(in_channels: int, size: int) -> nn.Module:
+    # Six stride-2 levels 64-128-256-512-512-512; resize + conv decoder (no checkerboard); dropout as noise.
+    return UNetGenerator(UNetConfig(in_channels=in_channels, channels=(64, 128, 256, 512, 512, 512), upsample="nearest"))
+
+
+def _patchgan(in_channels: int) -> nn.Module:
+    return PatchGANDiscriminator(PatchGANConfig(in_channels=in_channels))
+
+
+def _cheng_generator(in_channels: int, size: int) -> nn.Module:
+    # pix2pix's unet_256 at 256x256 (8 levels); one level fewer per halving of smaller images.
+    levels = max(2, min(8, size.bit_length() - 1))
+    return UNetGenerator(UNetConfig(in_channels=in_channels, channels=(64, 128, 256, 512, 512, 512, 512, 512)[:levels]))
+
+
+def _cheng_discriminator(in_channels: int) -> nn.Module:
+    return StridedDiscriminator(StridedConfig(in_channels=in_channels))
+
+
+RECIPES: dict[str, Recipe] = {
+    "xu2020": Recipe(
+        "xu2020",
+        "DUT thesis: U-Net cGAN (resize+conv decoder), 70x70 PatchGAN, cGAN + 100 L1",
+        {"draft": StageRecipe(inputs=("line",), make_generator=_xu2020_generator, make_discriminator=_patchgan, hints=("patches",))},
+    ),
+    "cheng2018": Recipe(
+        "cheng2018",
+        "two-stage cGAN: U-Net 4->3 from sketch + blur hint, then 7->3 adding the draft; strided D; 0.01 GAN + L1; 5-10% label flips",
+        {
+            "draft": StageRecipe(
+                inputs=("line", "hint_rgb"), make_generator=_cheng_generator, make_discriminator=_cheng_discriminator,
+                gan_weight=0.01, l1_weight=1.0, label_flip=0.075, batch_size=16, hints=("blur",),
+            ),
+            "refine": StageRecipe(
+                inputs=("line", "hint_rgb", "draft"), make_generator=_cheng_generator, make_discriminator=_cheng_discriminator,
+                gan_weight=0.01, l1_weight=1.0, label_flip=0.075, batch_size=16, hints=("blur",),
+            ),
+        },
+    ),
+}
+
+
+def stage_recipe(recipe: str, stage: str) -> StageRecipe:
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; available: {', '.join(RECIPES)}")
+    stages = RECIPES[recipe].stages
+    if stage not in stages:
+        raise ValueError(f"recipe {recipe} has no {stage} stage (it has: {', '.join(stages)})")
+    return stages[stage]
