@@ -395,6 +395,64 @@ def shard(
     )
 
 
+TRAIN_PANEL = "Training"
+
+
+def _recipes_epilog() -> str:
+    from train.recipes import RECIPES
+
+    lines = ["[bold]Recipes[/] (--recipe) and their stages:\n\n"]
+    for recipe in RECIPES.values():
+        stages = ", ".join(f"{name} ({'+'.join(stage.inputs)} -> colour, {stage.size}px, batch {stage.batch_size})" for name, stage in recipe.stages.items())
+        lines.append(f"[bold]{recipe.name}[/]: {recipe.summary}. Stages: {stages}\n\n")
+    return "".join(lines)
+
+
+@app.command(epilog=_recipes_epilog())
+def train(
+    stage: Annotated[str, typer.Argument(help="Which stage to train: draft or refine.")],
+    root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe shard`): reads ROOT/shards/train, writes ROOT/runs/RUN.")],
+    recipe: Annotated[str, typer.Option(help="The published system to reproduce (see below).", rich_help_panel=TRAIN_PANEL)] = "xu2020",
+    steps: Annotated[int, typer.Option(min=1, help="Train until this step (counting steps of earlier runs with --resume).", rich_help_panel=TRAIN_PANEL)] = 10_000,
+    run: Annotated[Optional[str], typer.Option(help="Run name: ROOT/runs/RUN holds checkpoints, samples, metrics and TensorBoard logs. (default: RECIPE-STAGE)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per step (per GPU under torchrun). (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    size: Annotated[Optional[int], typer.Option(min=16, help="Training resolution; shard images are resized on the device. (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(help="Continue ROOT/runs/RUN from its last checkpoint, data stream included.", rich_help_panel=TRAIN_PANEL)] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights, the data order and the dropout noise.", rich_help_panel=TRAIN_PANEL)] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.", rich_help_panel=DEVICE_PANEL)] = "auto",
+    deterministic: Annotated[bool, typer.Option(help="Deterministic algorithms only (slower; makes resumed runs repeat an uninterrupted one exactly on CPU).", rich_help_panel=DEVICE_PANEL)] = False,
+    workers: Annotated[int, typer.Option(min=0, help="Loader worker processes decoding shards.", rich_help_panel=RUN_PANEL)] = 4,
+    log_every: Annotated[int, typer.Option(min=1, help="Write losses and images/s (metrics.jsonl, TensorBoard) every N steps.", rich_help_panel=RUN_PANEL)] = 50,
+    sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid (sketch | hint | draft | output | truth) every N steps.", rich_help_panel=RUN_PANEL)] = 500,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Save the whole training state every N steps (and at the end, and on Ctrl-C).", rich_help_panel=RUN_PANEL)] = 1000,
+) -> None:
+    """Train one stage of a recipe on the shards of ROOT, on the GPU when there is one.
+
+    Under `torchrun --nproc-per-node N pipe train ...` every process trains on its own shards with
+    the same number of steps, and only rank 0 writes logs and checkpoints.
+    """
+    from train.trainer import TrainConfig, run_training
+
+    if stage not in ("draft", "refine"):
+        raise PipeError(f"STAGE must be draft or refine, got {stage!r}")
+    config = TrainConfig(
+        root=root.resolve(), recipe=recipe, stage=stage, run=run, steps=steps, batch_size=batch_size, size=size,
+        workers=workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
+        checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume,
+    )
+    summary = run_training(config)
+    if summary.last_step == summary.first_step:
+        console.print(f"[green]nothing to do[/]: {summary.run_dir} is already at step {summary.last_step} (raise --steps to train on)")
+        return
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in summary.last_losses.items())
+    console.print(
+        f"trained steps {summary.first_step + 1}-{summary.last_step} in {summary.seconds:.1f} s "
+        f"({summary.images_per_second:.1f} images/s); last losses: {losses}\n"
+        f"run folder: {summary.run_dir} (checkpoints/last.pt, samples/, metrics.jsonl, tb/)"
+    )
+
+
 weights_app = typer.Typer(help="Model weights for the neural extractors and the trainers' feature networks: convert published files, see what is installed.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 

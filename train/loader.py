@@ -235,6 +235,9 @@ def make_loader(config: LoaderConfig) -> wds.WebLoader | EndlessEpochs:
         num_workers=config.workers,
         persistent_workers=config.workers > 0,
         prefetch_factor=4 if config.workers > 0 else None,
+        # The DataLoader draws its workers' base seed from this, not from the global generator, so
+        # starting a loader never shifts the training run's random stream (dropout, label flips).
+        generator=torch.Generator().manual_seed(config.seed),
     )
     if not config.epoch_samples:
         return loader

@@ -32,6 +32,8 @@ class StageRecipe:
     batch_size: int = 64
     size: int = 256
     label_flip: float = 0.0
+    # WGAN critics: clip every D weight to [-c, c] after each D step (0: off).
+    clip_weights: float = 0.0
     # Hint schemes the published system trained with (make the shards with them: `pipe shard --hints`).
     hints: tuple[str, ...] = ()
 

@@ -1,0 +1,82 @@
+"""`pipe train`: recipes train on CPU, write checkpoints, samples and metrics, and resume exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.cli import main
+from tests.helpers import make_prepared_dataset
+from train.checkpoint import load_checkpoint
+from train.recipes import stage_recipe
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train") / "root"
+    make_prepared_dataset(root, 24, size=SIZE)
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
+    assert main(["shard", str(root), "--hints", "blur,patches", "--val", "0.1", "--shard-samples", "6", "--workers", "0"]) == 0
+    return root
+
+
+def train_args(root: Path, *extra: str) -> list[str]:
+    return ["train", "draft", str(root), "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--log-every", "1", *extra]
+
+
+def losses(run_dir: Path) -> dict[int, dict]:
+    return {r["step"]: r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())}
+
+
+def test_a_run_writes_checkpoint_samples_metrics_and_tensorboard(dataset):
+    assert main(train_args(dataset, "--recipe", "xu2020", "--steps", "4", "--run", "smoke", "--sample-every", "2")) == 0
+    run = dataset / "runs" / "smoke"
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+    assert list(losses(run)) == [1, 2, 3, 4]
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    config = json.loads((run / "config.json").read_text())
+    assert config["recipe"] == "xu2020" and config["size"] == SIZE and config["inputs"] == ["line"]
+    recipe = stage_recipe("xu2020", "draft")
+    generator = recipe.make_generator(recipe.in_channels, SIZE)
+    info = load_checkpoint(run / "checkpoints" / "last.pt", {"generator": generator}, restore_random=False)
+    assert info["step"] == 4 and info["extras"]["loader_position"]["batches"] == 4
+    out = generator.eval()(torch.zeros(1, 1, SIZE, SIZE))
+    assert out.shape == (1, 3, SIZE, SIZE)
+
+
+def test_resuming_repeats_the_uninterrupted_runs_losses(dataset):
+    common = ("--recipe", "xu2020", "--deterministic", "--seed", "3")
+    assert main(train_args(dataset, *common, "--steps", "6", "--run", "straight")) == 0
+    assert main(train_args(dataset, *common, "--steps", "3", "--run", "stopped")) == 0
+    assert main(train_args(dataset, *common, "--steps", "6", "--run", "stopped", "--resume")) == 0
+    straight, resumed = losses(dataset / "runs" / "straight"), losses(dataset / "runs" / "stopped")
+    for step in (4, 5, 6):
+        for name in ("d_real", "d_fake", "g_gan", "g_l1"):
+            assert resumed[step][name] == straight[step][name], (step, name)
+
+
+@pytest.mark.parametrize("stage", ["draft", "refine"])
+def test_cheng2018_stages_train_on_hints_and_drafts(dataset, stage):
+    args = ["train", stage, str(dataset), "--recipe", "cheng2018", "--steps", "2", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--run", f"cheng-{stage}"]
+    assert main(args) == 0
+    config = json.loads((dataset / "runs" / f"cheng-{stage}" / "config.json").read_text())
+    assert config["inputs"] == (["line", "hint_rgb"] if stage == "draft" else ["line", "hint_rgb", "draft"])
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--recipe", "nope"], "unknown recipe 'nope'"),
+        (["--recipe", "xu2020", "--resume", "--run", "never"], "no checkpoint"),
+    ],
+)
+def test_training_errors_are_one_line(dataset, args, message, capsys):
+    assert main(train_args(dataset, "--steps", "1", *args)) == 2
+    assert message in capsys.readouterr().err
+    assert main(["train", "refine", str(dataset), "--recipe", "xu2020"]) == 2
+    assert "has no refine stage" in capsys.readouterr().err

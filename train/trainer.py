@@ -1,0 +1,362 @@
+"""The training loop every recipe shares: `pipe train draft|refine ROOT --recipe NAME`.
+
+One step is a discriminator step then a generator step (two small functions), under the run's
+autocast precision; the generator's exponential moving average is updated after each step. Every
+`checkpoint_every` steps the whole state (models, optimizers, EMA, step, RNG, the resolved config)
+goes atomically to runs/<run>/checkpoints/last.pt; `resume` continues from it with the data stream at
+the same position, so the next losses equal an uninterrupted run's (CPU, deterministic mode). Logs:
+metrics.jsonl and TensorBoard scalars every `log_every` steps, a sample grid (sketch | hint | draft |
+output | truth) every `sample_every` steps as samples/step_NNNNNNN.png and in TensorBoard. Under
+`torchrun` each rank reads its own shards, steps are equal across ranks, and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from pipeline.console import console, make_progress
+from pipeline.errors import PipeError
+from train.checkpoint import load_checkpoint, save_checkpoint
+from train.inputs import generator_input, resize_batch, target_image
+from train.loader import LoaderConfig, device_batches, make_loader
+from train.losses import adversarial_loss, clip_weights
+from train.precision import autocast, resolve_precision
+from train.recipes import StageRecipe, stage_recipe
+
+log = logging.getLogger(__name__)
+
+RUNS_DIR = "runs"
+CHECKPOINT = "last.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    root: Path
+    recipe: str
+    stage: str
+    run: str | None = None  # default: <recipe>-<stage>
+    steps: int = 10_000
+    batch_size: int | None = None  # default: the recipe's
+    size: int | None = None  # default: the recipe's resolution
+    workers: int = 4
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    shuffle_buffer: int = 256
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    ema_decay: float = 0.999
+    deterministic: bool = False
+    resume: bool = False
+
+    @property
+    def run_name(self) -> str:
+        return self.run or f"{self.recipe}-{self.stage}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / RUNS_DIR / self.run_name
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    first_step: int
+    last_step: int
+    seconds: float
+    images_per_second: float
+    last_losses: dict[str, float] = field(default_factory=dict)
+
+
+def init_weights(module: nn.Module) -> None:
+    """pix2pix's initialization: convolutions N(0, 0.02), norm scales N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)) and module.weight is not None:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PipeError("--device cuda was asked for, but PyTorch sees no CUDA device on this machine")
+    return device
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig) -> None:
+        try:
+            self.recipe: StageRecipe = stage_recipe(config.recipe, config.stage)
+        except ValueError as exc:
+            raise PipeError(str(exc)) from None
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_precision(config.precision, self.device)
+        self.size = config.size or self.recipe.size
+        self.batch_size = config.batch_size or self.recipe.batch_size
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.rank = _rank()
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
+        # The same seed gives the same initial weights on every rank.
+        torch.manual_seed(config.seed)
+        in_channels = self.recipe.in_channels
+        self.generator = self.recipe.make_generator(in_channels, self.size).to(self.device)
+        self.discriminator = self.recipe.make_discriminator(in_channels + 3).to(self.device)
+        self.generator.apply(init_weights)
+        self.discriminator.apply(init_weights)
+        self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        fused = self.device.type == "cuda"
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.recipe.lr, betas=self.recipe.betas, fused=fused)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.recipe.lr, betas=self.recipe.betas, fused=fused)
+        # Per-rank randomness (dropout, label flips) differs across ranks but is reproducible.
+        torch.manual_seed(config.seed * 1000 + self.rank + 1)
+        self.step = 0
+        if config.resume:
+            self._resume()
+        if self.distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.generator = DistributedDataParallel(self.generator, device_ids=device_ids)
+            self.discriminator = DistributedDataParallel(self.discriminator, device_ids=device_ids)
+        self.writer = None
+
+    # ------------------------------------------------------------------ state
+    def modules(self) -> dict[str, Any]:
+        return {
+            "generator": _unwrap(self.generator),
+            "discriminator": _unwrap(self.discriminator),
+            "ema": self.ema,
+            "opt_g": self.opt_g,
+            "opt_d": self.opt_d,
+        }
+
+    def checkpoint_path(self) -> Path:
+        return self.config.run_dir / "checkpoints" / CHECKPOINT
+
+    def _resume(self) -> None:
+        path = self.checkpoint_path()
+        if not path.is_file():
+            raise PipeError(f"--resume: no checkpoint at {path}; start the run without --resume first")
+        info = load_checkpoint(path, self.modules(), map_location=self.device)
+        saved = info["extras"].get("config", {})
+        current = {"recipe": self.config.recipe, "stage": self.config.stage, "size": self.size}
+        for name, value in current.items():
+            if saved.get(name) is not None and saved[name] != value:
+                raise PipeError(f"--resume: {path} was trained with {name}={saved[name]}, this run has {name}={value}")
+        self.step = info["step"]
+
+    def _save(self) -> None:
+        if self.rank != 0:
+            return
+        extras = {"config": self.resolved_config(), "loader_position": {"batches": self.step, "workers": self.config.workers, "batch_size": self.batch_size}}
+        save_checkpoint(self.checkpoint_path(), self.step, self.modules(), extras)
+
+    def resolved_config(self) -> dict:
+        data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config).items()}
+        data.update(size=self.size, batch_size=self.batch_size, inputs=list(self.recipe.inputs), precision_dtype=str(self.dtype), device_type=self.device.type)
+        return data
+
+    # ------------------------------------------------------------------ steps
+    def discriminator_step(self, condition: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+        """One update of D on real and generated pairs (one forward over both: DDP sees one call)."""
+        recipe = self.recipe
+        self._discriminator_trainable(True)
+        self.opt_d.zero_grad(set_to_none=True)
+        pairs = torch.cat([torch.cat([condition, fake.detach().to(real.dtype)], dim=1), torch.cat([condition, real], dim=1)])
+        with autocast(self.device, self.dtype):
+            fake_logits, real_logits = self.discriminator(pairs).float().chunk(2)
+            loss_fake = adversarial_loss(recipe.gan_loss, fake_logits, real=False, flip=recipe.label_flip)
+            loss_real = adversarial_loss(recipe.gan_loss, real_logits, real=True, flip=recipe.label_flip)
+            loss = 0.5 * (loss_fake + loss_real)
+        loss.backward()
+        self.opt_d.step()
+        if recipe.clip_weights:
+            clip_weights(_unwrap(self.discriminator), recipe.clip_weights)
+        return {"d_real": loss_real.item(), "d_fake": loss_fake.item()}
+
+    def generator_step(self, condition: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+        """One update of G: fool D on (condition, fake), stay close to the truth in L1."""
+        recipe = self.recipe
+        self._discriminator_trainable(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        with autocast(self.device, self.dtype), self._discriminator_local():
+            logits = self.discriminator(torch.cat([condition, fake], dim=1)).float()
+            gan = adversarial_loss(recipe.gan_loss, logits, real=True)
+            l1 = F.l1_loss(fake.float(), real)
+            loss = recipe.gan_weight * gan + recipe.l1_weight * l1
+            loss.backward()
+        self.opt_g.step()
+        self.ema.update_parameters(_unwrap(self.generator))
+        return {"g_gan": gan.item(), "g_l1": l1.item(), "g_total": loss.item()}
+
+    def _discriminator_trainable(self, trainable: bool) -> None:
+        # Under DDP every parameter must take part in each backward, so D stays trainable there and
+        # the gradients the G step leaves on it are cleared by the next D step.
+        if not self.distributed:
+            _unwrap(self.discriminator).requires_grad_(trainable)
+
+    def _discriminator_local(self):
+        """During the G step, D's gradients are not all-reduced (they are thrown away)."""
+        return self.discriminator.no_sync() if isinstance(self.discriminator, DistributedDataParallel) else nullcontext()
+
+    def train_step(self, batch: dict) -> tuple[dict[str, float], torch.Tensor]:
+        batch = resize_batch(batch, self.size)
+        condition = generator_input(batch, self.recipe.inputs)
+        real = target_image(batch)
+        with autocast(self.device, self.dtype):
+            fake = self.generator(condition)
+        losses = self.discriminator_step(condition, real, fake)
+        losses.update(self.generator_step(condition, real, fake))
+        return losses, fake.detach().float()
+
+    # ------------------------------------------------------------------ loop
+    def loader(self, steps: int):
+        inputs = self.recipe.inputs
+        images = ["color", "line"] + [name for name, needed in (("hint", any(i.startswith("hint") for i in inputs)), ("draft", "draft" in inputs)) if needed]
+        config = LoaderConfig(
+            shards=(str(self.config.root / "shards" / "train"),),
+            batch_size=self.batch_size,
+            workers=self.config.workers,
+            shuffle_buffer=self.config.shuffle_buffer,
+            repeat=True,
+            epoch_samples=steps * self.batch_size,
+            skip_batches=self.step,
+            seed=self.config.seed,
+            with_palette="palette" in inputs,
+            images=tuple(images),
+        )
+        try:
+            return make_loader(config)
+        except FileNotFoundError as exc:
+            raise PipeError(str(exc)) from None
+
+    def train(self) -> RunSummary:
+        config = self.config
+        remaining = config.steps - self.step
+        first = self.step
+        if remaining <= 0:
+            return RunSummary(config.run_dir, first, self.step, 0.0, 0.0)
+        if self.rank == 0:
+            config.run_dir.mkdir(parents=True, exist_ok=True)
+            (config.run_dir / "config.json").write_text(json.dumps(self.resolved_config(), indent=1, sort_keys=True) + "\n")
+            self.writer = _summary_writer(config.run_dir / "tb")
+        self.generator.train()
+        self.discriminator.train()
+        started = time.perf_counter()
+        losses: dict[str, float] = {}
+        metrics = open(config.run_dir / "metrics.jsonl", "a") if self.rank == 0 else None
+        try:
+            with make_progress() as progress:
+                task = progress.add_task(f"train {config.recipe} {config.stage}", total=config.steps, completed=self.step) if self.rank == 0 else None
+                for batch in device_batches(self.loader(remaining), self.device, first_step=self.step):
+                    losses, fake = self.train_step(batch)
+                    self.step += 1
+                    if self.rank == 0:
+                        progress.advance(task)
+                        if self.step % config.log_every == 0 or self.step == config.steps:
+                            self._log(metrics, losses, started, first)
+                        if self.step % config.sample_every == 0 or self.step == config.steps:
+                            self._write_samples(batch, fake)
+                    if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+                        self._save()
+                    if self.step >= config.steps:
+                        break
+        except KeyboardInterrupt:
+            self._save()
+            raise PipeError(f"interrupted at step {self.step}: checkpoint saved; continue with --resume") from None
+        finally:
+            if metrics is not None:
+                metrics.close()
+            if self.writer is not None:
+                self.writer.close()
+        seconds = time.perf_counter() - started
+        done = self.step - first
+        return RunSummary(config.run_dir, first, self.step, seconds, done * self.batch_size / seconds if seconds else 0.0, losses)
+
+    def _log(self, metrics, losses: dict[str, float], started: float, first: int) -> None:
+        rate = (self.step - first) * self.batch_size / max(time.perf_counter() - started, 1e-9)
+        record = {"step": self.step, **losses, "images_per_second": rate}
+        metrics.write(json.dumps(record) + "\n")
+        metrics.flush()
+        if self.writer is not None:
+            for name, value in record.items():
+                if name != "step":
+                    self.writer.add_scalar(f"train/{name}", value, self.step)
+
+    def _write_samples(self, batch: dict, fake: torch.Tensor) -> None:
+        grid = sample_grid(resize_batch(batch, self.size), fake)
+        folder = self.config.run_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"step_{self.step:07d}.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        if self.writer is not None:
+            self.writer.add_image("samples", grid, self.step, dataformats="HWC")
+
+
+def _summary_writer(folder: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(folder))
+
+
+def sample_grid(batch: dict, fake: torch.Tensor, rows: int = 4) -> np.ndarray:
+    """uint8 RGB grid, one row per sample: sketch | hint (over grey) | draft | output | truth."""
+    count = min(rows, fake.shape[0])
+    height, width = fake.shape[-2:]
+
+    def rgb(image: torch.Tensor) -> torch.Tensor:
+        return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+
+    tiles = []
+    for i in range(count):
+        line = rgb(batch["line"][i])
+        if "hint" in batch:
+            hint = batch["hint"][i]
+            hint = hint[:3] * hint[3:] + 0.5 * (1 - hint[3:])
+        else:
+            hint = torch.full((3, height, width), 0.5, device=fake.device)
+        draft = batch["draft"][i] if "draft" in batch else torch.ones((3, height, width), device=fake.device)
+        output = (fake[i] + 1) / 2
+        tiles.append(torch.cat([line, hint, draft, output, batch["color"][i]], dim=2))
+    grid = torch.cat(tiles, dim=1).clamp(0, 1)
+    return (grid.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def run_training(config: TrainConfig) -> RunSummary:
+    trainer = Trainer(config)
+    summary = trainer.train()
+    if trainer.distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
