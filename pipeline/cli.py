@@ -417,6 +417,7 @@ def train(
     run: Annotated[Optional[str], typer.Option(help="Run name: ROOT/runs/RUN holds checkpoints, samples, metrics and TensorBoard logs. (default: RECIPE-STAGE)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per step (per GPU under torchrun). (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     size: Annotated[Optional[int], typer.Option(min=16, help="Training resolution; shard images are resized on the device. (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    width: Annotated[float, typer.Option(min=0.01, help="Channel multiplier of both networks: 1 is the published size; less for quick trials.", rich_help_panel=TRAIN_PANEL)] = 1.0,
     resume: Annotated[bool, typer.Option(help="Continue ROOT/runs/RUN from its last checkpoint, data stream included.", rich_help_panel=TRAIN_PANEL)] = False,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights, the data order and the dropout noise.", rich_help_panel=TRAIN_PANEL)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
@@ -437,7 +438,7 @@ def train(
     if stage not in ("draft", "refine"):
         raise PipeError(f"STAGE must be draft or refine, got {stage!r}")
     config = TrainConfig(
-        root=root.resolve(), recipe=recipe, stage=stage, run=run, steps=steps, batch_size=batch_size, size=size,
+        root=root.resolve(), recipe=recipe, stage=stage, run=run, steps=steps, batch_size=batch_size, size=size, width=width,
         workers=workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
         checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume,
     )

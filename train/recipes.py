@@ -22,8 +22,10 @@ STAGES = ("draft", "refine")
 @dataclass(frozen=True)
 class StageRecipe:
     inputs: tuple[str, ...]
-    make_generator: Callable[[int, int], nn.Module]  # (input channels, image size) -> generator (3 outputs, tanh)
-    make_discriminator: Callable[[int], nn.Module]  # condition + image channels -> logit map
+    # (input channels, image size, width multiplier) -> generator with 3 outputs in [-1, 1].
+    make_generator: Callable[[int, int, float], nn.Module]
+    # (condition + image channels, width multiplier) -> logit map.
+    make_discriminator: Callable[[int, float], nn.Module]
     gan_loss: str = "vanilla"
     gan_weight: float = 1.0
     l1_weight: float = 100.0
@@ -49,23 +51,30 @@ class Recipe:
     stages: dict[str, StageRecipe]
 
 
-def _xu2020_generator(in_channels: int, size: int) -> nn.Module:
+def scaled(channels: tuple[int, ...], width: float) -> tuple[int, ...]:
+    """Channel widths times `width` (1 is the published network; tests and quick trials use less)."""
+    return tuple(max(4, round(c * width)) for c in channels)
+
+
+def _xu2020_generator(in_channels: int, size: int, width: float) -> nn.Module:
     # Six stride-2 levels 64-128-256-512-512-512; resize + conv decoder (no checkerboard); dropout as noise.
-    return UNetGenerator(UNetConfig(in_channels=in_channels, channels=(64, 128, 256, 512, 512, 512), upsample="nearest"))
+    channels = scaled((64, 128, 256, 512, 512, 512), width)
+    return UNetGenerator(UNetConfig(in_channels=in_channels, channels=channels, upsample="nearest"))
 
 
-def _patchgan(in_channels: int) -> nn.Module:
-    return PatchGANDiscriminator(PatchGANConfig(in_channels=in_channels))
+def _patchgan(in_channels: int, width: float) -> nn.Module:
+    return PatchGANDiscriminator(PatchGANConfig(in_channels=in_channels, base_channels=scaled((64,), width)[0]))
 
 
-def _cheng_generator(in_channels: int, size: int) -> nn.Module:
+def _cheng_generator(in_channels: int, size: int, width: float) -> nn.Module:
     # pix2pix's unet_256 at 256x256 (8 levels); one level fewer per halving of smaller images.
     levels = max(2, min(8, size.bit_length() - 1))
-    return UNetGenerator(UNetConfig(in_channels=in_channels, channels=(64, 128, 256, 512, 512, 512, 512, 512)[:levels]))
+    channels = scaled((64, 128, 256, 512, 512, 512, 512, 512)[:levels], width)
+    return UNetGenerator(UNetConfig(in_channels=in_channels, channels=channels))
 
 
-def _cheng_discriminator(in_channels: int) -> nn.Module:
-    return StridedDiscriminator(StridedConfig(in_channels=in_channels))
+def _cheng_discriminator(in_channels: int, width: float) -> nn.Module:
+    return StridedDiscriminator(StridedConfig(in_channels=in_channels, channels=scaled((64, 128, 256, 512), width)))
 
 
 RECIPES: dict[str, Recipe] = {

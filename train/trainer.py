@@ -28,11 +28,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pipeline.console import console, make_progress
 from pipeline.errors import PipeError
 from train.checkpoint import load_checkpoint, save_checkpoint
+from train.ema import make_ema
 from train.inputs import generator_input, resize_batch, target_image
 from train.loader import LoaderConfig, device_batches, make_loader
 from train.losses import adversarial_loss, clip_weights
@@ -54,6 +54,7 @@ class TrainConfig:
     steps: int = 10_000
     batch_size: int | None = None  # default: the recipe's
     size: int | None = None  # default: the recipe's resolution
+    width: float = 1.0  # channel multiplier of both networks (1: as published)
     workers: int = 4
     device: str = "auto"
     precision: str = "auto"
@@ -133,11 +134,11 @@ class Trainer:
         # The same seed gives the same initial weights on every rank.
         torch.manual_seed(config.seed)
         in_channels = self.recipe.in_channels
-        self.generator = self.recipe.make_generator(in_channels, self.size).to(self.device)
-        self.discriminator = self.recipe.make_discriminator(in_channels + 3).to(self.device)
+        self.generator = self.recipe.make_generator(in_channels, self.size, config.width).to(self.device)
+        self.discriminator = self.recipe.make_discriminator(in_channels + 3, config.width).to(self.device)
         self.generator.apply(init_weights)
         self.discriminator.apply(init_weights)
-        self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        self.ema = make_ema(self.generator, config.ema_decay)
         fused = self.device.type == "cuda"
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.recipe.lr, betas=self.recipe.betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.recipe.lr, betas=self.recipe.betas, fused=fused)
@@ -171,7 +172,7 @@ class Trainer:
             raise PipeError(f"--resume: no checkpoint at {path}; start the run without --resume first")
         info = load_checkpoint(path, self.modules(), map_location=self.device)
         saved = info["extras"].get("config", {})
-        current = {"recipe": self.config.recipe, "stage": self.config.stage, "size": self.size}
+        current = {"recipe": self.config.recipe, "stage": self.config.stage, "size": self.size, "width": self.config.width}
         for name, value in current.items():
             if saved.get(name) is not None and saved[name] != value:
                 raise PipeError(f"--resume: {path} was trained with {name}={saved[name]}, this run has {name}={value}")

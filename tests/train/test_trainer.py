@@ -42,7 +42,7 @@ def test_a_run_writes_checkpoint_samples_metrics_and_tensorboard(dataset):
     config = json.loads((run / "config.json").read_text())
     assert config["recipe"] == "xu2020" and config["size"] == SIZE and config["inputs"] == ["line"]
     recipe = stage_recipe("xu2020", "draft")
-    generator = recipe.make_generator(recipe.in_channels, SIZE)
+    generator = recipe.make_generator(recipe.in_channels, SIZE, 1.0)
     info = load_checkpoint(run / "checkpoints" / "last.pt", {"generator": generator}, restore_random=False)
     assert info["step"] == 4 and info["extras"]["loader_position"]["batches"] == 4
     out = generator.eval()(torch.zeros(1, 1, SIZE, SIZE))
@@ -80,3 +80,27 @@ def test_training_errors_are_one_line(dataset, args, message, capsys):
     assert message in capsys.readouterr().err
     assert main(["train", "refine", str(dataset), "--recipe", "xu2020"]) == 2
     assert "has no refine stage" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def learning_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("learn") / "root"
+    make_prepared_dataset(root, 160, size=SIZE, seed=5)
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
+    assert main(["shard", str(root), "--hints", "blur", "--val", "0.1", "--shard-samples", "20", "--workers", "0"]) == 0
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["xu2020", "cheng2018"])
+def test_300_steps_lower_the_heldout_l1_well_below_the_untrained_models(learning_data, recipe):
+    from train.evaluate import heldout_l1, load_generator, untrained_generator
+
+    args = ["train", "draft", str(learning_data), "--recipe", recipe, "--steps", "300", "--batch-size", "8", "--size", str(SIZE),
+            "--width", "0.25", "--workers", "0", "--run", f"learn-{recipe}", "--log-every", "50", "--sample-every", "300"]
+    assert main(args) == 0
+    loaded = load_generator(learning_data / "runs" / f"learn-{recipe}" / "checkpoints" / "last.pt")
+    val = learning_data / "shards" / "val"
+    trained = heldout_l1(loaded.generator, loaded.recipe, val, SIZE)
+    untrained = heldout_l1(untrained_generator(loaded.recipe, SIZE, 0.25, seed=0), loaded.recipe, val, SIZE)
+    assert trained < 0.6 * untrained, (trained, untrained)
