@@ -414,11 +414,12 @@ def train(
     root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe shard`): reads ROOT/shards/train, writes ROOT/runs/RUN.")],
     recipe: Annotated[str, typer.Option(help="The published system to reproduce (see below).", rich_help_panel=TRAIN_PANEL)] = "xu2020",
     steps: Annotated[int, typer.Option(min=1, help="Train until this step (counting steps of earlier runs with --resume).", rich_help_panel=TRAIN_PANEL)] = 10_000,
-    run: Annotated[Optional[str], typer.Option(help="Run name: ROOT/runs/RUN holds checkpoints, samples, metrics and TensorBoard logs. (default: RECIPE-STAGE)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    # Not --run: torchrun would take it for an abbreviation of its own --run-path.
+    name: Annotated[Optional[str], typer.Option(help="Run name: ROOT/runs/NAME holds checkpoints, samples, metrics and TensorBoard logs. (default: RECIPE-STAGE)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per step (per GPU under torchrun). (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     size: Annotated[Optional[int], typer.Option(min=16, help="Training resolution; shard images are resized on the device. (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     width: Annotated[float, typer.Option(min=0.01, help="Channel multiplier of both networks: 1 is the published size; less for quick trials.", rich_help_panel=TRAIN_PANEL)] = 1.0,
-    resume: Annotated[bool, typer.Option(help="Continue ROOT/runs/RUN from its last checkpoint, data stream included.", rich_help_panel=TRAIN_PANEL)] = False,
+    resume: Annotated[bool, typer.Option(help="Continue ROOT/runs/NAME from its last checkpoint, data stream included.", rich_help_panel=TRAIN_PANEL)] = False,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights, the data order and the dropout noise.", rich_help_panel=TRAIN_PANEL)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
     precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.", rich_help_panel=DEVICE_PANEL)] = "auto",
@@ -427,6 +428,7 @@ def train(
     log_every: Annotated[int, typer.Option(min=1, help="Write losses and images/s (metrics.jsonl, TensorBoard) every N steps.", rich_help_panel=RUN_PANEL)] = 50,
     sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid (sketch | hint | draft | output | truth) every N steps.", rich_help_panel=RUN_PANEL)] = 500,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Save the whole training state every N steps (and at the end, and on Ctrl-C).", rich_help_panel=RUN_PANEL)] = 1000,
+    record_keys: Annotated[bool, typer.Option(help="Write each step's sample keys to ROOT/runs/NAME/keys/rank<R>.txt (an audit of what every rank trained on).", rich_help_panel=RUN_PANEL)] = False,
 ) -> None:
     """Train one stage of a recipe on the shards of ROOT, on the GPU when there is one.
 
@@ -438,9 +440,9 @@ def train(
     if stage not in ("draft", "refine"):
         raise PipeError(f"STAGE must be draft or refine, got {stage!r}")
     config = TrainConfig(
-        root=root.resolve(), recipe=recipe, stage=stage, run=run, steps=steps, batch_size=batch_size, size=size, width=width,
+        root=root.resolve(), recipe=recipe, stage=stage, run=name, steps=steps, batch_size=batch_size, size=size, width=width,
         workers=workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
-        checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume,
+        checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume, record_keys=record_keys,
     )
     summary = run_training(config)
     if summary.last_step == summary.first_step:

@@ -66,6 +66,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     deterministic: bool = False
     resume: bool = False
+    # Append every step's sample keys to runs/RUN/keys/rank<R>.txt (which samples each rank saw).
+    record_keys: bool = False
 
     @property
     def run_name(self) -> str:
@@ -278,12 +280,18 @@ class Trainer:
         started = time.perf_counter()
         losses: dict[str, float] = {}
         metrics = open(config.run_dir / "metrics.jsonl", "a") if self.rank == 0 else None
+        keys = None
+        if config.record_keys:
+            (config.run_dir / "keys").mkdir(parents=True, exist_ok=True)
+            keys = open(config.run_dir / "keys" / f"rank{self.rank}.txt", "a")
         try:
             with make_progress() as progress:
                 task = progress.add_task(f"train {config.recipe} {config.stage}", total=config.steps, completed=self.step) if self.rank == 0 else None
                 for batch in device_batches(self.loader(remaining), self.device, first_step=self.step):
                     losses, fake = self.train_step(batch)
                     self.step += 1
+                    if keys is not None:
+                        keys.write(f"{self.step} {' '.join(batch['__key__'])}\n")
                     if self.rank == 0:
                         progress.advance(task)
                         if self.step % config.log_every == 0 or self.step == config.steps:
@@ -298,8 +306,9 @@ class Trainer:
             self._save()
             raise PipeError(f"interrupted at step {self.step}: checkpoint saved; continue with --resume") from None
         finally:
-            if metrics is not None:
-                metrics.close()
+            for handle in (metrics, keys):
+                if handle is not None:
+                    handle.close()
             if self.writer is not None:
                 self.writer.close()
         seconds = time.perf_counter() - started

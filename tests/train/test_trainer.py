@@ -34,7 +34,7 @@ def losses(run_dir: Path) -> dict[int, dict]:
 
 
 def test_a_run_writes_checkpoint_samples_metrics_and_tensorboard(dataset):
-    assert main(train_args(dataset, "--recipe", "xu2020", "--steps", "4", "--run", "smoke", "--sample-every", "2")) == 0
+    assert main(train_args(dataset, "--recipe", "xu2020", "--steps", "4", "--name", "smoke", "--sample-every", "2")) == 0
     run = dataset / "runs" / "smoke"
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
     assert list(losses(run)) == [1, 2, 3, 4]
@@ -51,9 +51,9 @@ def test_a_run_writes_checkpoint_samples_metrics_and_tensorboard(dataset):
 
 def test_resuming_repeats_the_uninterrupted_runs_losses(dataset):
     common = ("--recipe", "xu2020", "--deterministic", "--seed", "3")
-    assert main(train_args(dataset, *common, "--steps", "6", "--run", "straight")) == 0
-    assert main(train_args(dataset, *common, "--steps", "3", "--run", "stopped")) == 0
-    assert main(train_args(dataset, *common, "--steps", "6", "--run", "stopped", "--resume")) == 0
+    assert main(train_args(dataset, *common, "--steps", "6", "--name", "straight")) == 0
+    assert main(train_args(dataset, *common, "--steps", "3", "--name", "stopped")) == 0
+    assert main(train_args(dataset, *common, "--steps", "6", "--name", "stopped", "--resume")) == 0
     straight, resumed = losses(dataset / "runs" / "straight"), losses(dataset / "runs" / "stopped")
     for step in (4, 5, 6):
         for name in ("d_real", "d_fake", "g_gan", "g_l1"):
@@ -62,7 +62,7 @@ def test_resuming_repeats_the_uninterrupted_runs_losses(dataset):
 
 @pytest.mark.parametrize("stage", ["draft", "refine"])
 def test_cheng2018_stages_train_on_hints_and_drafts(dataset, stage):
-    args = ["train", stage, str(dataset), "--recipe", "cheng2018", "--steps", "2", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--run", f"cheng-{stage}"]
+    args = ["train", stage, str(dataset), "--recipe", "cheng2018", "--steps", "2", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--name", f"cheng-{stage}"]
     assert main(args) == 0
     config = json.loads((dataset / "runs" / f"cheng-{stage}" / "config.json").read_text())
     assert config["inputs"] == (["line", "hint_rgb"] if stage == "draft" else ["line", "hint_rgb", "draft"])
@@ -72,7 +72,7 @@ def test_cheng2018_stages_train_on_hints_and_drafts(dataset, stage):
     "args,message",
     [
         (["--recipe", "nope"], "unknown recipe 'nope'"),
-        (["--recipe", "xu2020", "--resume", "--run", "never"], "no checkpoint"),
+        (["--recipe", "xu2020", "--resume", "--name", "never"], "no checkpoint"),
     ],
 )
 def test_training_errors_are_one_line(dataset, args, message, capsys):
@@ -97,10 +97,31 @@ def test_300_steps_lower_the_heldout_l1_well_below_the_untrained_models(learning
     from train.evaluate import heldout_l1, load_generator, untrained_generator
 
     args = ["train", "draft", str(learning_data), "--recipe", recipe, "--steps", "300", "--batch-size", "8", "--size", str(SIZE),
-            "--width", "0.25", "--workers", "0", "--run", f"learn-{recipe}", "--log-every", "50", "--sample-every", "300"]
+            "--width", "0.25", "--workers", "0", "--name", f"learn-{recipe}", "--log-every", "50", "--sample-every", "300"]
     assert main(args) == 0
     loaded = load_generator(learning_data / "runs" / f"learn-{recipe}" / "checkpoints" / "last.pt")
     val = learning_data / "shards" / "val"
     trained = heldout_l1(loaded.generator, loaded.recipe, val, SIZE)
     untrained = heldout_l1(untrained_generator(loaded.recipe, SIZE, 0.25, seed=0), loaded.recipe, val, SIZE)
     assert trained < 0.6 * untrained, (trained, untrained)
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_trains_with_disjoint_samples_per_rank(dataset):
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "pipeline.cli",
+        *train_args(dataset, "--recipe", "xu2020", "--width", "0.25", "--steps", "4", "--name", "ddp", "--record-keys", "--device", "cpu"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = dataset / "runs" / "ddp"
+    per_rank = []
+    for rank in (0, 1):
+        lines = (run / "keys" / f"rank{rank}.txt").read_text().splitlines()
+        assert [int(line.split()[0]) for line in lines] == [1, 2, 3, 4]  # equal steps on both ranks
+        per_rank.append({key for line in lines for key in line.split()[1:]})
+    assert per_rank[0] and per_rank[1] and not per_rank[0] & per_rank[1]
+    assert list(losses(run)) == [1, 2, 3, 4] and (run / "checkpoints" / "last.pt").is_file()
