@@ -24,13 +24,20 @@ class StageRecipe:
     inputs: tuple[str, ...]
     # (input channels, image size, width multiplier) -> generator with 3 outputs in [-1, 1].
     make_generator: Callable[[int, int, float], nn.Module]
-    # (condition + image channels, width multiplier) -> logit map.
-    make_discriminator: Callable[[int, float], nn.Module]
+    # (condition + image channels, width multiplier) -> logit map; None trains G alone (no GAN).
+    make_discriminator: Callable[[int, float], nn.Module] | None = None
     gan_loss: str = "vanilla"
     gan_weight: float = 1.0
-    l1_weight: float = 100.0
+    # Reconstruction loss to the truth: "l1" or "l2", and its weight.
+    recon_loss: str = "l1"
+    recon_weight: float = 100.0
+    optimizer: str = "adam"  # or "rmsprop" (WGAN)
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    # Standard deviation of Gaussian noise added to D's inputs (real and generated), in [-1, 1] units.
+    d_input_noise: float = 0.0
+    # One G step per this many D steps (WGAN's n_critic); each step still takes a fresh batch.
+    generator_every: int = 1
     batch_size: int = 64
     size: int = 256
     label_flip: float = 0.0
@@ -89,13 +96,38 @@ RECIPES: dict[str, Recipe] = {
         {
             "draft": StageRecipe(
                 inputs=("line", "hint_rgb"), make_generator=_cheng_generator, make_discriminator=_cheng_discriminator,
-                gan_weight=0.01, l1_weight=1.0, label_flip=0.075, batch_size=16, hints=("blur",),
+                gan_weight=0.01, recon_weight=1.0, label_flip=0.075, batch_size=16, hints=("blur",),
             ),
             "refine": StageRecipe(
                 inputs=("line", "hint_rgb", "draft"), make_generator=_cheng_generator, make_discriminator=_cheng_discriminator,
-                gan_weight=0.01, l1_weight=1.0, label_flip=0.075, batch_size=16, hints=("blur",),
+                gan_weight=0.01, recon_weight=1.0, label_flip=0.075, batch_size=16, hints=("blur",),
             ),
         },
+    ),
+    "fu2018": Recipe(
+        "fu2018",
+        "CS229 (Fu et al.): U-Net from sketch + blur/histogram hint; GAN with Gaussian noise on D's inputs + 100 L1",
+        {"draft": StageRecipe(
+            inputs=("line", "hint_rgb"), make_generator=_cheng_generator, make_discriminator=_patchgan,
+            d_input_noise=0.1, batch_size=16, hints=("blur", "histogram"),
+        )},
+    ),
+    "fu2018-cnn": Recipe(
+        "fu2018-cnn",
+        "CS229 baseline: the same U-Net trained with L2 loss alone (no discriminator)",
+        {"draft": StageRecipe(
+            inputs=("line", "hint_rgb"), make_generator=_cheng_generator, recon_loss="l2", recon_weight=1.0,
+            batch_size=16, hints=("blur", "histogram"),
+        )},
+    ),
+    "fu2018-wgan": Recipe(
+        "fu2018-wgan",
+        "CS229 WGAN: Wasserstein critic with weights clipped to [-0.01, 0.01], RMSprop 5e-5, 5 critic steps per G step, + 100 L1",
+        {"draft": StageRecipe(
+            inputs=("line", "hint_rgb"), make_generator=_cheng_generator, make_discriminator=_patchgan,
+            gan_loss="wgan", clip_weights=0.01, optimizer="rmsprop", lr=5e-5, generator_every=5, batch_size=16,
+            hints=("blur", "histogram"),
+        )},
     ),
 }
 

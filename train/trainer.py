@@ -137,13 +137,14 @@ class Trainer:
         torch.manual_seed(config.seed)
         in_channels = self.recipe.in_channels
         self.generator = self.recipe.make_generator(in_channels, self.size, config.width).to(self.device)
-        self.discriminator = self.recipe.make_discriminator(in_channels + 3, config.width).to(self.device)
+        make_d = self.recipe.make_discriminator
+        self.discriminator = make_d(in_channels + 3, config.width).to(self.device) if make_d else None
         self.generator.apply(init_weights)
-        self.discriminator.apply(init_weights)
+        if self.discriminator is not None:
+            self.discriminator.apply(init_weights)
         self.ema = make_ema(self.generator, config.ema_decay)
-        fused = self.device.type == "cuda"
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.recipe.lr, betas=self.recipe.betas, fused=fused)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.recipe.lr, betas=self.recipe.betas, fused=fused)
+        self.opt_g = self._optimizer(self.generator)
+        self.opt_d = self._optimizer(self.discriminator) if self.discriminator is not None else None
         # Per-rank randomness (dropout, label flips) differs across ranks but is reproducible.
         torch.manual_seed(config.seed * 1000 + self.rank + 1)
         self.step = 0
@@ -152,18 +153,24 @@ class Trainer:
         if self.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.generator = DistributedDataParallel(self.generator, device_ids=device_ids)
-            self.discriminator = DistributedDataParallel(self.discriminator, device_ids=device_ids)
+            if self.discriminator is not None:
+                self.discriminator = DistributedDataParallel(self.discriminator, device_ids=device_ids)
         self.writer = None
+
+    def _optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
+        recipe = self.recipe
+        if recipe.optimizer == "rmsprop":
+            return torch.optim.RMSprop(module.parameters(), lr=recipe.lr)
+        if recipe.optimizer == "adam":
+            return torch.optim.Adam(module.parameters(), lr=recipe.lr, betas=recipe.betas, fused=self.device.type == "cuda")
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
 
     # ------------------------------------------------------------------ state
     def modules(self) -> dict[str, Any]:
-        return {
-            "generator": _unwrap(self.generator),
-            "discriminator": _unwrap(self.discriminator),
-            "ema": self.ema,
-            "opt_g": self.opt_g,
-            "opt_d": self.opt_d,
-        }
+        modules = {"generator": _unwrap(self.generator), "ema": self.ema, "opt_g": self.opt_g}
+        if self.discriminator is not None:
+            modules.update(discriminator=_unwrap(self.discriminator), opt_d=self.opt_d)
+        return modules
 
     def checkpoint_path(self) -> Path:
         return self.config.run_dir / "checkpoints" / CHECKPOINT
@@ -197,7 +204,7 @@ class Trainer:
         recipe = self.recipe
         self._discriminator_trainable(True)
         self.opt_d.zero_grad(set_to_none=True)
-        pairs = torch.cat([torch.cat([condition, fake.detach().to(real.dtype)], dim=1), torch.cat([condition, real], dim=1)])
+        pairs = self._noisy(torch.cat([torch.cat([condition, fake.detach().to(real.dtype)], dim=1), torch.cat([condition, real], dim=1)]))
         with autocast(self.device, self.dtype):
             fake_logits, real_logits = self.discriminator(pairs).float().chunk(2)
             loss_fake = adversarial_loss(recipe.gan_loss, fake_logits, real=False, flip=recipe.label_flip)
@@ -212,36 +219,51 @@ class Trainer:
     def generator_step(self, condition: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
         """One update of G: fool D on (condition, fake), stay close to the truth in L1."""
         recipe = self.recipe
-        self._discriminator_trainable(False)
         self.opt_g.zero_grad(set_to_none=True)
+        losses: dict[str, float] = {}
         with autocast(self.device, self.dtype), self._discriminator_local():
-            logits = self.discriminator(torch.cat([condition, fake], dim=1)).float()
-            gan = adversarial_loss(recipe.gan_loss, logits, real=True)
-            l1 = F.l1_loss(fake.float(), real)
-            loss = recipe.gan_weight * gan + recipe.l1_weight * l1
+            recon = (F.mse_loss if recipe.recon_loss == "l2" else F.l1_loss)(fake.float(), real)
+            loss = recipe.recon_weight * recon
+            if self.discriminator is not None:
+                self._discriminator_trainable(False)
+                logits = self.discriminator(self._noisy(torch.cat([condition, fake], dim=1))).float()
+                gan = adversarial_loss(recipe.gan_loss, logits, real=True)
+                loss = loss + recipe.gan_weight * gan
+                losses["g_gan"] = gan.item()
             loss.backward()
         self.opt_g.step()
         self.ema.update_parameters(_unwrap(self.generator))
-        return {"g_gan": gan.item(), "g_l1": l1.item(), "g_total": loss.item()}
+        losses.update({f"g_{recipe.recon_loss}": recon.item(), "g_total": loss.item()})
+        return losses
+
+    def _noisy(self, pairs: torch.Tensor) -> torch.Tensor:
+        """D's input with the recipe's Gaussian noise (an instance-noise regularizer), if any."""
+        noise = self.recipe.d_input_noise
+        return pairs + noise * torch.randn_like(pairs) if noise else pairs
 
     def _discriminator_trainable(self, trainable: bool) -> None:
         # Under DDP every parameter must take part in each backward, so D stays trainable there and
         # the gradients the G step leaves on it are cleared by the next D step.
-        if not self.distributed:
+        if self.discriminator is not None and not self.distributed:
             _unwrap(self.discriminator).requires_grad_(trainable)
 
     def _discriminator_local(self):
         """During the G step, D's gradients are not all-reduced (they are thrown away)."""
-        return self.discriminator.no_sync() if isinstance(self.discriminator, DistributedDataParallel) else nullcontext()
+        if isinstance(self.discriminator, DistributedDataParallel):
+            return self.discriminator.no_sync()
+        return nullcontext()
 
     def train_step(self, batch: dict) -> tuple[dict[str, float], torch.Tensor]:
         batch = resize_batch(batch, self.size)
         condition = generator_input(batch, self.recipe.inputs)
         real = target_image(batch)
-        with autocast(self.device, self.dtype):
+        train_generator = (self.step + 1) % self.recipe.generator_every == 0
+        # Without a G step the forward pass needs no graph (and DDP must not wait for its gradients).
+        with autocast(self.device, self.dtype), torch.set_grad_enabled(train_generator):
             fake = self.generator(condition)
-        losses = self.discriminator_step(condition, real, fake)
-        losses.update(self.generator_step(condition, real, fake))
+        losses = self.discriminator_step(condition, real, fake) if self.discriminator is not None else {}
+        if train_generator:
+            losses.update(self.generator_step(condition, real, fake))
         return losses, fake.detach().float()
 
     # ------------------------------------------------------------------ loop
@@ -276,7 +298,8 @@ class Trainer:
             (config.run_dir / "config.json").write_text(json.dumps(self.resolved_config(), indent=1, sort_keys=True) + "\n")
             self.writer = _summary_writer(config.run_dir / "tb")
         self.generator.train()
-        self.discriminator.train()
+        if self.discriminator is not None:
+            self.discriminator.train()
         started = time.perf_counter()
         losses: dict[str, float] = {}
         metrics = open(config.run_dir / "metrics.jsonl", "a") if self.rank == 0 else None

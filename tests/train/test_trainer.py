@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,12 +61,40 @@ def test_resuming_repeats_the_uninterrupted_runs_losses(dataset):
             assert resumed[step][name] == straight[step][name], (step, name)
 
 
-@pytest.mark.parametrize("stage", ["draft", "refine"])
-def test_cheng2018_stages_train_on_hints_and_drafts(dataset, stage):
-    args = ["train", stage, str(dataset), "--recipe", "cheng2018", "--steps", "2", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--name", f"cheng-{stage}"]
+@pytest.mark.parametrize(
+    "recipe,stage,inputs,loss_names",
+    [
+        ("cheng2018", "draft", ["line", "hint_rgb"], {"d_real", "d_fake", "g_gan", "g_l1", "g_total"}),
+        ("cheng2018", "refine", ["line", "hint_rgb", "draft"], {"d_real", "d_fake", "g_gan", "g_l1", "g_total"}),
+        ("fu2018", "draft", ["line", "hint_rgb"], {"d_real", "d_fake", "g_gan", "g_l1", "g_total"}),
+        ("fu2018-cnn", "draft", ["line", "hint_rgb"], {"g_l2", "g_total"}),
+        ("fu2018-wgan", "draft", ["line", "hint_rgb"], {"d_real", "d_fake"}),
+    ],
+)
+def test_recipes_build_train_and_checkpoint(dataset, recipe, stage, inputs, loss_names):
+    name = f"{recipe}-{stage}-smoke"
+    args = ["train", stage, str(dataset), "--recipe", recipe, "--steps", "6", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--width", "0.25", "--name", name, "--log-every", "1"]
     assert main(args) == 0
-    config = json.loads((dataset / "runs" / f"cheng-{stage}" / "config.json").read_text())
-    assert config["inputs"] == (["line", "hint_rgb"] if stage == "draft" else ["line", "hint_rgb", "draft"])
+    run = dataset / "runs" / name
+    config = json.loads((run / "config.json").read_text())
+    assert config["inputs"] == inputs
+    records = losses(run)
+    assert set(records[1]) - {"step", "images_per_second"} == loss_names
+    assert all(np.isfinite(v) for r in records.values() for v in r.values())
+    from train.evaluate import load_generator
+
+    loaded = load_generator(run / "checkpoints" / "last.pt")
+    assert loaded.step == 6 and loaded.generator(torch.zeros(1, loaded.recipe.in_channels, SIZE, SIZE)).shape == (1, 3, SIZE, SIZE)
+
+
+def test_wgan_critic_weights_stay_clipped_and_g_steps_every_fifth(dataset):
+    args = ["train", "draft", str(dataset), "--recipe", "fu2018-wgan", "--steps", "6", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--width", "0.25", "--name", "wgan", "--log-every", "1"]
+    assert main(args) == 0
+    run = dataset / "runs" / "wgan"
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["state"]["discriminator"]
+    assert max(v.abs().max().item() for k, v in state.items() if k.endswith("weight") or k.endswith("bias")) <= 0.01 + 1e-7
+    records = losses(run)
+    assert [step for step, r in records.items() if "g_total" in r] == [5]
 
 
 @pytest.mark.parametrize(
