@@ -456,6 +456,29 @@ def train(
     )
 
 
+@app.command()
+def colorize(
+    sketches: Annotated[Path, typer.Argument(help="A sketch (PNG/JPEG, black lines on white) or a folder of them; any size.")],
+    draft: Annotated[Path, typer.Option(help="Checkpoint of a trained draft stage (ROOT/runs/NAME/checkpoints/last.pt).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the coloured images (<sketch name>.png, the sketch's size).")],
+    refine: Annotated[Optional[Path], typer.Option(help="Checkpoint of a refinement stage, fed the draft's output. (default: draft only)", show_default=False)] = None,
+    hints: Annotated[Optional[Path], typer.Option(help="RGBA hint PNG (opaque where a colour is given), or a folder of <sketch name>.png hints. (default: none)", show_default=False)] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Sketches per batch.")] = 8,
+) -> None:
+    """Colour sketches with trained checkpoints: scaled and padded in, cropped and resized back out."""
+    from train.colorize import colorize as run_colorize
+    from train.colorize import sketches_in
+    from train.trainer import resolve_device
+
+    try:
+        files = sketches_in(sketches)
+        written = run_colorize(files, out, draft, refine, hints, resolve_device(device), batch_size)
+    except (FileNotFoundError, ValueError) as exc:
+        raise PipeError(str(exc)) from None
+    console.print(f"coloured {len(written)} sketch(es) into {out}")
+
+
 weights_app = typer.Typer(help="Model weights for the neural extractors and the trainers' feature networks: convert published files, see what is installed.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from tests.helpers import make_prepared_dataset
+from tests.helpers import REAL_DATA, make_prepared_dataset
 from train.checkpoint import load_checkpoint
 from train.recipes import stage_recipe
 
@@ -154,3 +154,74 @@ def test_two_process_torchrun_trains_with_disjoint_samples_per_rank(dataset):
         per_rank.append({key for line in lines for key in line.split()[1:]})
     assert per_rank[0] and per_rank[1] and not per_rank[0] & per_rank[1]
     assert list(losses(run)) == [1, 2, 3, 4] and (run / "checkpoints" / "last.pt").is_file()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(dataset) -> dict[str, Path]:
+    """A tiny draft (xu2020) and refinement (cheng2018) checkpoint at 64x64."""
+    paths = {}
+    for recipe, stage in (("xu2020", "draft"), ("cheng2018", "refine")):
+        name = f"colorize-{stage}"
+        args = ["train", stage, str(dataset), "--recipe", recipe, "--steps", "3", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--width", "0.25", "--name", name]
+        assert main(args) == 0
+        paths[stage] = dataset / "runs" / name / "checkpoints" / "last.pt"
+    return paths
+
+
+def write_sketches(folder: Path) -> dict[str, tuple[int, int]]:
+    import cv2
+
+    from pipeline.demo_data import OUTLINE, make_illustration
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = {"wide": (37, 100), "tall": (300, 120), "square": (64, 64)}
+    for index, (name, (height, width)) in enumerate(sizes.items()):
+        rgb = make_illustration(np.random.default_rng(index), width, height)
+        lines = np.where(np.abs(rgb.astype(int) - np.array(OUTLINE)).sum(2) < 60, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(folder / (f"{name}.jpg" if name == "tall" else f"{name}.png")), lines)
+    (folder / "notes.txt").write_text("not a sketch")
+    return sizes
+
+
+def test_colorize_keeps_sizes_and_orientation_and_batches_agree(checkpoints, tmp_path):
+    import cv2
+
+    sizes = write_sketches(tmp_path / "sketches")
+    hints = tmp_path / "hints"
+    hints.mkdir()
+    hint = np.zeros((37, 100, 4), np.uint8)
+    hint[10:20, 10:30] = (0, 0, 255, 255)  # BGRA: opaque red
+    cv2.imwrite(str(hints / "wide.png"), hint)
+    outputs = {}
+    for batch in ("1", "3"):
+        out = tmp_path / f"out{batch}"
+        args = ["colorize", str(tmp_path / "sketches"), "--draft", str(checkpoints["draft"]), "--refine", str(checkpoints["refine"]),
+                "--hints", str(hints), "-o", str(out), "--device", "cpu", "--batch-size", batch]
+        assert main(args) == 0
+        outputs[batch] = {p.stem: cv2.imread(str(p)) for p in out.iterdir()}
+    assert set(outputs["1"]) == set(sizes)
+    for name, (height, width) in sizes.items():
+        assert outputs["1"][name].shape == (height, width, 3)
+        assert np.array_equal(outputs["1"][name], outputs["3"][name])
+
+
+@pytest.mark.skipif(not (REAL_DATA / "real" / "lineart").is_dir(), reason="real line art not available")
+def test_colorize_real_line_art(checkpoints, tmp_path):
+    import cv2
+
+    out = tmp_path / "out"
+    assert main(["colorize", str(REAL_DATA / "real" / "lineart"), "--draft", str(checkpoints["draft"]), "-o", str(out), "--device", "cpu"]) == 0
+    for sketch in sorted((REAL_DATA / "real" / "lineart").iterdir()):
+        result = cv2.imread(str(out / f"{sketch.stem}.png"))
+        assert result is not None and result.shape[:2] == cv2.imread(str(sketch), cv2.IMREAD_GRAYSCALE).shape
+
+
+def test_colorize_errors_are_one_line(checkpoints, tmp_path, capsys):
+    write_sketches(tmp_path / "sketches")
+    assert main(["colorize", str(tmp_path / "sketches"), "--draft", str(tmp_path / "none.pt"), "-o", str(tmp_path / "o")]) == 2
+    assert "none.pt not found" in capsys.readouterr().err
+    assert main(["colorize", str(tmp_path / "empty"), "--draft", str(checkpoints["draft"]), "-o", str(tmp_path / "o")]) == 2
+    assert "no sketches" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["colorize", str(tmp_path / "sketches"), "--draft", str(checkpoints["draft"]), "-o", str(tmp_path / "o"), "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err

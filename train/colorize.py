@@ -1,0 +1,143 @@
+"""`pipe colorize`: colour sketches of any size with trained draft (and refinement) checkpoints.
+
+Each sketch is read as grey, scaled so its long side is the model's size, padded with white to a
+square, and coloured in batches; the result is cropped back and resized to the sketch's own size.
+Optional hints (RGBA PNGs, colour where given) go through the same placement. With a refinement
+checkpoint, its generator gets the draft generator's output as its `draft` input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from train.evaluate import LoadedGenerator, load_generator
+from train.inputs import generator_input
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a sketch of `height` x `width` sits in the square model input: scaled by `scale`, at the top left."""
+
+    height: int
+    width: int
+    scale: float
+
+    def inner(self, size: int) -> tuple[int, int]:
+        return min(size, round(self.height * self.scale)), min(size, round(self.width * self.scale))
+
+
+def sketches_in(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            return files
+    raise FileNotFoundError(f"no sketches at {path} (a PNG/JPEG file or a folder of them)")
+
+
+def place(image: np.ndarray, size: int, fill: float) -> tuple[np.ndarray, Placement]:
+    """Scale `image` (H, W[, C]) so its long side is `size`, pad to size x size with `fill`."""
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    placement = Placement(height, width, scale)
+    inner_h, inner_w = placement.inner(size)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    resized = cv2.resize(image, (inner_w, inner_h), interpolation=interpolation)
+    canvas = np.full((size, size, *image.shape[2:]), fill, dtype=image.dtype)
+    canvas[:inner_h, :inner_w] = resized
+    return canvas, placement
+
+
+def unplace(image: np.ndarray, placement: Placement, size: int) -> np.ndarray:
+    inner_h, inner_w = placement.inner(size)
+    crop = image[:inner_h, :inner_w]
+    interpolation = cv2.INTER_AREA if placement.scale > 1 else cv2.INTER_CUBIC
+    return cv2.resize(crop, (placement.width, placement.height), interpolation=interpolation)
+
+
+def read_sketch(path: Path) -> np.ndarray:
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise ValueError(f"cannot read {path} as an image")
+    return gray
+
+
+def read_hint(path: Path | None, shape: tuple[int, int]) -> np.ndarray:
+    """RGBA uint8 hint of the sketch's size (no hint: all transparent)."""
+    if path is None:
+        return np.zeros((*shape, 4), np.uint8)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"cannot read hint {path}")
+    if image.ndim == 2 or image.shape[2] == 3:
+        raise ValueError(f"hint {path} has no alpha channel: save it as RGBA, opaque where you give a colour")
+    rgba = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    if rgba.shape[:2] != shape:
+        rgba = cv2.resize(rgba, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return rgba
+
+
+@torch.no_grad()
+def run_generator(loaded: LoadedGenerator, batch: dict, device: torch.device) -> torch.Tensor:
+    """Float [0, 1] RGB (B, 3, S, S) from a batch of [0, 1] tensors at the generator's size."""
+    size = loaded.size
+    resized = {k: (F.interpolate(v, size=(size, size), mode="area") if v.shape[-1] > size else F.interpolate(v, size=(size, size), mode="bilinear", align_corners=False)) if v.shape[-1] != size else v for k, v in batch.items()}
+    output = loaded.generator(generator_input(resized, loaded.recipe.inputs).to(device))
+    return ((output + 1) / 2).clamp(0, 1)
+
+
+def colorize(sketches: list[Path], out: Path, draft: Path, refine: Path | None, hints: Path | None, device: torch.device, batch_size: int = 8) -> list[Path]:
+    """Colour every sketch; returns the written files (OUT/<name>.png)."""
+    draft_model = load_generator(draft, device)
+    refine_model = load_generator(refine, device) if refine is not None else None
+    for model in filter(None, (draft_model, refine_model)):
+        if "palette" in model.recipe.inputs:
+            raise ValueError(f"{model.config['recipe']} needs a reference palette, which pipe colorize does not take yet")
+    size = max(draft_model.size, refine_model.size if refine_model else 0)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for start in range(0, len(sketches), batch_size):
+        chunk = sketches[start : start + batch_size]
+        lines, hint_images, placements = [], [], []
+        for path in chunk:
+            sketch = read_sketch(path)
+            hint_path = _hint_for(path, hints)
+            placed, placement = place(sketch, size, 255)
+            hint, _ = place(read_hint(hint_path, sketch.shape), size, 0)
+            lines.append(placed)
+            hint_images.append(hint)
+            placements.append(placement)
+        batch = {
+            "line": torch.from_numpy(np.stack(lines))[:, None].float().div(255).to(device),
+            "hint": torch.from_numpy(np.stack(hint_images)).permute(0, 3, 1, 2).float().div(255).to(device),
+        }
+        colour = run_generator(draft_model, batch, device)
+        if refine_model is not None:
+            batch["draft"] = F.interpolate(colour, size=(size, size), mode="bilinear", align_corners=False) if colour.shape[-1] != size else colour
+            colour = run_generator(refine_model, batch, device)
+        if colour.shape[-1] != size:
+            colour = F.interpolate(colour, size=(size, size), mode="bilinear", align_corners=False)
+        images = (colour.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+        for path, image, placement in zip(chunk, images, placements):
+            target = out / f"{path.stem}.png"
+            cv2.imwrite(str(target), cv2.cvtColor(unplace(image, placement, size), cv2.COLOR_RGB2BGR))
+            written.append(target)
+    return written
+
+
+def _hint_for(sketch: Path, hints: Path | None) -> Path | None:
+    if hints is None:
+        return None
+    if hints.is_file():
+        return hints
+    candidate = hints / f"{sketch.stem}.png"
+    return candidate if candidate.is_file() else None
