@@ -424,6 +424,7 @@ def train(
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
     precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.", rich_help_panel=DEVICE_PANEL)] = "auto",
     deterministic: Annotated[bool, typer.Option(help="Deterministic algorithms only (slower; makes resumed runs repeat an uninterrupted one exactly on CPU).", rich_help_panel=DEVICE_PANEL)] = False,
+    compile_generator: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (worth it on long GPU runs; the first steps are slow).", rich_help_panel=DEVICE_PANEL)] = False,
     workers: Annotated[int, typer.Option(min=0, help="Loader worker processes decoding shards.", rich_help_panel=RUN_PANEL)] = 4,
     log_every: Annotated[int, typer.Option(min=1, help="Write losses and images/s (metrics.jsonl, TensorBoard) every N steps.", rich_help_panel=RUN_PANEL)] = 50,
     sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid (sketch | hint | draft | output | truth) every N steps.", rich_help_panel=RUN_PANEL)] = 500,
@@ -442,7 +443,7 @@ def train(
     config = TrainConfig(
         root=root.resolve(), recipe=recipe, stage=stage, run=name, steps=steps, batch_size=batch_size, size=size, width=width,
         workers=workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
-        checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume, record_keys=record_keys,
+        checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume, record_keys=record_keys, compile=compile_generator,
     )
     summary = run_training(config)
     if summary.last_step == summary.first_step:
