@@ -2,6 +2,7 @@
 
 Input names a recipe can ask for, with their channels:
   line      1  the line art
+  line3     3  the line art as an RGB image (for networks published with 3-channel sketches)
   hint      4  hint colour where given (else 0) and the where-given mask
   hint_rgb  3  hint colour where given, white elsewhere (Cheng's hint image)
   draft     3  the erroneous draft
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-INPUT_CHANNELS = {"line": 1, "hint": 4, "hint_rgb": 3, "draft": 3, "palette": 12}
+INPUT_CHANNELS = {"line": 1, "line3": 3, "hint": 4, "hint_rgb": 3, "draft": 3, "palette": 12}
 IMAGE_KEYS = ("color", "line", "hint", "draft", "palette")
 
 
@@ -39,6 +40,8 @@ def resize_batch(batch: dict, size: int) -> dict:
 def _part(batch: dict, name: str) -> torch.Tensor:
     if name == "line":
         return batch["line"] * 2 - 1
+    if name == "line3":
+        return (batch["line"] * 2 - 1).expand(-1, 3, -1, -1)
     if name in ("hint", "hint_rgb"):
         hint = batch["hint"]
         rgb, alpha = hint[:, :3], hint[:, 3:]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from train.inputs import input_channels
+from train.networks.attention_unet import AttentionUNet, AttentionUNetConfig
 from train.networks.patchgan import PatchGANConfig, PatchGANDiscriminator, StridedConfig, StridedDiscriminator
 from train.networks.unet import UNetConfig, UNetGenerator
 
@@ -38,6 +39,10 @@ class StageRecipe:
     d_input_noise: float = 0.0
     # One G step per this many D steps (WGAN's n_critic); each step still takes a fresh batch.
     generator_every: int = 1
+    # D sees generated pairs through a pool of this many past ones (0: off; pix2pix/CycleGAN use 50).
+    image_pool: int = 0
+    # Weight of the L1 loss of each guide decoder's image (generators that return GuidedOutput).
+    guide_weight: float = 0.0
     batch_size: int = 64
     size: int = 256
     label_flip: float = 0.0
@@ -80,6 +85,11 @@ def _cheng_generator(in_channels: int, size: int, width: float) -> nn.Module:
     return UNetGenerator(UNetConfig(in_channels=in_channels, channels=channels))
 
 
+def _chen_generator(in_channels: int, size: int, width: float) -> nn.Module:
+    levels = max(2, min(5, size.bit_length() - 2))
+    return AttentionUNet(AttentionUNetConfig(in_channels=in_channels, channels=scaled((64, 128, 256, 512, 512)[:levels], width)))
+
+
 def _cheng_discriminator(in_channels: int, width: float) -> nn.Module:
     return StridedDiscriminator(StridedConfig(in_channels=in_channels, channels=scaled((64, 128, 256, 512), width)))
 
@@ -103,6 +113,14 @@ RECIPES: dict[str, Recipe] = {
                 gan_weight=0.01, recon_weight=1.0, label_flip=0.075, batch_size=16, hints=("blur",),
             ),
         },
+    ),
+    "chen2019": Recipe(
+        "chen2019",
+        "reference colorization: residual U-Net with attention-gated skips and two guide decoders, from sketch + 12-channel palette; 70x70 PatchGAN with a pool of 50; lambda 100",
+        {"draft": StageRecipe(
+            inputs=("line3", "palette"), make_generator=_chen_generator, make_discriminator=_patchgan,
+            recon_weight=100.0, guide_weight=100.0, image_pool=50, batch_size=4, hints=("palette",),
+        )},
     ),
     "fu2018": Recipe(
         "fu2018",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,8 @@ from train.checkpoint import load_checkpoint, save_checkpoint
 from train.ema import make_ema
 from train.inputs import generator_input, resize_batch, target_image
 from train.loader import LoaderConfig, device_batches, make_loader
-from train.losses import adversarial_loss, clip_weights
+from train.losses import ImagePool, adversarial_loss, clip_weights
+from train.networks.attention_unet import GuidedOutput
 from train.precision import autocast, resolve_precision
 from train.recipes import StageRecipe, stage_recipe
 
@@ -154,6 +156,7 @@ class Trainer:
             module.to(memory_format=self.memory_format)
         self.opt_g = self._optimizer(self.generator)
         self.opt_d = self._optimizer(self.discriminator) if self.discriminator is not None else None
+        self.pool = ImagePool(self.recipe.image_pool, random.Random(config.seed)) if self.recipe.image_pool else None
         # Per-rank randomness (dropout, label flips) differs across ranks but is reproducible.
         torch.manual_seed(config.seed * 1000 + self.rank + 1)
         self.step = 0
@@ -181,6 +184,8 @@ class Trainer:
         modules = {"generator": _unwrap(self.generator), "ema": self.ema, "opt_g": self.opt_g}
         if self.discriminator is not None:
             modules.update(discriminator=_unwrap(self.discriminator), opt_d=self.opt_d)
+        if self.pool is not None:
+            modules["image_pool"] = self.pool
         return modules
 
     def checkpoint_path(self) -> Path:
@@ -215,7 +220,10 @@ class Trainer:
         recipe = self.recipe
         self._discriminator_trainable(True)
         self.opt_d.zero_grad(set_to_none=True)
-        pairs = self._noisy(torch.cat([torch.cat([condition, fake.detach().to(real.dtype)], dim=1), torch.cat([condition, real], dim=1)]))
+        fake_pairs = torch.cat([condition, fake.detach().to(real.dtype)], dim=1)
+        if self.pool is not None:
+            fake_pairs = self.pool.query(fake_pairs)
+        pairs = self._noisy(torch.cat([fake_pairs, torch.cat([condition, real], dim=1)]))
         with autocast(self.device, self.dtype):
             fake_logits, real_logits = self.discriminator(pairs).float().chunk(2)
             loss_fake = adversarial_loss(recipe.gan_loss, fake_logits, real=False, flip=recipe.label_flip)
@@ -227,14 +235,18 @@ class Trainer:
             clip_weights(_unwrap(self.discriminator), recipe.clip_weights)
         return {"d_real": loss_real.item(), "d_fake": loss_fake.item()}
 
-    def generator_step(self, condition: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
-        """One update of G: fool D on (condition, fake), stay close to the truth in L1."""
+    def generator_step(self, condition: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, guides: list[torch.Tensor] = ()) -> dict[str, float]:
+        """One update of G: fool D on (condition, fake), stay close to the truth (and so do its guide images)."""
         recipe = self.recipe
         self.opt_g.zero_grad(set_to_none=True)
         losses: dict[str, float] = {}
         with autocast(self.device, self.dtype), self._discriminator_local():
             recon = (F.mse_loss if recipe.recon_loss == "l2" else F.l1_loss)(fake.float(), real)
             loss = recipe.recon_weight * recon
+            for index, guide in enumerate(guides):
+                guide_loss = F.l1_loss(guide.float(), F.interpolate(real, size=guide.shape[-2:], mode="area"))
+                loss = loss + recipe.guide_weight * guide_loss
+                losses[f"g_guide{index + 1}"] = guide_loss.item()
             if self.discriminator is not None:
                 self._discriminator_trainable(False)
                 logits = self.discriminator(self._noisy(torch.cat([condition, fake], dim=1))).float()
@@ -271,13 +283,26 @@ class Trainer:
         train_generator = (self.step + 1) % self.recipe.generator_every == 0
         # Without a G step the forward pass needs no graph (and DDP must not wait for its gradients).
         with autocast(self.device, self.dtype), torch.set_grad_enabled(train_generator):
-            fake = self.generator(condition)
+            output = self.generator(condition)
+        fake, guides = (output.image, output.guides) if isinstance(output, GuidedOutput) else (output, [])
         losses = self.discriminator_step(condition, real, fake) if self.discriminator is not None else {}
         if train_generator:
-            losses.update(self.generator_step(condition, real, fake))
+            losses.update(self.generator_step(condition, real, fake, guides))
         return losses, fake.detach().float()
 
     # ------------------------------------------------------------------ loop
+    def check_shards(self) -> None:
+        """The shards must carry what the recipe's generator reads (palette, drafts): say which option makes them."""
+        settings = self.config.root / "shards" / "_config.json"
+        if not settings.is_file():
+            raise PipeError(f"no shards in {self.config.root}: run `pipe shard {self.config.root}` first")
+        made = json.loads(settings.read_text())
+        inputs = self.recipe.inputs
+        if "palette" in inputs and "palette" not in made.get("hints", []):
+            raise PipeError(f"recipe {self.config.recipe} reads palettes: make the shards with `pipe shard --hints palette,...` (then --redo)")
+        if "draft" in inputs and not made.get("artifacts"):
+            raise PipeError(f"recipe {self.config.recipe} {self.config.stage} reads drafts: make the shards with `pipe shard --artifacts paste,warp,spray`")
+
     def loader(self, steps: int):
         inputs = self.recipe.inputs
         images = ["color", "line"] + [name for name, needed in (("hint", any(i.startswith("hint") for i in inputs)), ("draft", "draft" in inputs)) if needed]
@@ -304,6 +329,7 @@ class Trainer:
         first = self.step
         if remaining <= 0:
             return RunSummary(config.run_dir, first, self.step, 0.0, 0.0)
+        self.check_shards()
         if self.rank == 0:
             config.run_dir.mkdir(parents=True, exist_ok=True)
             (config.run_dir / "config.json").write_text(json.dumps(self.resolved_config(), indent=1, sort_keys=True) + "\n")

@@ -22,7 +22,7 @@ def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("train") / "root"
     make_prepared_dataset(root, 24, size=SIZE)
     assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
-    assert main(["shard", str(root), "--hints", "blur,patches", "--val", "0.1", "--shard-samples", "6", "--workers", "0"]) == 0
+    assert main(["shard", str(root), "--hints", "blur,patches,palette", "--val", "0.1", "--shard-samples", "6", "--workers", "0"]) == 0
     return root
 
 
@@ -67,6 +67,7 @@ def test_resuming_repeats_the_uninterrupted_runs_losses(dataset):
         ("cheng2018", "draft", ["line", "hint_rgb"], {"d_real", "d_fake", "g_gan", "g_l1", "g_total"}),
         ("cheng2018", "refine", ["line", "hint_rgb", "draft"], {"d_real", "d_fake", "g_gan", "g_l1", "g_total"}),
         ("fu2018", "draft", ["line", "hint_rgb"], {"d_real", "d_fake", "g_gan", "g_l1", "g_total"}),
+        ("chen2019", "draft", ["line3", "palette"], {"d_real", "d_fake", "g_gan", "g_l1", "g_guide1", "g_guide2", "g_total"}),
         ("fu2018-cnn", "draft", ["line", "hint_rgb"], {"g_l2", "g_total"}),
         ("fu2018-wgan", "draft", ["line", "hint_rgb"], {"d_real", "d_fake"}),
     ],
@@ -109,6 +110,20 @@ def test_training_errors_are_one_line(dataset, args, message, capsys):
     assert message in capsys.readouterr().err
     assert main(["train", "refine", str(dataset), "--recipe", "xu2020"]) == 2
     assert "has no refine stage" in capsys.readouterr().err
+
+
+def test_recipes_say_which_shard_options_they_need(tmp_path, capsys):
+    root = tmp_path / "root"
+    make_prepared_dataset(root, 6, size=SIZE)
+    assert main(["train", "draft", str(root), "--recipe", "xu2020", "--steps", "1"]) == 2
+    assert "pipe shard" in capsys.readouterr().err
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
+    assert main(["shard", str(root), "--hints", "patches", "--artifacts", "none", "--workers", "0"]) == 0
+    capsys.readouterr()
+    assert main(["train", "draft", str(root), "--recipe", "chen2019", "--steps", "1"]) == 2
+    assert "--hints palette" in capsys.readouterr().err
+    assert main(["train", "refine", str(root), "--recipe", "cheng2018", "--steps", "1"]) == 2
+    assert "--artifacts" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
