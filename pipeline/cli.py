@@ -410,7 +410,7 @@ def _recipes_epilog() -> str:
 
 @app.command(epilog=_recipes_epilog())
 def train(
-    stage: Annotated[str, typer.Argument(help="Which stage to train: draft or refine.")],
+    stage: Annotated[str, typer.Argument(help="Which stage to train: draft, refine, or ldm (lee2020's Line Detection Model, trained first).")],
     root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe shard`): reads ROOT/shards/train, writes ROOT/runs/RUN.")],
     recipe: Annotated[str, typer.Option(help="The published system to reproduce (see below).", rich_help_panel=TRAIN_PANEL)] = "xu2020",
     steps: Annotated[int, typer.Option(min=1, help="Train until this step (counting steps of earlier runs with --resume).", rich_help_panel=TRAIN_PANEL)] = 10_000,
@@ -430,6 +430,11 @@ def train(
     sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid (sketch | hint | draft | output | truth) every N steps.", rich_help_panel=RUN_PANEL)] = 500,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Save the whole training state every N steps (and at the end, and on Ctrl-C).", rich_help_panel=RUN_PANEL)] = 1000,
     record_keys: Annotated[bool, typer.Option(help="Write each step's sample keys to ROOT/runs/NAME/keys/rank<R>.txt (an audit of what every rank trained on).", rich_help_panel=RUN_PANEL)] = False,
+    content_loss: Annotated[bool, typer.Option(help="Use the recipe's VGG16 content loss (needs torchvision's vgg16-397923af.pth, see `pipe weights list`); --no-content-loss trains without it and records that.", rich_help_panel=TRAIN_PANEL)] = True,
+    line_loss: Annotated[bool, typer.Option(help="Use the recipe's line loss through the Line Detection Model (train it first: `pipe train ldm ROOT --recipe lee2020`).", rich_help_panel=TRAIN_PANEL)] = True,
+    drafts_from: Annotated[Optional[Path], typer.Option(help="Refinement stages: drafts made on the fly by this trained draft checkpoint instead of the shards' synthesized ones.", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    vgg_weights: Annotated[Optional[Path], typer.Option(help="torchvision's VGG16 state dict. (default: the weights folder)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    ldm_weights: Annotated[Optional[Path], typer.Option(help="LDM checkpoint to read (draft) or also write (ldm stage). (default: the weights folder's ldm.pt)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
 ) -> None:
     """Train one stage of a recipe on the shards of ROOT, on the GPU when there is one.
 
@@ -438,12 +443,13 @@ def train(
     """
     from train.trainer import TrainConfig, run_training
 
-    if stage not in ("draft", "refine"):
-        raise PipeError(f"STAGE must be draft or refine, got {stage!r}")
+    if stage not in ("draft", "refine", "ldm"):
+        raise PipeError(f"STAGE must be draft, refine or ldm, got {stage!r}")
     config = TrainConfig(
         root=root.resolve(), recipe=recipe, stage=stage, run=name, steps=steps, batch_size=batch_size, size=size, width=width,
         workers=workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
         checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume, record_keys=record_keys, compile=compile_generator,
+        content_loss=content_loss, line_loss=line_loss, vgg_weights=vgg_weights, ldm_weights=ldm_weights, drafts_from=drafts_from,
     )
     summary = run_training(config)
     if summary.last_step == summary.first_step:

@@ -52,7 +52,7 @@ def heldout_l1(generator: nn.Module, recipe: StageRecipe, shards: Path, size: in
     for batch in device_batches(loader, device):
         batch = resize_batch(batch, size)
         output = generator(generator_input(batch, recipe.inputs))
-        total += (output - target_image(batch)).abs().mean(dim=(1, 2, 3)).sum().item()
+        total += (output - target_image(batch, recipe.target)).abs().mean(dim=(1, 2, 3)).sum().item()
         count += output.shape[0]
     generator.train(was_training)
     if count == 0:

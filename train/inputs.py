@@ -7,6 +7,7 @@ Input names a recipe can ask for, with their channels:
   hint_rgb  3  hint colour where given, white elsewhere (Cheng's hint image)
   draft     3  the erroneous draft
   palette  12  the four palette images
+  color     3  the colour image itself (the Line Detection Model's input)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-INPUT_CHANNELS = {"line": 1, "line3": 3, "hint": 4, "hint_rgb": 3, "draft": 3, "palette": 12}
+INPUT_CHANNELS = {"line": 1, "line3": 3, "hint": 4, "hint_rgb": 3, "draft": 3, "palette": 12, "color": 3}
 IMAGE_KEYS = ("color", "line", "hint", "draft", "palette")
 
 
@@ -48,7 +49,7 @@ def _part(batch: dict, name: str) -> torch.Tensor:
         if name == "hint":
             return torch.cat([(rgb * 2 - 1) * alpha, alpha * 2 - 1], dim=1)
         return (rgb * alpha + (1 - alpha)) * 2 - 1
-    if name in ("draft", "palette"):
+    if name in ("draft", "palette", "color"):
         if name not in batch:
             raise KeyError(f"the shards have no {name} member: make them with `pipe shard` options that produce it")
         return batch[name] * 2 - 1
@@ -59,5 +60,6 @@ def generator_input(batch: dict, names: tuple[str, ...]) -> torch.Tensor:
     return torch.cat([_part(batch, name) for name in names], dim=1)
 
 
-def target_image(batch: dict) -> torch.Tensor:
-    return batch["color"] * 2 - 1
+def target_image(batch: dict, target: str = "color") -> torch.Tensor:
+    """What the generator should produce, in [-1, 1]: the colour image, or the line art (LDM training)."""
+    return batch[target] * 2 - 1

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from torch import nn
 
 from train.inputs import input_channels
+from extractors.ldm import LdmConfig, LineDetectionModel
 from train.networks.attention_unet import AttentionUNet, AttentionUNetConfig
+from train.networks.dcgan import DCGANConfig, DCGANDiscriminator
+from train.networks.resnext_unet import ResNeXtUNet, ResNeXtUNetConfig
 from train.networks.patchgan import PatchGANConfig, PatchGANDiscriminator, StridedConfig, StridedDiscriminator
-from train.networks.unet import UNetConfig, UNetGenerator
+from train.networks.unet import DraftEncodedUNet, UNetConfig, UNetGenerator
 
-STAGES = ("draft", "refine")
+STAGES = ("draft", "refine", "ldm")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,12 @@ class StageRecipe:
     image_pool: int = 0
     # Weight of the L1 loss of each guide decoder's image (generators that return GuidedOutput).
     guide_weight: float = 0.0
+    # Content loss: L1 between VGG16 features of output and truth (needs torchvision's VGG16 file).
+    content_weight: float = 0.0
+    # Line loss: L1 between the Line Detection Model's lines of output and truth (needs ldm.pt).
+    line_weight: float = 0.0
+    # What the generator reproduces: "color", or "line" (training the Line Detection Model itself).
+    target: str = "color"
     batch_size: int = 64
     size: int = 256
     label_flip: float = 0.0
@@ -74,6 +83,12 @@ def _xu2020_generator(in_channels: int, size: int, width: float) -> nn.Module:
     return UNetGenerator(UNetConfig(in_channels=in_channels, channels=channels, upsample="nearest"))
 
 
+def _xu2020_refiner(in_channels: int, size: int, width: float) -> nn.Module:
+    channels = scaled((64, 128, 256, 512, 512, 512), width)
+    config = UNetConfig(in_channels=in_channels, channels=channels, upsample="nearest")
+    return DraftEncodedUNet(config, feature_channels=scaled((256,), width)[0])
+
+
 def _patchgan(in_channels: int, width: float) -> nn.Module:
     return PatchGANDiscriminator(PatchGANConfig(in_channels=in_channels, base_channels=scaled((64,), width)[0]))
 
@@ -90,6 +105,30 @@ def _chen_generator(in_channels: int, size: int, width: float) -> nn.Module:
     return AttentionUNet(AttentionUNetConfig(in_channels=in_channels, channels=scaled((64, 128, 256, 512, 512)[:levels], width)))
 
 
+def _lee_generator(in_channels: int, size: int, width: float) -> nn.Module:
+    levels = max(2, min(4 if size <= 128 else 5, size.bit_length() - 3))
+    return ResNeXtUNet(ResNeXtUNetConfig(in_channels=in_channels, channels=scaled((64, 128, 256, 512, 512)[:levels], width)))
+
+
+def _dcgan(in_channels: int, width: float) -> nn.Module:
+    return DCGANDiscriminator(DCGANConfig(in_channels=in_channels, channels=scaled((64, 128, 256, 512), width)))
+
+
+class LdmAsGenerator(nn.Module):
+    """The Line Detection Model in the trainer's convention: RGB in [-1, 1] -> lines in [-1, 1]."""
+
+    def __init__(self, ldm: LineDetectionModel) -> None:
+        super().__init__()
+        self.ldm = ldm
+
+    def forward(self, x):
+        return self.ldm((x + 1) / 2) * 2 - 1
+
+
+def _ldm_generator(in_channels: int, size: int, width: float) -> nn.Module:
+    return LdmAsGenerator(LineDetectionModel(LdmConfig(size=size, base_channels=scaled((32,), width)[0])))
+
+
 def _cheng_discriminator(in_channels: int, width: float) -> nn.Module:
     return StridedDiscriminator(StridedConfig(in_channels=in_channels, channels=scaled((64, 128, 256, 512), width)))
 
@@ -97,8 +136,15 @@ def _cheng_discriminator(in_channels: int, width: float) -> nn.Module:
 RECIPES: dict[str, Recipe] = {
     "xu2020": Recipe(
         "xu2020",
-        "DUT thesis: U-Net cGAN (resize+conv decoder), 70x70 PatchGAN, cGAN + 100 L1",
-        {"draft": StageRecipe(inputs=("line",), make_generator=_xu2020_generator, make_discriminator=_patchgan, hints=("patches",))},
+        "DUT thesis: U-Net cGAN (resize+conv decoder), 70x70 PatchGAN, cGAN + 100 L1; refinement from sketch + patches hints + the draft through a colour-feature encoder, 0.01 GAN + L1",
+        {
+            "draft": StageRecipe(inputs=("line",), make_generator=_xu2020_generator, make_discriminator=_patchgan, hints=("patches",)),
+            # Sketch (grey) + patches hints, and the erroneous draft through the colour-feature encoder.
+            "refine": StageRecipe(
+                inputs=("line", "hint", "draft"), make_generator=_xu2020_refiner, make_discriminator=_patchgan,
+                gan_weight=0.01, recon_weight=1.0, hints=("patches",),
+            ),
+        },
     ),
     "cheng2018": Recipe(
         "cheng2018",
@@ -121,6 +167,25 @@ RECIPES: dict[str, Recipe] = {
             inputs=("line3", "palette"), make_generator=_chen_generator, make_discriminator=_patchgan,
             recon_weight=100.0, guide_weight=100.0, image_pool=50, batch_size=4, hints=("palette",),
         )},
+    ),
+    "lee2020": Recipe(
+        "lee2020",
+        "two-stage generator: ResNeXt U-Net draft at 128 (pixel shuffle, no norm) with DCGAN D, 0.05 GAN + L1 + 0.1 VGG content + line loss through the LDM; 512 px refinement from line + upscaled draft, L1 only; the LDM itself",
+        {
+            "draft": StageRecipe(
+                inputs=("line", "hint"), make_generator=_lee_generator, make_discriminator=_dcgan, gan_weight=0.05,
+                recon_weight=1.0, content_weight=0.1, line_weight=1.0, lr=1e-4, betas=(0.5, 0.9), batch_size=16, size=128,
+                hints=("points",),
+            ),
+            "refine": StageRecipe(
+                inputs=("line", "draft"), make_generator=_lee_generator, recon_weight=1.0, lr=1e-4, betas=(0.5, 0.9),
+                batch_size=4, size=512, hints=("points",),
+            ),
+            "ldm": StageRecipe(
+                inputs=("color",), make_generator=_ldm_generator, target="line", recon_weight=1.0, lr=1e-4, betas=(0.5, 0.9),
+                batch_size=16, size=128,
+            ),
+        },
     ),
     "fu2018": Recipe(
         "fu2018",

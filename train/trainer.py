@@ -37,6 +37,7 @@ from train.ema import make_ema
 from train.inputs import generator_input, resize_batch, target_image
 from train.loader import LoaderConfig, device_batches, make_loader
 from train.losses import ImagePool, adversarial_loss, clip_weights
+from train.networks.vgg import content_loss
 from train.networks.attention_unet import GuidedOutput
 from train.precision import autocast, resolve_precision
 from train.recipes import StageRecipe, stage_recipe
@@ -72,6 +73,14 @@ class TrainConfig:
     record_keys: bool = False
     # torch.compile the generator (the discriminators here need no double backward, but stay eager).
     compile: bool = False
+    # Recipes with a content or line loss need feature networks from files; these turn them off.
+    content_loss: bool = True
+    line_loss: bool = True
+    vgg_weights: Path | None = None  # default: the weights folder (pipe weights list)
+    ldm_weights: Path | None = None
+    # Refinement stages: make each batch's drafts with this trained draft checkpoint (its EMA
+    # generator) instead of reading the shards' synthesized drafts (cheng2018's half-trained drafts).
+    drafts_from: Path | None = None
 
     @property
     def run_name(self) -> str:
@@ -144,11 +153,14 @@ class Trainer:
         torch.manual_seed(config.seed)
         in_channels = self.recipe.in_channels
         self.generator = self.recipe.make_generator(in_channels, self.size, config.width).to(self.device)
+        out_channels = 1 if self.recipe.target == "line" else 3
         make_d = self.recipe.make_discriminator
-        self.discriminator = make_d(in_channels + 3, config.width).to(self.device) if make_d else None
+        self.discriminator = make_d(in_channels + out_channels, config.width).to(self.device) if make_d else None
         self.generator.apply(init_weights)
         if self.discriminator is not None:
             self.discriminator.apply(init_weights)
+        self.vgg, self.ldm = self._feature_networks()
+        self.draft_source = self._draft_source()
         self.ema = make_ema(self.generator, config.ema_decay)
         # channels_last lets cuDNN pick its fastest convolution kernels on tensor cores.
         self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
@@ -170,6 +182,50 @@ class Trainer:
             if self.discriminator is not None:
                 self.discriminator = DistributedDataParallel(self.discriminator, device_ids=device_ids)
         self.writer = None
+
+    def _draft_source(self):
+        if self.config.drafts_from is None:
+            return None
+        if "draft" not in self.recipe.inputs:
+            raise PipeError(f"--drafts-from: {self.config.recipe} {self.config.stage} takes no draft")
+        from train.evaluate import load_generator
+
+        try:
+            source = load_generator(self.config.drafts_from, self.device)
+        except (FileNotFoundError, ValueError) as exc:
+            raise PipeError(f"--drafts-from: {exc}") from None
+        if "draft" in source.recipe.inputs:
+            raise PipeError(f"--drafts-from: {self.config.drafts_from} is itself a refinement stage")
+        return source
+
+    @torch.no_grad()
+    def drafts_for(self, batch: dict) -> torch.Tensor:
+        """The draft generator's colourings of the batch, in [0, 1] at this stage's size."""
+        source = self.draft_source
+        draft = source.generator(generator_input(resize_batch(batch, source.size), source.recipe.inputs))
+        draft = (draft.float() + 1) / 2
+        if draft.shape[-1] != self.size:
+            draft = F.interpolate(draft, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return draft.clamp(0, 1)
+
+    def _feature_networks(self) -> tuple[nn.Module | None, nn.Module | None]:
+        """VGG16 for the content loss and the LDM for the line loss, when the recipe uses them."""
+        from extractors.ldm import load_ldm
+        from extractors.weights import WeightsMissing, require_weights
+        from train.networks.vgg import VGG16Features
+
+        vgg = ldm = None
+        try:
+            if self.recipe.content_weight and self.config.content_loss:
+                vgg = VGG16Features().load_torchvision(self.config.vgg_weights).to(self.device)
+            if self.recipe.line_weight and self.config.line_loss:
+                ldm = load_ldm(require_weights("ldm", self.config.ldm_weights), self.device).eval().requires_grad_(False)
+        except WeightsMissing as exc:
+            flag = "--no-content-loss" if vgg is None and self.recipe.content_weight and self.config.content_loss else "--no-line-loss"
+            raise PipeError(f"{exc}; or train without that loss: {flag}") from None
+        except ValueError as exc:
+            raise PipeError(str(exc)) from None
+        return vgg, ldm
 
     def _optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
         recipe = self.recipe
@@ -206,12 +262,28 @@ class Trainer:
     def _save(self) -> None:
         if self.rank != 0:
             return
+        if self.recipe.target == "line":
+            self._save_ldm()
         extras = {"config": self.resolved_config(), "loader_position": {"batches": self.step, "workers": self.config.workers, "batch_size": self.batch_size}}
         save_checkpoint(self.checkpoint_path(), self.step, self.modules(), extras)
 
+    def _save_ldm(self) -> None:
+        """An LDM run also writes the model in the extractors' format: RUN/ldm.pt and the weights folder's ldm.pt."""
+        from extractors.ldm import save_ldm
+        from extractors.weights import default_weights_path
+
+        ldm = self.ema.module.ldm
+        extra = {"trained_by": "pipe train ldm", "step": self.step, "run": str(self.config.run_dir)}
+        save_ldm(ldm, self.config.run_dir / "ldm.pt", extra)
+        save_ldm(ldm, self.config.ldm_weights or default_weights_path("ldm"), extra)
+
     def resolved_config(self) -> dict:
         data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config).items()}
-        data.update(size=self.size, batch_size=self.batch_size, inputs=list(self.recipe.inputs), precision_dtype=str(self.dtype), device_type=self.device.type)
+        data.update(
+            size=self.size, batch_size=self.batch_size, inputs=list(self.recipe.inputs), target=self.recipe.target,
+            precision_dtype=str(self.dtype), device_type=self.device.type,
+            content_loss_active=self.vgg is not None, line_loss_active=self.ldm is not None,
+        )
         return data
 
     # ------------------------------------------------------------------ steps
@@ -243,6 +315,17 @@ class Trainer:
         with autocast(self.device, self.dtype), self._discriminator_local():
             recon = (F.mse_loss if recipe.recon_loss == "l2" else F.l1_loss)(fake.float(), real)
             loss = recipe.recon_weight * recon
+            if self.vgg is not None:
+                content = content_loss(self.vgg, (fake.float() + 1) / 2, (real + 1) / 2)
+                loss = loss + recipe.content_weight * content
+                losses["g_content"] = content.item()
+            if self.ldm is not None:
+                lines = self._ldm_lines(fake.float())
+                with torch.no_grad():
+                    truth_lines = self._ldm_lines(real)
+                line = F.l1_loss(lines, truth_lines)
+                loss = loss + recipe.line_weight * line
+                losses["g_line"] = line.item()
             for index, guide in enumerate(guides):
                 guide_loss = F.l1_loss(guide.float(), F.interpolate(real, size=guide.shape[-2:], mode="area"))
                 loss = loss + recipe.guide_weight * guide_loss
@@ -258,6 +341,14 @@ class Trainer:
         self.ema.update_parameters(_unwrap(self.generator))
         losses.update({f"g_{recipe.recon_loss}": recon.item(), "g_total": loss.item()})
         return losses
+
+    def _ldm_lines(self, images: torch.Tensor) -> torch.Tensor:
+        """The LDM's lines of [-1, 1] RGB images, at the LDM's own size."""
+        size = self.ldm.config.size
+        rgb = (images + 1) / 2
+        if rgb.shape[-1] != size:
+            rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False)
+        return self.ldm(rgb)
 
     def _noisy(self, pairs: torch.Tensor) -> torch.Tensor:
         """D's input with the recipe's Gaussian noise (an instance-noise regularizer), if any."""
@@ -278,8 +369,10 @@ class Trainer:
 
     def train_step(self, batch: dict) -> tuple[dict[str, float], torch.Tensor]:
         batch = resize_batch(batch, self.size)
+        if self.draft_source is not None:
+            batch = {**batch, "draft": self.drafts_for(batch)}
         condition = generator_input(batch, self.recipe.inputs).contiguous(memory_format=self.memory_format)
-        real = target_image(batch).contiguous(memory_format=self.memory_format)
+        real = target_image(batch, self.recipe.target).contiguous(memory_format=self.memory_format)
         train_generator = (self.step + 1) % self.recipe.generator_every == 0
         # Without a G step the forward pass needs no graph (and DDP must not wait for its gradients).
         with autocast(self.device, self.dtype), torch.set_grad_enabled(train_generator):
@@ -300,12 +393,13 @@ class Trainer:
         inputs = self.recipe.inputs
         if "palette" in inputs and "palette" not in made.get("hints", []):
             raise PipeError(f"recipe {self.config.recipe} reads palettes: make the shards with `pipe shard --hints palette,...` (then --redo)")
-        if "draft" in inputs and not made.get("artifacts"):
+        if "draft" in inputs and self.draft_source is None and not made.get("artifacts"):
             raise PipeError(f"recipe {self.config.recipe} {self.config.stage} reads drafts: make the shards with `pipe shard --artifacts paste,warp,spray`")
 
     def loader(self, steps: int):
-        inputs = self.recipe.inputs
-        images = ["color", "line"] + [name for name, needed in (("hint", any(i.startswith("hint") for i in inputs)), ("draft", "draft" in inputs)) if needed]
+        inputs = self.recipe.inputs + (self.draft_source.recipe.inputs if self.draft_source is not None else ())
+        needs_draft_member = "draft" in self.recipe.inputs and self.draft_source is None
+        images = ["color", "line"] + [name for name, needed in (("hint", any(i.startswith("hint") for i in inputs)), ("draft", needs_draft_member)) if needed]
         config = LoaderConfig(
             shards=(str(self.config.root / "shards" / "train"),),
             batch_size=self.batch_size,
@@ -417,7 +511,7 @@ def sample_grid(batch: dict, fake: torch.Tensor, rows: int = 4) -> np.ndarray:
         else:
             hint = torch.full((3, height, width), 0.5, device=fake.device)
         draft = batch["draft"][i] if "draft" in batch else torch.ones((3, height, width), device=fake.device)
-        output = (fake[i] + 1) / 2
+        output = rgb((fake[i] + 1) / 2)
         tiles.append(torch.cat([line, hint, draft, output, batch["color"][i]], dim=2))
     grid = torch.cat(tiles, dim=1).clamp(0, 1)
     return (grid.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)

@@ -131,8 +131,19 @@ def learning_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("learn") / "root"
     make_prepared_dataset(root, 160, size=SIZE, seed=5)
     assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
-    assert main(["shard", str(root), "--hints", "blur", "--val", "0.1", "--shard-samples", "20", "--workers", "0"]) == 0
+    assert main(["shard", str(root), "--hints", "patches", "--val", "0.1", "--shard-samples", "20", "--workers", "0"]) == 0
     return root
+
+
+def learn(root: Path, recipe: str, stage: str, *extra: str) -> Path:
+    """300 steps at width 0.25; returns the checkpoint."""
+    name = f"learn-{recipe}-{stage}"
+    args = ["train", stage, str(root), "--recipe", recipe, "--steps", "300", "--batch-size", "8", "--size", str(SIZE),
+            "--width", "0.25", "--workers", "0", "--name", name, "--log-every", "50", "--sample-every", "300", *extra]
+    checkpoint = root / "runs" / name / "checkpoints" / "last.pt"
+    if not checkpoint.is_file():
+        assert main(args) == 0
+    return checkpoint
 
 
 @pytest.mark.slow
@@ -140,10 +151,7 @@ def learning_data(tmp_path_factory) -> Path:
 def test_300_steps_lower_the_heldout_l1_well_below_the_untrained_models(learning_data, recipe):
     from train.evaluate import heldout_l1, load_generator, untrained_generator
 
-    args = ["train", "draft", str(learning_data), "--recipe", recipe, "--steps", "300", "--batch-size", "8", "--size", str(SIZE),
-            "--width", "0.25", "--workers", "0", "--name", f"learn-{recipe}", "--log-every", "50", "--sample-every", "300"]
-    assert main(args) == 0
-    loaded = load_generator(learning_data / "runs" / f"learn-{recipe}" / "checkpoints" / "last.pt")
+    loaded = load_generator(learn(learning_data, recipe, "draft"))
     val = learning_data / "shards" / "val"
     trained = heldout_l1(loaded.generator, loaded.recipe, val, SIZE)
     untrained = heldout_l1(untrained_generator(loaded.recipe, SIZE, 0.25, seed=0), loaded.recipe, val, SIZE)
@@ -151,24 +159,30 @@ def test_300_steps_lower_the_heldout_l1_well_below_the_untrained_models(learning
 
 
 @pytest.mark.slow
-def test_two_process_torchrun_trains_with_disjoint_samples_per_rank(dataset):
-    import subprocess
-    import sys
+def test_the_refinement_given_hints_beats_the_draft_alone_at_the_hinted_pixels(learning_data):
+    # xu2020's draft sees no hints, its refinement does (cheng2018's draft already sees the hints,
+    # so there the refinement can add little at hinted pixels: 0.93x the draft's error after 800 steps).
+    recipe = "xu2020"
+    from train.evaluate import load_generator
+    from train.inputs import generator_input, target_image
+    from train.loader import LoaderConfig, device_batches, make_loader
 
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "pipeline.cli",
-        *train_args(dataset, "--recipe", "xu2020", "--width", "0.25", "--steps", "4", "--name", "ddp", "--record-keys", "--device", "cpu"),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run = dataset / "runs" / "ddp"
-    per_rank = []
-    for rank in (0, 1):
-        lines = (run / "keys" / f"rank{rank}.txt").read_text().splitlines()
-        assert [int(line.split()[0]) for line in lines] == [1, 2, 3, 4]  # equal steps on both ranks
-        per_rank.append({key for line in lines for key in line.split()[1:]})
-    assert per_rank[0] and per_rank[1] and not per_rank[0] & per_rank[1]
-    assert list(losses(run)) == [1, 2, 3, 4] and (run / "checkpoints" / "last.pt").is_file()
+    draft_checkpoint = learn(learning_data, recipe, "draft")
+    refine_checkpoint = learn(learning_data, recipe, "refine", "--drafts-from", str(draft_checkpoint), "--steps", "500")
+    drafter, refiner = load_generator(draft_checkpoint), load_generator(refine_checkpoint)
+    loader = make_loader(LoaderConfig(shards=(str(learning_data / "shards" / "val"),), batch_size=16, workers=0, shuffle_buffer=0, images=("color", "line", "hint")))
+    draft_error = refine_error = pixels = 0.0
+    with torch.no_grad():
+        for batch in device_batches(loader, "cpu"):
+            draft = drafter.generator(generator_input(batch, drafter.recipe.inputs))
+            refined = refiner.generator(generator_input({**batch, "draft": (draft + 1) / 2}, refiner.recipe.inputs))
+            truth = target_image(batch)
+            hinted = batch["hint"][:, 3:] == 1.0  # the patch hints' squares
+            draft_error += ((draft - truth).abs().mean(1, keepdim=True) * hinted).sum().item()
+            refine_error += ((refined - truth).abs().mean(1, keepdim=True) * hinted).sum().item()
+            pixels += hinted.sum().item()
+    assert pixels > 100
+    assert refine_error / pixels < 0.9 * draft_error / pixels, (refine_error / pixels, draft_error / pixels)
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +254,30 @@ def test_colorize_errors_are_one_line(checkpoints, tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main(["colorize", str(tmp_path / "sketches"), "--draft", str(checkpoints["draft"]), "-o", str(tmp_path / "o"), "--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_lee2020_trains_its_ldm_first_then_the_draft_with_content_and_line_losses(dataset, tmp_path, monkeypatch, capsys):
+    from extractors.ldm import load_ldm
+    from train.networks.vgg import vgg16_features
+
+    monkeypatch.setenv("PIPE_WEIGHTS", str(tmp_path / "weights"))
+    common = ["--recipe", "lee2020", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--width", "0.25", "--log-every", "1"]
+    assert main(["train", "draft", str(dataset), *common, "--steps", "1", "--name", "lee-nofiles"]) == 2
+    err = capsys.readouterr().err
+    assert "vgg16-397923af.pth" in err and "--no-content-loss" in err
+    assert main(["train", "ldm", str(dataset), *common, "--steps", "3", "--name", "lee-ldm"]) == 0
+    ldm = load_ldm(tmp_path / "weights" / "ldm.pt")
+    assert ldm.config.size == SIZE and (dataset / "runs" / "lee-ldm" / "ldm.pt").is_file()
+    records = losses(dataset / "runs" / "lee-ldm")
+    assert set(records[1]) - {"step", "images_per_second"} == {"g_l1", "g_total"}
+    torch.save({f"features.{k}": v for k, v in vgg16_features().state_dict().items()}, tmp_path / "weights" / "vgg16-397923af.pth")
+    assert main(["train", "draft", str(dataset), *common, "--steps", "2", "--name", "lee-draft"]) == 0
+    run = dataset / "runs" / "lee-draft"
+    assert {"g_gan", "g_l1", "g_content", "g_line"} <= set(losses(run)[1])
+    config = json.loads((run / "config.json").read_text())
+    assert config["content_loss_active"] and config["line_loss_active"] and config["inputs"] == ["line", "hint"]
+    assert main(["train", "draft", str(dataset), *common, "--steps", "2", "--name", "lee-bare", "--no-content-loss", "--no-line-loss"]) == 0
+    config = json.loads((dataset / "runs" / "lee-bare" / "config.json").read_text())
+    assert not config["content_loss_active"] and not config["line_loss_active"]
+    assert main(["train", "refine", str(dataset), *common, "--steps", "2", "--name", "lee-refine"]) == 0
+    assert set(losses(dataset / "runs" / "lee-refine")[1]) - {"step", "images_per_second"} == {"g_l1", "g_total"}

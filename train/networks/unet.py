@@ -8,7 +8,7 @@ dropout in the three innermost up blocks) it has the layer structure of pix2pix'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -27,6 +27,8 @@ class UNetConfig:
     # noise source of a pix2pix generator (it stays on at test time in the paper).
     dropout_blocks: int = 3
     dropout: float = 0.5
+    # Channels of extra features joined to the innermost level (see DraftEncodedUNet); 0: none.
+    bottleneck_features: int = 0
 
     @property
     def depth(self) -> int:
@@ -55,6 +57,9 @@ class UNetGenerator(nn.Module):
             if 0 < level < config.depth - 1:
                 layers.append(norm_layer(config.norm, out_ch))
             self.down.append(nn.Sequential(*layers))
+        # Extra bottleneck features are concatenated and fused back to the innermost width by a 1x1 conv.
+        inner = chans[-1]
+        self.fuse = nn.Conv2d(inner + config.bottleneck_features, inner, kernel_size=1) if config.bottleneck_features else None
         self.up = nn.ModuleList()
         for level in reversed(range(config.depth)):
             innermost, outermost = level == config.depth - 1, level == 0
@@ -70,7 +75,7 @@ class UNetGenerator(nn.Module):
                     layers.append(nn.Dropout(config.dropout))
             self.up.append(nn.Sequential(*layers))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bottleneck: torch.Tensor | None = None) -> torch.Tensor:
         multiple = self.config.size_multiple
         if x.ndim != 4 or x.shape[1] != self.config.in_channels or x.shape[-1] % multiple or x.shape[-2] % multiple:
             raise ValueError(
@@ -80,7 +85,39 @@ class UNetGenerator(nn.Module):
         for block in self.down:
             x = block(x)
             skips.append(x)
-        x = self.up[0](skips.pop())
+        innermost = skips.pop()
+        if self.fuse is not None:
+            if bottleneck is None or bottleneck.shape[-2:] != innermost.shape[-2:]:
+                raise ValueError(f"this U-Net needs bottleneck features at {tuple(innermost.shape[-2:])}")
+            innermost = self.fuse(torch.cat([innermost, bottleneck], dim=1))
+        x = self.up[0](innermost)
         for block in self.up[1:]:
             x = block(torch.cat([x, skips.pop()], dim=1))
         return x
+
+
+class DraftEncodedUNet(nn.Module):
+    """xu2020's refinement generator: a U-Net over sketch + hints, told about the draft by a colour-feature
+    encoder whose output joins the U-Net's innermost level.
+
+    The input's last three channels are the draft; the encoder is a stride-2 convolution stack down to
+    the U-Net's innermost resolution (trained with the generator; the thesis's optional
+    ImageNet-pretrained encoder is not provided here).
+    """
+
+    def __init__(self, config: UNetConfig, feature_channels: int = 256) -> None:
+        super().__init__()
+        self.unet = UNetGenerator(replace(config, in_channels=config.in_channels - 3, bottleneck_features=feature_channels))
+        layers: list[nn.Module] = []
+        previous = 3
+        for level in range(config.depth):
+            width = min(feature_channels, 32 << level) if level < config.depth - 1 else feature_channels
+            layers += [nn.Conv2d(previous, width, 4, 2, 1), nn.LeakyReLU(0.2)]
+            previous = width
+        self.encoder = nn.Sequential(*layers)
+        self.config = config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
+            raise ValueError(f"expected (B, {self.config.in_channels}, H, W) (sketch and hints, then the RGB draft), got {tuple(x.shape)}")
+        return self.unet(x[:, :-3], bottleneck=self.encoder(x[:, -3:]))
