@@ -164,10 +164,14 @@ def test_sigkill_halfway_then_resume_gives_exactly_one_of_everything(tmp_path):
         _write(src, f"img{index:03d}.jpg", picture(int(rng.integers(1 << 30)), 1600, 1200))
     command = [sys.executable, "-m", "pipeline.cli", "prepare", str(src), str(root), "--workers", "2", "--chunk-size", "2", "--save-every", "0.2"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # Kill once some outputs and a saved ledger part exist: mid-run whatever the machine's speed.
     deadline = time.monotonic() + 120
     parts = root / ".pipe" / "parts" / "prepared"
-    while time.monotonic() < deadline and len(list(parts.glob("part-*.parquet")) if parts.exists() else []) < 3:
-        time.sleep(0.05)
+    while time.monotonic() < deadline and not (
+        len(list((root / "prepared").rglob("*.png")) if (root / "prepared").exists() else []) >= 10
+        and (list(parts.glob("part-*.parquet")) if parts.exists() else [])
+    ):
+        time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (root / "prepared.parquet").exists(), "the run finished before it could be killed"
