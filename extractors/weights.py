@@ -36,6 +36,12 @@ SOURCES = {
         "get torchvision's ImageNet VGG16 weights (VGG16_Weights.IMAGENET1K_V1, file vgg16-397923af.pth) "
         "on a machine with torchvision and copy the file here",
     ),
+    # The optional ImageNet colour-feature encoder of xu2020's refinement stage.
+    "googlenet": WeightsSource(
+        "googlenet-1378be20.pth",
+        "get torchvision's ImageNet GoogLeNet weights (GoogLeNet_Weights.IMAGENET1K_V1, file googlenet-1378be20.pth) "
+        "on a machine with torchvision and copy the file here",
+    ),
 }
 
 

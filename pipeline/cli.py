@@ -433,6 +433,7 @@ def train(
     content_loss: Annotated[bool, typer.Option(help="Use the recipe's VGG16 content loss (needs torchvision's vgg16-397923af.pth, see `pipe weights list`); --no-content-loss trains without it and records that.", rich_help_panel=TRAIN_PANEL)] = True,
     line_loss: Annotated[bool, typer.Option(help="Use the recipe's line loss through the Line Detection Model (train it first: `pipe train ldm ROOT --recipe lee2020`).", rich_help_panel=TRAIN_PANEL)] = True,
     drafts_from: Annotated[Optional[Path], typer.Option(help="Refinement stages: drafts made on the fly by this trained draft checkpoint instead of the shards' synthesized ones.", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    feature_encoder: Annotated[Optional[Path], typer.Option(help="xu2020 refine: encode the draft with torchvision's ImageNet GoogLeNet from this file (googlenet-1378be20.pth) instead of a trained encoder.", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     vgg_weights: Annotated[Optional[Path], typer.Option(help="torchvision's VGG16 state dict. (default: the weights folder)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     ldm_weights: Annotated[Optional[Path], typer.Option(help="LDM checkpoint to read (draft) or also write (ldm stage). (default: the weights folder's ldm.pt)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
 ) -> None:
@@ -449,7 +450,7 @@ def train(
         root=root.resolve(), recipe=recipe, stage=stage, run=name, steps=steps, batch_size=batch_size, size=size, width=width,
         workers=workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
         checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume, record_keys=record_keys, compile=compile_generator,
-        content_loss=content_loss, line_loss=line_loss, vgg_weights=vgg_weights, ldm_weights=ldm_weights, drafts_from=drafts_from,
+        content_loss=content_loss, line_loss=line_loss, vgg_weights=vgg_weights, ldm_weights=ldm_weights, drafts_from=drafts_from, feature_encoder=feature_encoder,
     )
     summary = run_training(config)
     if summary.last_step == summary.first_step:

@@ -33,6 +33,10 @@ def load_generator(path: Path, device: torch.device | str = "cpu", use_ema: bool
         raise ValueError(f"{path} is not a `pipe train` checkpoint (no recorded config)")
     recipe = stage_recipe(config["recipe"], config["stage"])
     generator = recipe.make_generator(recipe.in_channels, config["size"], config.get("width", 1.0))
+    if config.get("feature_encoder"):
+        from train.trainer import attach_feature_encoder
+
+        attach_feature_encoder(generator, None)  # the checkpoint holds the encoder's weights
     if use_ema:
         state = {k.removeprefix("module."): v for k, v in payload["state"]["ema"].items() if k.startswith("module.")}
     else:

@@ -81,6 +81,8 @@ class TrainConfig:
     # Refinement stages: make each batch's drafts with this trained draft checkpoint (its EMA
     # generator) instead of reading the shards' synthesized drafts (cheng2018's half-trained drafts).
     drafts_from: Path | None = None
+    # xu2020 refinement: encode the draft with torchvision's ImageNet GoogLeNet from this file.
+    feature_encoder: Path | None = None
 
     @property
     def run_name(self) -> str:
@@ -110,6 +112,22 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)) and module.weight is not None:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+def attach_feature_encoder(generator: nn.Module, path: Path | None) -> None:
+    """Give a draft-encoding generator the frozen ImageNet GoogLeNet (from `path`; None: an untrained one,
+    whose weights a checkpoint then provides)."""
+    from extractors.weights import WeightsMissing
+    from train.networks.googlenet import FEATURE_CHANNELS, GoogLeNet, load_googlenet
+    from train.networks.unet import DraftEncodedUNet
+
+    if not isinstance(generator, DraftEncodedUNet):
+        raise PipeError("--feature-encoder: this recipe's generator does not encode a draft (xu2020 refine does)")
+    try:
+        network = load_googlenet(path) if path is not None else GoogLeNet()
+    except (WeightsMissing, ValueError) as exc:
+        raise PipeError(str(exc)) from None
+    generator.use_pretrained_encoder(network, FEATURE_CHANNELS)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -157,6 +175,10 @@ class Trainer:
         make_d = self.recipe.make_discriminator
         self.discriminator = make_d(in_channels + out_channels, config.width).to(self.device) if make_d else None
         self.generator.apply(init_weights)
+        if config.feature_encoder is not None:
+            # After the initialization, which must not touch the pretrained weights.
+            attach_feature_encoder(self.generator, config.feature_encoder)
+            self.generator.to(self.device)
         if self.discriminator is not None:
             self.discriminator.apply(init_weights)
         self.vgg, self.ldm = self._feature_networks()

@@ -100,9 +100,10 @@ class DraftEncodedUNet(nn.Module):
     """xu2020's refinement generator: a U-Net over sketch + hints, told about the draft by a colour-feature
     encoder whose output joins the U-Net's innermost level.
 
-    The input's last three channels are the draft; the encoder is a stride-2 convolution stack down to
-    the U-Net's innermost resolution (trained with the generator; the thesis's optional
-    ImageNet-pretrained encoder is not provided here).
+    The input's last three channels are the draft. The encoder is a stride-2 convolution stack down to
+    the U-Net's innermost resolution, trained with the generator, or (`use_pretrained_encoder`, the
+    thesis's option) a frozen ImageNet GoogLeNet whose inception4e features are pooled to that
+    resolution and projected by a trained 1x1 convolution.
     """
 
     def __init__(self, config: UNetConfig, feature_channels: int = 256) -> None:
@@ -116,8 +117,29 @@ class DraftEncodedUNet(nn.Module):
             previous = width
         self.encoder = nn.Sequential(*layers)
         self.config = config
+        self.feature_channels = feature_channels
+        self.pretrained: nn.Module | None = None
+
+    def use_pretrained_encoder(self, network: nn.Module, channels: int) -> None:
+        """Replace the trained encoder by a frozen feature network (`features(rgb01)` -> `channels` maps)."""
+        self.pretrained = network.eval().requires_grad_(False)
+        self.encoder = nn.Conv2d(channels, self.feature_channels, kernel_size=1)
+
+    def train(self, mode: bool = True) -> DraftEncodedUNet:
+        super().train(mode)
+        if self.pretrained is not None:
+            self.pretrained.eval()  # frozen BatchNorm statistics
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(f"expected (B, {self.config.in_channels}, H, W) (sketch and hints, then the RGB draft), got {tuple(x.shape)}")
-        return self.unet(x[:, :-3], bottleneck=self.encoder(x[:, -3:]))
+        draft = x[:, -3:]
+        if self.pretrained is None:
+            features = self.encoder(draft)
+        else:
+            inner = (x.shape[-2] >> self.config.depth, x.shape[-1] >> self.config.depth)
+            with torch.no_grad():
+                maps = self.pretrained.features((draft + 1) / 2)
+            features = self.encoder(nn.functional.adaptive_avg_pool2d(maps, inner))
+        return self.unet(x[:, :-3], bottleneck=features)
