@@ -9,12 +9,14 @@ with bench/loader.py to see whether the loader keeps up). FLOPs per step are cou
 torch.utils.flop_counter. The baseline in the same run is the same step in plain fp32 (no autocast);
 on CUDA the default precision is bf16 autocast with channels_last, and MFU is reported against
 --peak-tflops (default: DESIGN.md's ~790 TFLOP/s bf16 for one H200). Defaults are the recipe's
-resolution and batch; on a CPU pass a smaller --batch-size.
+resolution and batch; on a CPU pass a smaller --batch-size. lee2020's VGG16 and LDM are random-weight
+stand-ins in the published formats (same cost as the real files).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -58,10 +60,22 @@ def count_flops(trainer: Trainer, batch: dict) -> int:
     return counter.get_total_flops()
 
 
+def stand_in_weights(folder: Path) -> None:
+    """Random-weight VGG16 and LDM files in the expected formats: the losses cost the same to compute,
+    so timing needs no published weights. PIPE_WEIGHTS points there for this run."""
+    from extractors.ldm import LdmConfig, LineDetectionModel, save_ldm
+    from train.networks.vgg import vgg16_features
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({f"features.{k}": v for k, v in vgg16_features().state_dict().items()}, folder / "vgg16-397923af.pth")
+    save_ldm(LineDetectionModel(LdmConfig(size=128)), folder / "ldm.pt")
+    os.environ["PIPE_WEIGHTS"] = str(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", default=",".join(RECIPES))
-    parser.add_argument("--stages", default="draft,refine")
+    parser.add_argument("--stages", default="draft,refine,ldm")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--size", type=int)
@@ -73,6 +87,7 @@ def main() -> None:
     header = f"{'recipe':<12} {'stage':<7} {'size':>5} {'batch':>5} {'GFLOP/img':>10} {'fp32 img/s':>11} {'run img/s':>10} {'ratio':>6}"
     print(header + ("   MFU" if device.type == "cuda" else ""))
     with tempfile.TemporaryDirectory() as tmp:
+        stand_in_weights(Path(tmp) / "weights")
         for recipe in args.recipes.split(","):
             for stage in args.stages.split(","):
                 if stage not in RECIPES[recipe].stages:
