@@ -10,11 +10,13 @@ re-draws hints and drafts per step with the same `synth` functions the shards we
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import itertools
 import json
 import logging
+import os
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -141,6 +143,8 @@ def collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
 def cycle_shards(source: Iterable[dict[str, Any]], seed: int) -> Iterator[dict[str, Any]]:
     """This worker's shards over and over, reshuffled each pass from (seed, pass): an endless, reproducible stream."""
     shards = list(source)
+    if not shards:
+        return
     for cycle in itertools.count():
         order = list(shards)
         random.Random(f"{seed}/{cycle}").shuffle(order)
@@ -227,8 +231,29 @@ class EndlessEpochs:
         return itertools.islice(self._stream, self.batches_per_epoch)
 
 
+def rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def usable_workers(config: LoaderConfig) -> int:
+    """Endless streams need a shard for every worker (a DataLoader waits on each in turn): fewer
+    workers when this rank has fewer shards than that."""
+    if not config.repeat or config.workers == 0:
+        return config.workers
+    rank, world = rank_and_world()
+    shards = len(shard_urls(config.shards)[rank::world])
+    if shards == 0:
+        raise ValueError(f"rank {rank} of {world} gets no shard: make more shards (pipe shard --shard-samples) or use fewer processes")
+    if shards < config.workers:
+        log.warning("only %d shard(s) for this rank: using %d loader workers instead of %d", shards, shards, config.workers)
+    return min(config.workers, shards)
+
+
 def make_loader(config: LoaderConfig) -> wds.WebLoader | EndlessEpochs:
     """Batches from worker processes; with epoch_samples, each epoch yields that many samples' batches."""
+    config = dataclasses.replace(config, workers=usable_workers(config))
     loader = wds.WebLoader(
         make_dataset(config),
         batch_size=None,

@@ -436,7 +436,7 @@ class Trainer:
         )
         try:
             return make_loader(config)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, ValueError) as exc:
             raise PipeError(str(exc)) from None
 
     def train(self) -> RunSummary:

@@ -146,3 +146,15 @@ def test_a_repeated_stream_skips_to_a_resumed_position_exactly(shards):
         assert whole[:10] != whole[10:20], "later epochs continue the stream rather than restart it"
         resumed = make_loader(LoaderConfig(**base, epoch_samples=9 * 3, skip_batches=11))
         assert [b["__key__"] for b in resumed] == whole[11:20]
+
+
+def test_an_endless_stream_with_more_workers_than_shards_does_not_hang(shards, tmp_path):
+    import shutil as _shutil
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    for name in ("00000.tar", "00000_stats.json"):
+        _shutil.copy(shards / name, folder / name)
+    config = LoaderConfig(shards=(str(folder),), batch_size=2, workers=3, repeat=True, epoch_samples=12)
+    batches = list(make_loader(config))
+    assert len(batches) == 6
