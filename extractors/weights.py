@@ -42,6 +42,12 @@ SOURCES = {
         "get torchvision's ImageNet GoogLeNet weights (GoogLeNet_Weights.IMAGENET1K_V1, file googlenet-1378be20.pth) "
         "on a machine with torchvision and copy the file here",
     ),
+    # The FID-family metrics of `pipe eval`: TensorFlow's 2015-12-05 Inception, ported by pytorch-fid.
+    "inception": WeightsSource(
+        "pt_inception-2015-12-05-6726825d.pth",
+        "download pt_inception-2015-12-05-6726825d.pth from the pytorch-fid releases page "
+        "(github.com/mseitzer/pytorch-fid/releases, tag fid_weights) and copy it here",
+    ),
 }
 
 

@@ -95,6 +95,19 @@ def run_generator(loaded: LoadedGenerator, batch: dict, device: torch.device) ->
     return ((output + 1) / 2).clamp(0, 1)
 
 
+def colour_batch(draft: LoadedGenerator, refine: LoadedGenerator | None, batch: dict, device: torch.device, size: int) -> torch.Tensor:
+    """Float [0, 1] RGB (B, 3, size, size): the draft model's colouring, refined when `refine` is given
+    (its `draft` input is the draft model's output)."""
+    colour = run_generator(draft, batch, device)
+    if refine is not None:
+        colour = run_generator(refine, {**batch, "draft": _at_size(colour, size)}, device)
+    return _at_size(colour, size)
+
+
+def _at_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+
+
 def colorize(sketches: list[Path], out: Path, draft: Path, refine: Path | None, hints: Path | None, device: torch.device, batch_size: int = 8) -> list[Path]:
     """Colour every sketch; returns the written files (OUT/<name>.png)."""
     draft_model = load_generator(draft, device)
@@ -120,12 +133,7 @@ def colorize(sketches: list[Path], out: Path, draft: Path, refine: Path | None, 
             "line": torch.from_numpy(np.stack(lines))[:, None].float().div(255).to(device),
             "hint": torch.from_numpy(np.stack(hint_images)).permute(0, 3, 1, 2).float().div(255).to(device),
         }
-        colour = run_generator(draft_model, batch, device)
-        if refine_model is not None:
-            batch["draft"] = F.interpolate(colour, size=(size, size), mode="bilinear", align_corners=False) if colour.shape[-1] != size else colour
-            colour = run_generator(refine_model, batch, device)
-        if colour.shape[-1] != size:
-            colour = F.interpolate(colour, size=(size, size), mode="bilinear", align_corners=False)
+        colour = colour_batch(draft_model, refine_model, batch, device, size)
         images = (colour.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
         for path, image, placement in zip(chunk, images, placements):
             target = out / f"{path.stem}.png"

@@ -1,0 +1,149 @@
+"""`pipe eval`: tiny CPU checkpoints scored on a val split, the report's numbers, HTML and comparison."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from extractors.weights import SOURCES
+from pipeline.cli import main
+from synth.hints.cfid import SEGMENT_COUNTS
+from tests.helpers import make_prepared_dataset
+from train.eval.hints import eval_hints
+from train.networks.inception import stand_in_state_dict
+
+SIZE = 64
+INCEPTION_FILE = SOURCES["inception"].file_name
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory) -> dict:
+    """A dataset with a val split, a 3-step draft (xu2020) and refinement (cheng2018) run, and stand-in FID Inception weights."""
+    base = tmp_path_factory.mktemp("eval")
+    root = base / "root"
+    make_prepared_dataset(root, 24, size=SIZE)
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
+    assert main(["shard", str(root), "--hints", "patches", "--val", "0.3", "--shard-samples", "4", "--workers", "0"]) == 0
+    checkpoints = {}
+    for recipe, stage in (("xu2020", "draft"), ("cheng2018", "refine")):
+        args = ["train", stage, str(root), "--recipe", recipe, "--steps", "3", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--width", "0.25", "--name", stage]
+        assert main(args) == 0
+        checkpoints[stage] = root / "runs" / stage / "checkpoints" / "last.pt"
+    weights = base / "weights"
+    weights.mkdir()
+    torch.save(stand_in_state_dict(seed=0), weights / INCEPTION_FILE)
+    val = sum(json.loads(p.read_text())["count"] for p in (root / "shards" / "val").glob("*_stats.json"))
+    return {"root": root, "weights": weights, "val": val, **checkpoints}
+
+
+def eval_args(scored: dict, *extra: str) -> list[str]:
+    return ["eval", str(scored["root"]), "--draft", str(scored["draft"]), "--weights-dir", str(scored["weights"]), "--device", "cpu", "--kid-subsets", "20", *extra]
+
+
+@pytest.fixture(scope="module")
+def report(scored) -> dict:
+    args = eval_args(scored, "--refine", str(scored["refine"]), "--hints", "none,cfid,shard", "--grid", "3", "--name", "both")
+    assert main(args) == 0
+    folder = scored["root"] / "reports" / "both"
+    return {"folder": folder, "json": json.loads((folder / "report.json").read_text())}
+
+
+def test_report_scores_every_val_sample_under_each_setting(scored, report):
+    numbers = report["json"]
+    assert 4 <= scored["val"] == numbers["samples"]
+    assert list(numbers["settings"]) == ["none", "cfid", "shard"]
+    assert [numbers["settings"][s]["label"] for s in ("none", "cfid")] == ["FID", "C-FID"]
+    for setting, entry in numbers["settings"].items():
+        assert entry["samples"] == scored["val"]
+        assert entry["fid"] > 0 and np.isfinite(entry["fid"])
+        assert entry["kid"]["subsets"] == 20 and entry["kid"]["subset_size"] == scored["val"]
+        assert entry["psnr"]["count"] == entry["ssim"]["count"] == scored["val"]
+        assert 0 < entry["psnr"]["mean"] < 60 and -1 <= entry["ssim"]["mean"] <= 1
+        if setting == "none":
+            assert "adherence" not in entry and "containment" not in entry
+        else:
+            assert entry["adherence"]["count"] > 0 and entry["adherence"]["mean"] >= 0
+            contained = entry["containment"]
+            assert contained["count"] + contained["absent"] > 0
+    # 28 C-FID pixels per image, each scored for adherence.
+    assert numbers["settings"]["cfid"]["adherence"]["count"] == sum(SEGMENT_COUNTS) * scored["val"]
+    config = numbers["config"]
+    assert config["draft"]["recipe"] == "xu2020" and config["refine"]["recipe"] == "cheng2018" and config["draft"]["step"] == 3
+
+
+def test_scores_repeat_exactly_and_cfid_hints_do_not_depend_on_the_seed(scored, report, tmp_path):
+    args = eval_args(scored, "--refine", str(scored["refine"]), "--hints", "none,cfid,shard", "--grid", "3", "--out", str(tmp_path / "again"))
+    assert main(args) == 0
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert again["settings"] == report["json"]["settings"]
+    colors = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 3, SIZE, SIZE), dtype=np.uint8))
+    first, other = eval_hints("cfid", colors, ["a", "b"], None, seed=0), eval_hints("cfid", colors, ["a", "b"], None, seed=9)
+    assert torch.equal(first, other)
+    assert ((first[:, 3] > 0).sum(dim=(1, 2)) == sum(SEGMENT_COUNTS)).all()
+    assert not torch.equal(eval_hints("points", colors, ["a", "b"], None, seed=0), eval_hints("points", colors, ["a", "b"], None, seed=9))
+
+
+def test_compare_prints_both_reports_side_by_side(scored, report, capsys):
+    assert main(eval_args(scored, "--hints", "cfid", "--name", "draft-only", "--no-fid")) == 0
+    draft_only = scored["root"] / "reports" / "draft-only" / "report.json"
+    numbers = json.loads(draft_only.read_text())
+    assert "fid" not in numbers["settings"]["cfid"] and numbers["settings"]["cfid"]["psnr"]["count"] == scored["val"]
+    capsys.readouterr()
+    assert main(["eval", "--compare", str(report["folder"] / "report.json"), str(draft_only)]) == 0
+    out = capsys.readouterr().err
+    assert "both (a) vs draft-only (b)" in out
+    for metric in ("C-FID", "PSNR", "SSIM", "hint error", "containment"):
+        assert metric in out
+    assert "in one report only: none, shard" in out.replace("\n", " ")
+
+
+def test_eval_errors_are_one_line(scored, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(eval_args(scored, "--weights-dir", str(tmp_path))) == 2
+    err = capsys.readouterr().err
+    assert INCEPTION_FILE in err and "pytorch-fid" in err and len(err.strip().splitlines()) == 1
+    assert main(eval_args(scored, "--hints", "sparkles")) == 2
+    assert "unknown hint setting sparkles" in capsys.readouterr().err
+    assert main(eval_args(scored, "--split", "test")) == 2
+    assert "no finished shards" in capsys.readouterr().err
+    assert main(["eval", str(scored["root"]), "--draft", str(scored["refine"]), "--no-fid"]) == 2
+    assert "refinement stage" in capsys.readouterr().err
+    assert main(["eval", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2
+    assert "a.json not found" in capsys.readouterr().err
+
+
+def test_report_html_holds_every_table_and_image(report):
+    page = (report["folder"] / "report.html").read_text()
+    for table in ("distribution", "per-image", "config", "grid-none", "grid-cfid", "grid-shard"):
+        assert f'id="{table}"' in page
+    images = page.split('src="data:image/png;base64,')[1:]
+    assert len(images) == 3 * 3 * 4  # 3 settings x 3 samples x (sketch, hints, output, truth)
+    for chunk in images:
+        decoded = cv2.imdecode(np.frombuffer(base64.b64decode(chunk.split('"', 1)[0]), np.uint8), cv2.IMREAD_UNCHANGED)
+        assert decoded is not None and decoded.shape[0] == SIZE
+
+
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium to render the report with")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    html = report["folder"] / "report.html"
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*command, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert dom.count("<table") == 6 and dom.count("<img") == 36
+    shot = tmp_path / "shot.png"
+    subprocess.run([*command, "--window-size=1000,3000", f"--screenshot={shot}", html.as_uri()], capture_output=True, timeout=120, check=True)
+    picture = cv2.imread(str(shot))
+    assert picture is not None and picture.shape[:2] == (3000, 1000)
+    # The grids render: the page is far from blank and shows colour (hints, outputs and truths).
+    chroma = picture.max(axis=2).astype(int) - picture.min(axis=2)
+    assert (picture < 200).any(axis=2).mean() > 0.05 and (chroma > 60).mean() > 0.01

@@ -1,0 +1,263 @@
+"""The scores of `pipe eval`: Frechet distance and KID against plain implementations, the FID
+Inception's layout and resize, and the hint scores on constructed colourings."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from extractors.weights import WeightsMissing
+from train.metrics.frechet import frechet_distance, gaussian_stats, kernel_inception_distance, unbiased_mmd2
+from train.metrics.hint_scores import colour_containment, hint_adherence
+from train.metrics.inception_features import InceptionFeatures, resize_like_tensorflow
+from train.networks.inception import FIDInception, load_fid_inception, stand_in_state_dict
+
+
+def features(seed: int, count: int, dim: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+    """Correlated features whose variances fall over four decades, as Inception activations' do."""
+    rng = np.random.default_rng(seed)
+    rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    spread = np.logspace(0, -2, dim)
+    return (rng.normal(size=(count, dim)) * spread) @ rotation * scale + shift
+
+
+def sqrtm_frechet(x: np.ndarray, y: np.ndarray) -> float:
+    """The reference arithmetic: float64 statistics and scipy's matrix square root."""
+    mu_x, mu_y = x.mean(0), y.mean(0)
+    s_x, s_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    root = scipy.linalg.sqrtm(s_x @ s_y).real
+    return float(((mu_x - mu_y) ** 2).sum() + np.trace(s_x) + np.trace(s_y) - 2 * np.trace(root))
+
+
+@pytest.mark.parametrize("count, dim, scale, shift", [(400, 64, 1.3, 0.2), (3000, 256, 0.7, -0.05), (2500, 2048, 1.1, 0.01)])
+def test_frechet_distance_equals_scipys_sqrtm_route(count, dim, scale, shift):
+    x, y = features(1, count, dim), features(2, count, dim, scale, shift)
+    ours = frechet_distance(gaussian_stats(x), gaussian_stats(y))
+    assert ours == pytest.approx(sqrtm_frechet(x, y), rel=1e-6)
+
+
+@pytest.mark.parametrize("count, dim", [(500, 64), (2500, 2048), (40, 2048)])  # the last: fewer samples than dimensions
+def test_fid_of_a_set_with_itself_is_zero(count, dim):
+    stats = gaussian_stats(features(3, count, dim))
+    assert abs(frechet_distance(stats, stats)) < 1e-6
+
+
+def test_frechet_distance_of_gaussians_matches_the_closed_form():
+    """Isotropic Gaussians N(m1, a^2 I) and N(m2, b^2 I): |m1 - m2|^2 + d (a - b)^2."""
+    rng = np.random.default_rng(0)
+    dim, count = 16, 200_000
+    x = rng.normal(size=(count, dim)) * 1.0
+    y = rng.normal(size=(count, dim)) * 2.0 + 0.5
+    expected = dim * 0.5**2 + dim * (2.0 - 1.0) ** 2
+    assert frechet_distance(gaussian_stats(x), gaussian_stats(y)) == pytest.approx(expected, rel=0.02)
+
+
+def loop_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """The unbiased MMD^2 estimator written out term by term."""
+    m, dim = len(x), x.shape[1]
+
+    def k(a, b):
+        return (float(np.dot(a, b)) / dim + 1.0) ** 3
+
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    return xx + yy - 2 * xy
+
+
+def test_kid_matches_the_straightforward_unbiased_mmd():
+    x, y = features(4, 30, 8), features(5, 30, 8, 1.2, 0.3)
+    assert unbiased_mmd2(x, y) == pytest.approx(loop_mmd2(x, y), rel=1e-10)
+    # With subsets as large as the sets, every subset is a permutation: the mean is the full estimate.
+    kid = kernel_inception_distance(x, y, subsets=5, subset_size=1000)
+    assert kid.subset_size == 30 and kid.mean == pytest.approx(loop_mmd2(x, y), rel=1e-10) and kid.std < 1e-9
+    # Smaller subsets: the mean of the per-subset estimates, drawn from the seeded generator.
+    rng = np.random.default_rng(7)
+    manual = [loop_mmd2(x[rng.choice(30, 10, replace=False)], y[rng.choice(30, 10, replace=False)]) for _ in range(4)]
+    kid = kernel_inception_distance(x, y, subsets=4, subset_size=10, seed=7)
+    assert kid.mean == pytest.approx(np.mean(manual), rel=1e-10) and kid.std == pytest.approx(np.std(manual), rel=1e-8)
+
+
+def test_kid_is_unbiased_at_small_sample_counts():
+    """Same distribution, 20 samples a side: KID averages to 0 (within 4 standard errors), while the
+    Frechet distance of the same draws sits far above 0."""
+    values, frechets = [], []
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        x, y = rng.normal(size=(20, 16)), rng.normal(size=(20, 16))
+        values.append(kernel_inception_distance(x, y, subsets=1).mean)
+        frechets.append(frechet_distance(gaussian_stats(x), gaussian_stats(y)))
+    standard_error = np.std(values) / np.sqrt(len(values))
+    assert abs(np.mean(values)) < 4 * standard_error
+    assert np.mean(frechets) > 20 * standard_error
+
+
+# The published file's layout: names and shapes spelled out independently of the module.
+KNOWN_SHAPES = {
+    "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
+    "Conv2d_4a_3x3.bn.running_var": (192,),
+    "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),
+    "Mixed_5d.branch5x5_2.conv.weight": (64, 48, 5, 5),
+    "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3),
+    "Mixed_6b.branch7x7dbl_5.conv.weight": (192, 128, 1, 7),
+    "Mixed_6e.branch7x7_3.conv.weight": (192, 192, 7, 1),
+    "Mixed_7a.branch3x3_2.conv.weight": (320, 192, 3, 3),
+    "Mixed_7b.branch3x3dbl_1.conv.weight": (448, 1280, 1, 1),
+    "Mixed_7c.branch3x3dbl_3b.conv.weight": (384, 384, 3, 1),
+    "Mixed_7c.branch_pool.bn.weight": (192,),
+    "fc.weight": (1008, 2048),
+    "fc.bias": (1008,),
+}
+
+
+def test_inception_loads_the_published_layout_and_gives_2048_pool_features(tmp_path):
+    state = stand_in_state_dict(seed=3)
+    for key, shape in KNOWN_SHAPES.items():
+        assert tuple(state[key].shape) == shape, key
+    assert len(state) == 472  # 94 conv+BN units x 5 tensors, and the classifier's weight and bias
+    assert not any("num_batches_tracked" in k or "AuxLogits" in k for k in state)
+    path = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(state, path)
+    model = load_fid_inception(path)
+    assert torch.equal(model.Mixed_6b.branch7x7dbl_5.conv.weight, state["Mixed_6b.branch7x7dbl_5.conv.weight"])
+    extractor = InceptionFeatures(model, "cpu", batch_size=2)
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 3, 64, 80), dtype=np.uint8))
+    out = extractor(images)
+    assert out.shape == (3, 2048) and out.dtype == np.float64
+    assert np.isfinite(out).all() and (out >= 0).all() and out.std() > 0  # pooled ReLU outputs
+    # Batching does not change a sample's features.
+    assert np.allclose(extractor(images[1:2]), out[1:2], atol=1e-5)
+
+
+def test_inception_refuses_other_files_with_one_line(tmp_path):
+    with pytest.raises(WeightsMissing, match=r"pt_inception-2015-12-05-6726825d\.pth.*pytorch-fid"):
+        load_fid_inception(tmp_path / "pt_inception-2015-12-05-6726825d.pth")
+    state = stand_in_state_dict()
+    state["Mixed_5b.branch_pool.conv.weight"] = torch.zeros(64, 192, 1, 1)
+    torch.save(state, tmp_path / "wrong.pth")
+    with pytest.raises(ValueError, match="wrong shapes for Mixed_5b.branch_pool.conv.weight"):
+        load_fid_inception(tmp_path / "wrong.pth")
+    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, tmp_path / "headless.pth")
+    with pytest.raises(ValueError, match="lacks fc.weight"):
+        load_fid_inception(tmp_path / "headless.pth")
+
+
+def test_fid_specific_pools_differ_from_torchvisions():
+    """The A/C/E1 average pools leave the padding out; Mixed_7c max-pools its fourth branch."""
+    model = FIDInception()
+    model.load_state_dict({**model.state_dict(), **stand_in_state_dict(1)})
+    ones = torch.ones(1, 192, 5, 5)
+    pooled = torch.nn.functional.avg_pool2d(ones, 3, 1, 1, count_include_pad=False)
+    assert torch.equal(pooled, ones)  # corners averaged over their 4 valid pixels, not 9
+    assert model.Mixed_7c.max_pool and not model.Mixed_7b.max_pool
+
+
+def tensorflow_resize_reference(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """TensorFlow 1.x ResizeBilinear (align_corners=False, no half-pixel centres), pixel by pixel."""
+    in_h, in_w = image.shape[:2]
+    scale_y, scale_x = np.float32(in_h) / np.float32(out_h), np.float32(in_w) / np.float32(out_w)
+    out = np.zeros((out_h, out_w, image.shape[2]), np.float64)
+    for y in range(out_h):
+        in_y = np.float32(y) * scale_y
+        top = int(np.floor(in_y))
+        bottom, dy = min(top + 1, in_h - 1), float(in_y - np.floor(in_y))
+        for x in range(out_w):
+            in_x = np.float32(x) * scale_x
+            left = int(np.floor(in_x))
+            right, dx = min(left + 1, in_w - 1), float(in_x - np.floor(in_x))
+            upper = image[top, left] + (image[top, right] - image[top, left]) * dx
+            lower = image[bottom, left] + (image[bottom, right] - image[bottom, left]) * dx
+            out[y, x] = upper + (lower - upper) * dy
+    return out
+
+
+@pytest.mark.parametrize("height, width", [(512, 512), (64, 80), (300, 299)])
+def test_resize_matches_tensorflows_bilinear_method(height, width):
+    """Within 1e-3 grey levels of the per-pixel reference (float32 arithmetic); on noise, clearly not
+    OpenCV's half-pixel bilinear when the scale is far from 1."""
+    image = np.random.default_rng(height).integers(0, 256, (height, width, 3)).astype(np.float64)
+    ours = resize_like_tensorflow(torch.from_numpy(image).permute(2, 0, 1)[None].float(), 299)[0].permute(1, 2, 0).double().numpy()
+    reference = tensorflow_resize_reference(image, 299, 299)
+    assert np.abs(ours - reference).max() < 1e-3
+    if height != 300:
+        opencv = cv2.resize(image.astype(np.float32), (299, 299), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(ours - opencv).mean() > 5
+
+
+def test_resize_known_values():
+    """Halving samples the even pixels exactly; doubling repeats the last row and column."""
+    image = torch.arange(598 * 598, dtype=torch.float32).reshape(1, 1, 598, 598)
+    assert torch.equal(resize_like_tensorflow(image, 299), image[..., ::2, ::2])
+    small = torch.tensor([[0.0, 10.0], [20.0, 30.0]])[None, None]
+    assert resize_like_tensorflow(small, 4)[0, 0].tolist() == [[0, 5, 10, 10], [10, 15, 20, 20], [20, 25, 30, 30], [20, 25, 30, 30]]
+
+
+# Hint scores on a constructed picture: a black vertical line at x = 20..21 splits a 40 x 60 image
+# into a left region (40 x 20) and a right one (40 x 38).
+RED, BLUE, GREEN = (220, 30, 30), (30, 60, 220), (40, 200, 60)
+
+
+def two_regions() -> tuple[np.ndarray, np.ndarray]:
+    truth = np.zeros((40, 60, 3), np.uint8)
+    truth[:, :20], truth[:, 22:] = RED, BLUE
+    line = np.full((40, 60), 255, np.uint8)
+    line[:, 20:22] = 0
+    return truth, line
+
+
+def hint_at(points: list[tuple[int, int]], colours: list[tuple[int, int, int]]) -> np.ndarray:
+    hint = np.zeros((40, 60, 4), np.uint8)
+    for (y, x), colour in zip(points, colours):
+        hint[y, x] = (*colour, 255)
+    return hint
+
+
+def test_a_perfect_colouring_scores_perfect():
+    truth, line = two_regions()
+    hint = hint_at([(10, 5), (30, 40), (5, 55)], [RED, BLUE, BLUE])
+    assert np.allclose(hint_adherence(truth, hint), 0.0)
+    result = colour_containment(truth, truth, line, hint)
+    assert result.leak_shares == [0.0, 0.0] and result.absent == 0  # two distinct (region, colour) groups
+
+
+def test_flooding_across_a_line_costs_the_leaked_share():
+    truth, line = two_regions()
+    output = truth.copy()
+    output[:, 22:] = RED  # the left region's red floods the right region
+    output[:, 20:22] = 0
+    hint = hint_at([(10, 5)], [RED])
+    leak = colour_containment(output, truth, line, hint).leak_shares
+    assert leak == [pytest.approx(38 / (20 + 38))]
+    # Half the right region flooded: half the leak area.
+    half = truth.copy()
+    half[:20, 22:] = RED
+    assert colour_containment(half, truth, line, hint).leak_shares == [pytest.approx(19 * 40 / (20 * 40 + 19 * 40))]
+
+
+def test_truths_own_copies_of_a_colour_are_not_leaks():
+    truth, line = two_regions()
+    truth[:10, 40:50] = RED  # a red patch in the right region belongs there
+    hint = hint_at([(10, 5)], [RED])
+    assert colour_containment(truth, truth, line, hint).leak_shares == [0.0]
+
+
+def test_hints_on_lines_and_absent_colours_are_counted_not_scored():
+    truth, line = two_regions()
+    hint = hint_at([(10, 20), (10, 5)], [RED, GREEN])
+    result = colour_containment(truth, truth, line, hint)
+    assert result.leak_shares == [] and result.on_lines == 1 and result.absent == 1
+
+
+def test_adherence_is_the_ciede2000_of_the_window_mean():
+    truth, _ = two_regions()
+    output = truth.copy()
+    output[:, :20] = (200, 60, 40)
+    hint = hint_at([(10, 5), (0, 0)], [RED, RED])
+    expected = deltaE_ciede2000(rgb2lab(np.array([[RED]], np.uint8)), rgb2lab(np.array([[(200, 60, 40)]], np.uint8)))[0, 0]
+    assert hint_adherence(output, hint) == pytest.approx([expected, expected], rel=1e-6)
+    # Next to the line, the window mean takes in the dark line pixels and the error grows.
+    assert hint_adherence(truth, hint_at([(10, 19)], [RED]))[0] > 5

@@ -1,0 +1,45 @@
+"""The hint settings `pipe eval` colours a split under, each the same for every model scored.
+
+none: no hints (plain FID).
+cfid: Lee & Lee's C-FID layout, 28 pixels per image placed by the key alone.
+shard: the hints stored in the shards.
+points, patches, blur: that synthesis scheme, drawn from a generator seeded by (seed, scheme, key).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline.seeding import sample_rng
+from synth.common import DrawInput, SynthContext
+from synth.hints import HINTS, apply_hints
+
+SETTINGS = ("none", "cfid", "shard", "points", "patches", "blur")
+
+
+def parse_settings(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown or not names:
+        raise ValueError(f"unknown hint setting {', '.join(unknown) or repr(text)}; choose from {', '.join(SETTINGS)}")
+    return names
+
+
+def setting_label(setting: str) -> str:
+    """What the Frechet distance under this setting is called in the report."""
+    return {"none": "FID", "cfid": "C-FID"}.get(setting, f"FID ({setting} hints)")
+
+
+def eval_hints(setting: str, colors: torch.Tensor, keys: list[str], stored: torch.Tensor | None, seed: int = 0) -> torch.Tensor:
+    """RGBA uint8 hints (B, 4, H, W) for uint8 colour images (B, 3, H, W) under `setting`."""
+    if setting == "none":
+        return torch.zeros((colors.shape[0], 4, *colors.shape[-2:]), dtype=torch.uint8, device=colors.device)
+    if setting == "shard":
+        if stored is None:
+            raise ValueError("the shards have no hint member: shard with --hints, or evaluate under another setting")
+        return stored
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown hint setting {setting!r}")
+    scheme = HINTS[setting]
+    params = [{"scheme": setting, **scheme.draw(sample_rng(seed, "eval", setting, key), DrawInput(key, image), SynthContext())} for key, image in zip(keys, colors)]
+    return apply_hints(colors, params)
