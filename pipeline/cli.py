@@ -506,7 +506,7 @@ def eval_command(
     split: Annotated[str, typer.Option(help="Which shard split to score.")] = "val",
     hints: Annotated[str, typer.Option(help="Hint settings to colour under: none gives FID, cfid gives Lee & Lee's C-FID (see below).")] = "none,cfid",
     name: Annotated[Optional[str], typer.Option(help="Report name: ROOT/reports/NAME. (default: the runs' names and the split)", show_default=False)] = None,
-    weights_dir: Annotated[Optional[Path], typer.Option(help="Folder holding pt_inception-2015-12-05-6726825d.pth (pytorch-fid's FID Inception). (default: the weights folder, see `pipe weights list`)", show_default=False, rich_help_panel=EVAL_PANEL)] = None,
+    weights_dir: Annotated[Optional[Path], typer.Option(help="Folder holding pt_inception-2015-12-05-6726825d.pth (pytorch-fid's FID Inception; torch-fidelity's weights-inception-2015-12-05-6726825d.pth also works). (default: the weights folder, see `pipe weights list`)", show_default=False, rich_help_panel=EVAL_PANEL)] = None,
     fid: Annotated[bool, typer.Option(help="Compute FID and KID (needs the Inception weights); --no-fid scores PSNR, SSIM and the hint scores only.", rich_help_panel=EVAL_PANEL)] = True,
     kid_subsets: Annotated[int, typer.Option(min=1, help="KID: random subsets to average over.", rich_help_panel=EVAL_PANEL)] = 100,
     kid_subset_size: Annotated[int, typer.Option(min=2, help="KID: samples per subset (capped by the split's size).", rich_help_panel=EVAL_PANEL)] = 1000,
@@ -534,14 +534,14 @@ def eval_command(
         return
     if root is None or draft is None:
         raise PipeError("give ROOT and --draft CHECKPOINT (or --compare A.json B.json)")
-    from extractors.weights import SOURCES
     from train.eval.hints import parse_settings
+    from train.networks.inception import inception_weights_in
     from train.eval.run import REPORTS_DIR, EvalConfig, run_eval
 
     try:
         config = EvalConfig(
             root=root, draft=draft, refine=refine, split=split, settings=parse_settings(hints), name=name,
-            inception_weights=weights_dir / SOURCES["inception"].file_name if weights_dir else None, fid=fid,
+            inception_weights=inception_weights_in(weights_dir) if weights_dir else None, fid=fid,
             kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size, device=device, limit=limit,
             grid_samples=grid, seed=seed,
         )

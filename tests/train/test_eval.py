@@ -79,11 +79,14 @@ def test_report_scores_every_val_sample_under_each_setting(scored, report):
     assert config["draft"]["recipe"] == "xu2020" and config["refine"]["recipe"] == "cheng2018" and config["draft"]["step"] == 3
 
 
-def test_scores_repeat_exactly_and_cfid_hints_do_not_depend_on_the_seed(scored, report, tmp_path):
+def test_scores_repeat_exactly_with_cached_truths_and_cfid_hints_do_not_depend_on_the_seed(scored, report, tmp_path):
     args = eval_args(scored, "--refine", str(scored["refine"]), "--hints", "none,cfid,shard", "--grid", "3", "--out", str(tmp_path / "again"))
     assert main(args) == 0
     again = json.loads((tmp_path / "again" / "report.json").read_text())
     assert again["settings"] == report["json"]["settings"]
+    # The truths' features were computed once and cached for the second run.
+    assert (report["json"]["config"]["truth_features"], again["config"]["truth_features"]) == ("computed", "cached")
+    assert len(list((scored["root"] / "reports" / ".cache").glob("val-truth-features-*.npy"))) == 1
     colors = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 3, SIZE, SIZE), dtype=np.uint8))
     first, other = eval_hints("cfid", colors, ["a", "b"], None, seed=0), eval_hints("cfid", colors, ["a", "b"], None, seed=9)
     assert torch.equal(first, other)

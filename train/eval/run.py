@@ -4,6 +4,8 @@ collect Inception features and per-image scores, and reduce them to the report's
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +14,8 @@ import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from extractors.weights import require_weights
+from manifests.atomic import write_bytes_atomic
 from pipeline import __version__
 from pipeline.console import make_progress
 from pipeline.shard.writer import STATS_SUFFIX
@@ -21,8 +25,10 @@ from train.evaluate import LoadedGenerator, load_generator
 from train.loader import LoaderConfig, make_loader, to_device
 from train.metrics.frechet import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, gaussian_stats, kernel_inception_distance
 from train.metrics.hint_scores import COLOUR_TOLERANCE, LINE_THRESHOLD, WINDOW_RADIUS, colour_containment, hint_adherence
+from train.metrics.inception_features import InceptionFeatures
 
 REPORTS_DIR = "reports"
+CACHE_DIR = ".cache"
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,7 @@ def _stats(values: list[float]) -> dict:
     return {"count": int(array.size), "mean": float(array.mean()), "std": float(array.std()), "median": float(np.median(array)), "p90": float(np.percentile(array, 90))}
 
 
-def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple[LoadedGenerator, LoadedGenerator | None], config: EvalConfig, device: torch.device, features_model) -> None:
+def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple[LoadedGenerator, LoadedGenerator | None], config: EvalConfig, device: torch.device, features_model: InceptionFeatures | None) -> None:
     """Colour one uint8 batch under `setting` and add its features and per-image scores."""
     draft, refine = models
     colors = batch["color"]
@@ -137,11 +143,24 @@ def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple
     _score_images(scores, config, batch["__key__"], _hwc(batch["line"]), _hwc(hint), _hwc(outputs), _hwc(colors), hinted=setting != "none")
 
 
-def run_eval(config: EvalConfig, features_model=None) -> tuple[dict, dict[str, list[GridRow]]]:
-    """The report (a JSON-ready dict) and each setting's grid rows.
+def truth_cache_path(config: EvalConfig, folder: Path, weights: Path, device: torch.device) -> Path:
+    """Where the truths' features for this split, sample limit, weights file and device type are kept.
 
-    `features_model`: an InceptionFeatures to use instead of loading the weights file (tests, benches).
+    The key hashes the split's shard sidecars and done-markers (every member's SHA-256), so re-made
+    shards never reuse stale features; scoring several checkpoints on one split computes them once.
     """
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.parquet")) + sorted(folder.glob(f"*{STATS_SUFFIX}")):
+        digest.update(path.name.encode() + path.read_bytes())
+    with weights.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(json.dumps([config.limit, device.type]).encode())
+    return config.root / REPORTS_DIR / CACHE_DIR / f"{config.split}-truth-features-{digest.hexdigest()[:16]}.npy"
+
+
+def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
+    """The report (a JSON-ready dict) and each setting's grid rows."""
     from train.trainer import resolve_device
 
     device = resolve_device(config.device)
@@ -150,18 +169,21 @@ def run_eval(config: EvalConfig, features_model=None) -> tuple[dict, dict[str, l
     if total == 0:
         raise FileNotFoundError(f"no finished shards in {folder}: run `pipe shard {config.root}` first (with --val > 0 for a val split)")
     draft, refine = _models(config, device)
-    if config.fid and features_model is None:
-        from train.metrics.inception_features import InceptionFeatures
-        from train.networks.inception import load_fid_inception
+    features_model, cached_truths, cache_path = None, None, None
+    if config.fid:
+        from train.networks.inception import inception_weights_in, load_fid_inception
 
-        features_model = InceptionFeatures(load_fid_inception(config.inception_weights), device, config.batch_size)
+        weights = require_weights("inception", config.inception_weights or inception_weights_in())
+        features_model = InceptionFeatures(load_fid_inception(weights), device, config.batch_size)
+        cache_path = truth_cache_path(config, folder, weights, device)
+        cached_truths = np.load(cache_path) if cache_path.is_file() else None
     needs_palette = any("palette" in m.recipe.inputs for m in filter(None, (draft, refine)))
     images = ("color", "line", *(("hint",) if "shard" in config.settings else ()))
     loader = make_loader(LoaderConfig(shards=(str(folder),), batch_size=config.batch_size, workers=0, shuffle_buffer=0, shuffle_shards=False, images=images, with_palette=needs_palette))
     models = (draft, refine)
     wanted = min(total, config.limit) if config.limit else total
     scores = {setting: SettingScores() for setting in config.settings}
-    real_features: list[np.ndarray] = []
+    truth_features: list[np.ndarray] = []
     seen = 0
     with make_progress() as progress:
         task = progress.add_task(f"scoring {config.split}", total=wanted * len(config.settings))
@@ -170,15 +192,21 @@ def run_eval(config: EvalConfig, features_model=None) -> tuple[dict, dict[str, l
                 break
             keep = min(len(batch["__key__"]), wanted - seen)
             batch = {name: value[:keep] for name, value in batch.items()}
-            if features_model is not None:
-                real_features.append(features_model(batch["color"]))
+            if features_model is not None and cached_truths is None:
+                truth_features.append(features_model(batch["color"]))
             for setting in config.settings:
                 _score_batch(batch, setting, scores[setting], models, config, device, features_model)
                 progress.advance(task, keep)
             seen += keep
     if seen < 2:
         raise ValueError(f"{folder} has {seen} sample(s); FID and KID need at least 2")
-    report = _report(config, draft, refine, scores, np.concatenate(real_features) if real_features else None, seen)
+    truths = cached_truths if cached_truths is not None else (np.concatenate(truth_features) if truth_features else None)
+    if cache_path is not None and cached_truths is None:
+        buffer = io.BytesIO()
+        np.save(buffer, truths)
+        write_bytes_atomic(cache_path, buffer.getvalue())
+    report = _report(config, draft, refine, scores, truths, seen)
+    report["config"]["truth_features"] = None if truths is None else ("cached" if cached_truths is not None else "computed")
     return report, {setting: s.grid for setting, s in scores.items()}
 
 

@@ -23,8 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extractors.weights import require_weights
+from extractors.weights import SOURCES, require_weights, weights_dir
 
+# torch-fidelity publishes the same weights, in the same layout, under this name.
+TORCH_FIDELITY_FILE = "weights-inception-2015-12-05-6726825d.pth"
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
 CLASSES = 1008
@@ -204,13 +206,23 @@ class FIDInception(nn.Module):
         return self.fc(self.pool_features(images))
 
 
+def inception_weights_in(folder: Path | None = None) -> Path:
+    """The FID Inception file in `folder` (default: the weights folder): pytorch-fid's name, else
+    torch-fidelity's; when neither is there, pytorch-fid's path (for the error message)."""
+    folder = folder if folder is not None else weights_dir()
+    published = folder / SOURCES["inception"].file_name
+    if not published.is_file() and (folder / TORCH_FIDELITY_FILE).is_file():
+        return folder / TORCH_FIDELITY_FILE
+    return published
+
+
 def load_fid_inception(path: Path | None = None) -> FIDInception:
     """The FID Inception from `path` or the weights folder, frozen, in eval mode.
 
     Checks every parameter name and shape against the published layout, so a different Inception
     file (torchvision's ImageNet one, say) is refused instead of giving incomparable numbers.
     """
-    file = require_weights("inception", path)
+    file = require_weights("inception", path if path is not None else inception_weights_in())
     state = torch.load(file, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f"{file} is not a state dict")
