@@ -11,6 +11,7 @@ import torch
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 from extractors.weights import WeightsMissing
+from tests.helpers import REAL_DATA
 from train.metrics.frechet import frechet_distance, gaussian_stats, kernel_inception_distance, unbiased_mmd2
 from train.metrics.hint_scores import colour_containment, hint_adherence
 from train.metrics.inception_features import InceptionFeatures, resize_like_tensorflow
@@ -271,3 +272,27 @@ def test_adherence_is_the_ciede2000_of_the_window_mean():
     assert hint_adherence(output, hint) == pytest.approx([expected, expected], rel=1e-6)
     # Next to the line, the window mean takes in the dark line pixels and the error grows.
     assert hint_adherence(truth, hint_at([(10, 19)], [RED]))[0] > 5
+
+
+@pytest.mark.skipif(not (REAL_DATA / "real" / "color").is_dir(), reason="real illustrations not available")
+def test_hint_scores_on_real_illustrations(tmp_path):
+    """Real illustrations, their xdog lines and C-FID hints: the truth contains every hinted colour
+    perfectly; colour bled across the lines by a blur leaks, and misses the hints by more."""
+    from pipeline.cli import main
+    from train.eval.hints import eval_hints
+    from train.loader import LoaderConfig, make_loader
+
+    root = tmp_path / "real"
+    assert main(["prepare", str(REAL_DATA / "real" / "color"), str(root), "--workers", "0"]) == 0
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
+    assert main(["shard", str(root), "--hints", "patches", "--val", "0.01", "--workers", "0"]) == 0
+    batch = next(iter(make_loader(LoaderConfig(shards=(str(root / "shards" / "train"),), batch_size=32, workers=0, shuffle_buffer=0, images=("color", "line")))))
+    hints = eval_hints("cfid", batch["color"], batch["__key__"], None)
+    assert len(batch["__key__"]) >= 8
+    for color, line, hint in zip(batch["color"], batch["line"], hints):
+        truth, line, hint = color.permute(1, 2, 0).numpy(), line[0].numpy(), hint.permute(1, 2, 0).numpy()
+        bled = cv2.GaussianBlur(truth, (0, 0), 8)
+        perfect, blurred = colour_containment(truth, truth, line, hint), colour_containment(bled, truth, line, hint)
+        assert perfect.leak_shares and max(perfect.leak_shares) == 0.0 and perfect.absent == 0
+        assert np.mean(blurred.leak_shares) > 0
+        assert hint_adherence(bled, hint).mean() > hint_adherence(truth, hint).mean() + 1

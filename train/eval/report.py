@@ -103,11 +103,15 @@ def _image_rows(report: dict) -> list[list[str]]:
     rows = []
     for setting, entry in report["settings"].items():
         adherence = entry.get("adherence")
-        adherence_text = (f"{adherence['mean']:.2f} / {adherence['median']:.2f} / {adherence['p90']:.2f} (n={adherence['count']} hint pixels)"
+        adherence_text = (f"{adherence['mean']:.2f} / {adherence['median']:.2f} / {adherence['p90']:.2f} (n={adherence['count']} hint pixels; the truth itself: {adherence['truth_mean']:.2f})"
                           if adherence and adherence.get("count") else "n/a")
         contained = entry.get("containment")
-        contained_text = (f"{contained['score']:.4f} (n={contained['count']} hints; {contained['absent']} absent, {contained['on_lines']} on lines)"
-                          if contained and contained.get("count") else "n/a")
+        if contained and contained.get("count"):
+            contained_text = f"{contained['score']:.4f} (n={contained['count']} hints; {contained['absent']} absent, {contained['on_lines']} on lines)"
+        elif contained:
+            contained_text = f"n/a: no hint colour appears in the outputs ({contained['absent']} absent, {contained['on_lines']} on lines)"
+        else:
+            contained_text = "n/a"
         rows.append([html.escape(setting), _mean_std(entry["psnr"], "{:.2f}"), _mean_std(entry["ssim"], "{:.4f}"), adherence_text, contained_text])
     return rows
 
@@ -149,7 +153,8 @@ def render_html(report: dict, grids: dict[str, list[GridRow]]) -> str:
 {caution}
 <h2>Per-image scores</h2>
 {_table(["hints", "PSNR dB (higher is better)", "SSIM (higher is better)", "hint error CIEDE2000: mean / median / p90 (lower is better)", "colour containment (higher is better)"], _image_rows(report), "per-image")}
-<p class="note">Hint error: CIEDE2000 between each hint pixel's colour and the output's mean colour within {report['config']['window_radius']} pixels of it.
+<p class="note">Hint error: CIEDE2000 between each hint pixel's colour and the output's mean colour within {report['config']['window_radius']} pixels of it
+(the truth itself scores above 0 where the window takes in texture or an edge: that is the floor).
 Colour containment: 1 minus the mean share of a hint's colour that the output puts outside the hint's line-bounded region, where the truth does not have it either
 (CIE76 tolerance {report['config']['colour_tolerance']}, line pixels: grey below {report['config']['line_threshold']}).</p>
 <h2>Samples</h2>

@@ -82,6 +82,7 @@ class SettingScores:
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
     adherence: list[np.ndarray] = field(default_factory=list)
+    adherence_floor: list[np.ndarray] = field(default_factory=list)  # the truth's own hint error
     leak_shares: list[float] = field(default_factory=list)
     hints_on_lines: int = 0
     hints_absent: int = 0
@@ -102,6 +103,7 @@ def _score_images(scores: SettingScores, config: EvalConfig, keys: list[str], li
         scores.ssim.append(float(structural_similarity(truth, output, channel_axis=2, data_range=255)))
         if hinted:
             scores.adherence.append(hint_adherence(output, hint, config.window_radius))
+            scores.adherence_floor.append(hint_adherence(truth, hint, config.window_radius))
             contained = colour_containment(output, truth, line[..., 0], hint, config.line_threshold, config.colour_tolerance)
             scores.leak_shares += contained.leak_shares
             scores.hints_on_lines += contained.on_lines
@@ -228,6 +230,8 @@ def _report(config: EvalConfig, draft: LoadedGenerator, refine: LoadedGenerator 
         entry["ssim"] = _stats(s.ssim)
         if setting != "none":
             entry["adherence"] = _stats(np.concatenate(s.adherence).tolist() if s.adherence else [])
+            # What the truth itself scores: the window mean blurs texture and edges, so this is the floor.
+            entry["adherence"]["truth_mean"] = float(np.concatenate(s.adherence_floor).mean()) if entry["adherence"]["count"] else None
             leaks = _stats(s.leak_shares)
             entry["containment"] = {**leaks, "score": (1.0 - leaks["mean"]) if leaks["count"] else None, "on_lines": s.hints_on_lines, "absent": s.hints_absent}
         settings[setting] = entry
