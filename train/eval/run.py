@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from train.eval.hints import eval_hints, setting_label
 from train.evaluate import LoadedGenerator, load_generator
 from train.loader import LoaderConfig, make_loader, to_device
 from train.metrics.frechet import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, gaussian_stats, kernel_inception_distance
-from train.metrics.hint_scores import COLOUR_TOLERANCE, LINE_THRESHOLD, WINDOW_RADIUS, colour_containment, hint_adherence
+from train.metrics.hint_scores import COLOUR_TOLERANCE, LINE_THRESHOLD, WINDOW_RADIUS, ContainmentResult, colour_containment, hint_adherence
 from train.metrics.inception_features import InceptionFeatures
 
 REPORTS_DIR = "reports"
@@ -44,6 +45,7 @@ class EvalConfig:
     kid_subsets: int = KID_SUBSETS
     kid_subset_size: int = KID_SUBSET_SIZE
     batch_size: int = 16
+    workers: int = 4  # threads for the per-image scores
     device: str = "auto"
     limit: int | None = None  # score only the first N samples of the split
     grid_samples: int = 8
@@ -97,19 +99,36 @@ def _hwc(images: torch.Tensor) -> np.ndarray:
     return images.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def _score_images(scores: SettingScores, config: EvalConfig, keys: list[str], lines: np.ndarray, hints: np.ndarray, outputs: np.ndarray, truths: np.ndarray, hinted: bool) -> None:
-    for key, line, hint, output, truth in zip(keys, lines, hints, outputs, truths):
-        scores.psnr.append(float(peak_signal_noise_ratio(truth, output, data_range=255)))
-        scores.ssim.append(float(structural_similarity(truth, output, channel_axis=2, data_range=255)))
-        if hinted:
-            scores.adherence.append(hint_adherence(output, hint, config.window_radius))
-            scores.adherence_floor.append(hint_adherence(truth, hint, config.window_radius))
-            contained = colour_containment(output, truth, line[..., 0], hint, config.line_threshold, config.colour_tolerance)
-            scores.leak_shares += contained.leak_shares
-            scores.hints_on_lines += contained.on_lines
-            scores.hints_absent += contained.absent
-        if len(scores.grid) < config.grid_samples:
-            scores.grid.append(GridRow(key, line[..., 0], hint, output, truth))
+@dataclass(frozen=True)
+class ImageScores:
+    psnr: float
+    ssim: float
+    adherence: np.ndarray | None = None
+    adherence_floor: np.ndarray | None = None
+    containment: ContainmentResult | None = None
+
+
+def score_image(output: np.ndarray, truth: np.ndarray, line: np.ndarray, hint: np.ndarray, hinted: bool, config: EvalConfig) -> ImageScores:
+    """Every per-image score of one output (H x W x 3 uint8) against its truth, line art (H x W) and hint (H x W x 4)."""
+    psnr = float(peak_signal_noise_ratio(truth, output, data_range=255))
+    ssim = float(structural_similarity(truth, output, channel_axis=2, data_range=255))
+    if not hinted:
+        return ImageScores(psnr, ssim)
+    return ImageScores(
+        psnr, ssim, hint_adherence(output, hint, config.window_radius), hint_adherence(truth, hint, config.window_radius),
+        colour_containment(output, truth, line, hint, config.line_threshold, config.colour_tolerance),
+    )
+
+
+def _add_scores(scores: SettingScores, image: ImageScores) -> None:
+    scores.psnr.append(image.psnr)
+    scores.ssim.append(image.ssim)
+    if image.containment is not None:
+        scores.adherence.append(image.adherence)
+        scores.adherence_floor.append(image.adherence_floor)
+        scores.leak_shares += image.containment.leak_shares
+        scores.hints_on_lines += image.containment.on_lines
+        scores.hints_absent += image.containment.absent
 
 
 def _models(config: EvalConfig, device: torch.device) -> tuple[LoadedGenerator, LoadedGenerator | None]:
@@ -129,7 +148,7 @@ def _stats(values: list[float]) -> dict:
     return {"count": int(array.size), "mean": float(array.mean()), "std": float(array.std()), "median": float(np.median(array)), "p90": float(np.percentile(array, 90))}
 
 
-def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple[LoadedGenerator, LoadedGenerator | None], config: EvalConfig, device: torch.device, features_model: InceptionFeatures | None) -> None:
+def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple[LoadedGenerator, LoadedGenerator | None], config: EvalConfig, device: torch.device, features_model: InceptionFeatures | None, pool: ThreadPoolExecutor) -> None:
     """Colour one uint8 batch under `setting` and add its features and per-image scores."""
     draft, refine = models
     colors = batch["color"]
@@ -139,10 +158,17 @@ def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple
     colour = colour_batch(draft, refine, on_device, device, max(draft.size, refine.size if refine else 0))
     if colour.shape[-2:] != colors.shape[-2:]:
         colour = torch.nn.functional.interpolate(colour, size=tuple(colors.shape[-2:]), mode="bilinear", align_corners=False)
-    outputs = (colour * 255).round().to(torch.uint8).cpu()
+    coloured = (colour * 255).round().to(torch.uint8).cpu()
     if features_model is not None:
-        scores.features.append(features_model(outputs))
-    _score_images(scores, config, batch["__key__"], _hwc(batch["line"]), _hwc(hint), _hwc(outputs), _hwc(colors), hinted=setting != "none")
+        scores.features.append(features_model(coloured))
+    lines, hints, outputs, truths = _hwc(batch["line"])[..., 0], _hwc(hint), _hwc(coloured), _hwc(colors)
+    hinted = setting != "none"
+    # The scores are numpy/OpenCV/scikit-image work that mostly releases the GIL: threads scale.
+    for image in pool.map(lambda i: score_image(outputs[i], truths[i], lines[i], hints[i], hinted, config), range(len(outputs))):
+        _add_scores(scores, image)
+    for key, line, image_hint, output, truth in zip(batch["__key__"], lines, hints, outputs, truths):
+        if len(scores.grid) < config.grid_samples:
+            scores.grid.append(GridRow(key, line, image_hint, output, truth))
 
 
 def truth_cache_path(config: EvalConfig, folder: Path, weights: Path, device: torch.device) -> Path:
@@ -187,7 +213,7 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
     scores = {setting: SettingScores() for setting in config.settings}
     truth_features: list[np.ndarray] = []
     seen = 0
-    with make_progress() as progress:
+    with make_progress() as progress, ThreadPoolExecutor(max(1, config.workers)) as pool:
         task = progress.add_task(f"scoring {config.split}", total=wanted * len(config.settings))
         for batch in loader:
             if seen >= wanted:
@@ -197,7 +223,7 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
             if features_model is not None and cached_truths is None:
                 truth_features.append(features_model(batch["color"]))
             for setting in config.settings:
-                _score_batch(batch, setting, scores[setting], models, config, device, features_model)
+                _score_batch(batch, setting, scores[setting], models, config, device, features_model, pool)
                 progress.advance(task, keep)
             seen += keep
     if seen < 2:
