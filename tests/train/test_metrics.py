@@ -3,6 +3,8 @@ Inception's layout and resize, and the hint scores on constructed colourings."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -197,6 +199,26 @@ def test_resize_matches_tensorflows_bilinear_method(height, width):
     if height != 300:
         opencv = cv2.resize(image, (299, 299), interpolation=cv2.INTER_LINEAR)
         assert np.abs(ours - opencv).mean() > 5
+
+
+TF_RESIZE_REFERENCE = Path(__file__).parent / "data" / "tf_resize_reference.npz"
+
+
+def test_resize_equals_tensorflows_own_output():
+    """Against outputs of TensorFlow's ResizeBilinear itself (tf.compat.v1, align_corners=False, no
+    half-pixel centres; see data/make_tf_resize_reference.py): equal to float32 rounding, down and up."""
+    reference = np.load(TF_RESIZE_REFERENCE)
+    compared = 0
+    for name in reference.files:
+        case, _, size = name.partition("_")
+        if size == "input":
+            continue
+        image = torch.from_numpy(reference[f"{case}_input"]).permute(2, 0, 1)[None]
+        ours = resize_like_tensorflow(image, int(size))[0].permute(1, 2, 0).numpy()
+        assert ours.shape == reference[name].shape
+        assert np.abs(ours - reference[name]).max() <= 1e-4, name
+        compared += 1
+    assert compared == 5
 
 
 def test_resize_known_values():

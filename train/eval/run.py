@@ -7,7 +7,8 @@ import datetime as dt
 import hashlib
 import io
 import json
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from train.metrics.hint_scores import COLOUR_TOLERANCE, LINE_THRESHOLD, WINDOW_R
 from train.metrics.inception_features import InceptionFeatures
 
 REPORTS_DIR = "reports"
+# Batches whose per-image scores may still be running while the device works on the next ones
+# (bounds the images held in memory).
+MAX_PENDING_BATCHES = 4
 CACHE_DIR = ".cache"
 
 
@@ -148,8 +152,9 @@ def _stats(values: list[float]) -> dict:
     return {"count": int(array.size), "mean": float(array.mean()), "std": float(array.std()), "median": float(np.median(array)), "p90": float(np.percentile(array, 90))}
 
 
-def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple[LoadedGenerator, LoadedGenerator | None], config: EvalConfig, device: torch.device, features_model: InceptionFeatures | None, pool: ThreadPoolExecutor) -> None:
-    """Colour one uint8 batch under `setting` and add its features and per-image scores."""
+def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple[LoadedGenerator, LoadedGenerator | None], config: EvalConfig, device: torch.device, features_model: InceptionFeatures | None, pool: ThreadPoolExecutor) -> list[Future]:
+    """Colour one uint8 batch under `setting`, add its features, and start its per-image scores
+    (the returned futures, one ImageScores per image)."""
     draft, refine = models
     colors = batch["color"]
     hint = eval_hints(setting, colors, batch["__key__"], batch.get("hint"), config.seed)
@@ -163,12 +168,21 @@ def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple
         scores.features.append(features_model(coloured))
     lines, hints, outputs, truths = _hwc(batch["line"])[..., 0], _hwc(hint), _hwc(coloured), _hwc(colors)
     hinted = setting != "none"
-    # The scores are numpy/OpenCV/scikit-image work that mostly releases the GIL: threads scale.
-    for image in pool.map(lambda i: score_image(outputs[i], truths[i], lines[i], hints[i], hinted, config), range(len(outputs))):
-        _add_scores(scores, image)
+    # The scores are numpy/OpenCV/scikit-image work that mostly releases the GIL: threads scale, and
+    # they run while the device colours the next batches.
+    futures = [pool.submit(score_image, outputs[i], truths[i], lines[i], hints[i], hinted, config) for i in range(len(outputs))]
     for key, line, image_hint, output, truth in zip(batch["__key__"], lines, hints, outputs, truths):
         if len(scores.grid) < config.grid_samples:
             scores.grid.append(GridRow(key, line, image_hint, output, truth))
+    return futures
+
+
+def _collect(batch: tuple[str, list[Future]], scores: dict[str, SettingScores]) -> int:
+    """Wait for one batch's per-image scores and add them, in order; returns the image count."""
+    setting, futures = batch
+    for future in futures:
+        _add_scores(scores[setting], future.result())
+    return len(futures)
 
 
 def truth_cache_path(config: EvalConfig, folder: Path, weights: Path, device: torch.device) -> Path:
@@ -212,6 +226,7 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
     wanted = min(total, config.limit) if config.limit else total
     scores = {setting: SettingScores() for setting in config.settings}
     truth_features: list[np.ndarray] = []
+    pending: deque[tuple[str, list[Future]]] = deque()
     seen = 0
     with make_progress() as progress, ThreadPoolExecutor(max(1, config.workers)) as pool:
         task = progress.add_task(f"scoring {config.split}", total=wanted * len(config.settings))
@@ -223,9 +238,12 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
             if features_model is not None and cached_truths is None:
                 truth_features.append(features_model(batch["color"]))
             for setting in config.settings:
-                _score_batch(batch, setting, scores[setting], models, config, device, features_model, pool)
-                progress.advance(task, keep)
+                pending.append((setting, _score_batch(batch, setting, scores[setting], models, config, device, features_model, pool)))
+                while len(pending) > MAX_PENDING_BATCHES:
+                    progress.advance(task, _collect(pending.popleft(), scores))
             seen += keep
+        while pending:
+            progress.advance(task, _collect(pending.popleft(), scores))
     if seen < 2:
         raise ValueError(f"{folder} has {seen} sample(s); FID and KID need at least 2")
     truths = cached_truths if cached_truths is not None else (np.concatenate(truth_features) if truth_features else None)
