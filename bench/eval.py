@@ -11,8 +11,9 @@ Measures, on generated 512x512 illustrations:
   - the resize alone against torch's own bilinear interpolate (pytorch-fid's resize);
   - the Frechet distance of two 2048-d sets through the eigenvalues of the covariance product, against
     scipy.linalg.sqrtm (the reference code's route), and KID with 100 subsets of 1000;
-  - the per-image scores (PSNR, SSIM, hint adherence and containment under C-FID hints), as a share
-    of the Inception pass's time per image, in one thread and in `pipe eval`'s thread pool.
+  - PSNR and SSIM as `pipe eval` computes them (a batch on the device) against scikit-image's
+    functions image by image, and the hint scores (adherence and containment under C-FID hints), each
+    as a share of the Inception pass's time per image.
 Without --weights the network has random weights in the published layout: the timing is the same.
 Absolute rates belong to the machine they were taken on; compare the ratios.
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -30,14 +30,16 @@ import numpy as np
 import scipy.linalg
 import torch
 import torch.nn.functional as F
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.demo_data import OUTLINE, make_illustration  # noqa: E402
-from pipeline.runner import default_workers  # noqa: E402
 from train.eval.hints import eval_hints  # noqa: E402
-from train.eval.run import EvalConfig, score_image  # noqa: E402
+from train.eval.run import EvalConfig, SettingScores, add_hint_scores  # noqa: E402
+from train.metrics.cielab import srgb_to_lab  # noqa: E402
 from train.metrics.frechet import frechet_distance, gaussian_stats, kernel_inception_distance  # noqa: E402
+from train.metrics.image_quality import psnr, ssim  # noqa: E402
 from train.metrics.inception_features import InceptionFeatures, full_float32, resize_like_tensorflow  # noqa: E402
 from train.networks.inception import INPUT_SIZE, FIDInception, load_fid_inception, stand_in_state_dict  # noqa: E402
 
@@ -119,28 +121,38 @@ def main() -> None:
           f" KID (100 x 1000) takes {kid_seconds / eig_seconds:.2f}x the Frechet distance's")
 
     count = min(16, len(images))
-    colours = batch[:count]
     keys = [f"bench{i}" for i in range(count)]
-    hints = eval_hints("cfid", colours, keys, None).permute(0, 2, 3, 1).numpy()
-    lines = np.where(np.abs(images[:count].astype(int) - np.array(OUTLINE)).sum(3) < 60, 0, 255).astype(np.uint8)
-    outputs = np.clip(images[:count].astype(int) + rng.integers(-20, 21, images[:count].shape), 0, 255).astype(np.uint8)
+    truths_host = images[:count]
+    hints = eval_hints("cfid", batch[:count], keys, None).permute(0, 2, 3, 1).numpy()
+    lines = np.where(np.abs(truths_host.astype(int) - np.array(OUTLINE)).sum(3) < 60, 0, 255).astype(np.uint8)
+    outputs_host = np.clip(truths_host.astype(int) + rng.integers(-20, 21, truths_host.shape), 0, 255).astype(np.uint8)
+    truths_device = batch[:count].to(device)
+    outputs_device = torch.from_numpy(outputs_host).permute(0, 3, 1, 2).contiguous().to(device)
+
+    def skimage_quality() -> None:
+        for output, truth in zip(outputs_host, truths_host):
+            peak_signal_noise_ratio(truth, output, data_range=255)
+            structural_similarity(truth, output, channel_axis=2, data_range=255)
+
+    def batched_quality() -> None:
+        psnr(outputs_device, truths_device).tolist()
+        ssim(outputs_device, truths_device).tolist()
+
+    plain = timed(skimage_quality, "cpu") / count
+    batched = timed(batched_quality, device) / count
+    print(f"PSNR + SSIM: pipe eval's batch on {device} takes {batched / plain:.2f}x scikit-image's per-image time"
+          f" ({plain * inception_rate:.2f}x and {batched * inception_rate:.2f}x the Inception pass's time per image)")
 
     config = EvalConfig(root=Path("."), draft=Path("unused"))
-    outputs_list = list(range(count))
 
-    def per_image_scores(pool: ThreadPoolExecutor | None) -> None:
-        def one(i: int):
-            return score_image(outputs[i], images[i], lines[i], hints[i], True, config)
+    def hint_scores() -> None:
+        scores = SettingScores()
+        output_lab, truth_lab = srgb_to_lab(outputs_device), srgb_to_lab(truths_device)
+        for i in range(count):
+            add_hint_scores(scores, outputs_host[i], output_lab[i], truths_host[i], truth_lab[i], lines[i], hints[i], config)
 
-        list(pool.map(one, outputs_list) if pool else map(one, outputs_list))
-
-    alone = timed(lambda: per_image_scores(None), "cpu") / count
-    threads = default_workers()
-    with ThreadPoolExecutor(threads) as pool:
-        pooled = timed(lambda: per_image_scores(pool), "cpu") / count
-    print(f"per-image scores (PSNR, SSIM, C-FID hint adherence and containment): {alone * inception_rate:.2f}x the Inception pass's time per image"
-          f" in one thread, {pooled * inception_rate:.2f}x with {threads} threads ({alone / pooled:.2f}x faster)")
-
+    per_image = timed(hint_scores, device) / count
+    print(f"hint scores (adherence of output and truth, containment; C-FID hints): {per_image * inception_rate:.2f}x the Inception pass's time per image")
 
 if __name__ == "__main__":
     main()

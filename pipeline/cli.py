@@ -515,7 +515,6 @@ def eval_command(
     grid: Annotated[int, typer.Option(min=0, help="Samples per hint setting shown in the report's image grid.", rich_help_panel=EVAL_PANEL)] = 8,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.", rich_help_panel=DEVICE_PANEL)] = 16,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
-    workers: Annotated[Optional[int], typer.Option("--workers", "-j", min=1, help="Threads computing the per-image scores (PSNR, SSIM, hint scores) of each batch. (default: the CPU count, at most 8)", show_default=False, rich_help_panel=DEVICE_PANEL)] = None,
     out: Annotated[Optional[Path], typer.Option(help="Report folder. (default: ROOT/reports/NAME)", show_default=False)] = None,
     compare: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Print two report.json files side by side instead (no ROOT needed).", show_default=False)] = None,
 ) -> None:
@@ -544,7 +543,6 @@ def eval_command(
             root=root, draft=draft, refine=refine, split=split, settings=parse_settings(hints), name=name,
             inception_weights=inception_weights_in(weights_dir) if weights_dir else None, fid=fid,
             kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size, device=device, limit=limit,
-            workers=workers or min(8, default_workers()),
             grid_samples=grid, seed=seed,
         )
         report, grids = run_eval(config)

@@ -1,5 +1,6 @@
 """The scores of `pipe eval`: Frechet distance and KID against plain implementations, the FID
-Inception's layout and resize, and the hint scores on constructed colourings."""
+Inception's layout and resize, the hint scores on constructed colourings, and the device-side
+CIELAB, PSNR and SSIM against scikit-image."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import pytest
 import scipy.linalg
 import torch
 from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from extractors.weights import WeightsMissing
 from tests.helpers import REAL_DATA
 from train.metrics.frechet import frechet_distance, gaussian_stats, kernel_inception_distance, unbiased_mmd2
-from train.metrics.hint_scores import colour_containment, hint_adherence
+from train.metrics.cielab import srgb_to_lab
+from train.metrics.hint_scores import colour_containment, containment_from_lab, hint_adherence
+from train.metrics.image_quality import psnr, ssim
 from train.metrics.inception_features import InceptionFeatures, resize_like_tensorflow
 from train.networks.inception import TORCH_FIDELITY_FILE, FIDInception, inception_weights_in, load_fid_inception, stand_in_state_dict
 
@@ -318,3 +322,69 @@ def test_hint_scores_on_real_illustrations(tmp_path):
         assert perfect.leak_shares and max(perfect.leak_shares) == 0.0 and perfect.absent == 0
         assert np.mean(blurred.leak_shares) > 0
         assert hint_adherence(bled, hint).mean() > hint_adherence(truth, hint).mean() + 1
+
+
+def test_srgb_to_lab_equals_scikit_images_rgb2lab():
+    """A million random colours plus the corners and greys of the cube."""
+    rng = np.random.default_rng(5)
+    corners = np.array(np.meshgrid(*[[0, 1, 254, 255]] * 3, indexing="ij")).reshape(3, -1).T
+    greys = np.repeat(np.arange(256)[:, None], 3, axis=1)
+    colours = np.concatenate([rng.integers(0, 256, (1_000_000, 3)), corners, greys]).astype(np.uint8)
+    ours = srgb_to_lab(torch.from_numpy(colours.T.copy())[None, :, :, None])[0, :, :, 0].T.numpy()
+    assert np.abs(ours - rgb2lab(colours[:, None, :])[:, 0]).max() < 1e-9
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        srgb_to_lab(torch.zeros(1, 3, 4, 4))
+
+
+def quality_pairs() -> tuple[np.ndarray, np.ndarray]:
+    """Truths and outputs (N, H, W, 3) uint8: a flat illustration blurred, noisy, shifted, identical."""
+    from pipeline.demo_data import make_illustration
+
+    rng = np.random.default_rng(8)
+    truths = np.stack([make_illustration(rng, 96, 80) for _ in range(4)])
+    outputs = np.stack([
+        cv2.GaussianBlur(truths[0], (0, 0), 2),
+        np.clip(truths[1].astype(int) + rng.integers(-40, 41, truths[1].shape), 0, 255).astype(np.uint8),
+        np.roll(truths[2], 3, axis=1),
+        truths[3],
+    ])
+    return truths, outputs
+
+
+def test_psnr_and_ssim_equal_scikit_images():
+    truths, outputs = quality_pairs()
+    as_batch = lambda images: torch.from_numpy(images).permute(0, 3, 1, 2)  # noqa: E731
+    ours_psnr, ours_ssim = psnr(as_batch(outputs), as_batch(truths)), ssim(as_batch(outputs), as_batch(truths))
+    for i, (truth, output) in enumerate(zip(truths, outputs)):
+        expected_ssim = structural_similarity(truth, output, channel_axis=2, data_range=255)
+        assert ours_ssim[i].item() == pytest.approx(expected_ssim, abs=1e-12)
+        if i < 3:
+            assert ours_psnr[i].item() == pytest.approx(peak_signal_noise_ratio(truth, output, data_range=255), rel=1e-12)
+    assert ours_psnr[3].item() == float("inf") and ours_ssim[3].item() == pytest.approx(1.0, abs=1e-12)
+    # Float images in the same range give the same numbers (summed in float64 instead of int64).
+    floats = ssim(as_batch(outputs).double(), as_batch(truths).float())
+    assert torch.allclose(floats, ours_ssim, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="one shape"):
+        ssim(as_batch(outputs)[:2], as_batch(truths)[:3])
+    with pytest.raises(ValueError, match="odd window"):
+        ssim(as_batch(outputs), as_batch(truths), window=4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_scores_agree_between_cpu_and_cuda():
+    truths, outputs = quality_pairs()
+    as_batch = lambda images, device: torch.from_numpy(images).permute(0, 3, 1, 2).to(device)  # noqa: E731
+    for function in (psnr, ssim):
+        on_cpu = function(as_batch(outputs, "cpu"), as_batch(truths, "cpu"))
+        on_gpu = function(as_batch(outputs, "cuda"), as_batch(truths, "cuda")).cpu()
+        assert torch.allclose(on_gpu[:3], on_cpu[:3], rtol=1e-9, atol=1e-12)
+    lab_cpu, lab_gpu = srgb_to_lab(as_batch(truths, "cpu")), srgb_to_lab(as_batch(truths, "cuda")).cpu()
+    assert torch.allclose(lab_gpu, lab_cpu, atol=1e-9)
+    truth, line = two_regions()
+    output = truth.copy()
+    output[:20, 22:] = RED
+    hint = hint_at([(10, 5), (30, 40)], [RED, BLUE])
+    as_lab = lambda image, device: srgb_to_lab(torch.from_numpy(image).permute(2, 0, 1)[None].to(device))[0]  # noqa: E731
+    on_cpu = containment_from_lab(as_lab(output, "cpu"), as_lab(truth, "cpu"), line, hint)
+    on_gpu = containment_from_lab(as_lab(output, "cuda"), as_lab(truth, "cuda"), line, hint)
+    assert on_gpu == on_cpu and on_cpu.leak_shares[0] > 0

@@ -7,14 +7,11 @@ import datetime as dt
 import hashlib
 import io
 import json
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from extractors.weights import require_weights
 from manifests.atomic import write_bytes_atomic
@@ -26,13 +23,12 @@ from train.eval.hints import eval_hints, setting_label
 from train.evaluate import LoadedGenerator, load_generator
 from train.loader import LoaderConfig, make_loader, to_device
 from train.metrics.frechet import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, gaussian_stats, kernel_inception_distance
-from train.metrics.hint_scores import COLOUR_TOLERANCE, LINE_THRESHOLD, WINDOW_RADIUS, ContainmentResult, colour_containment, hint_adherence
+from train.metrics.cielab import srgb_to_lab
+from train.metrics.hint_scores import COLOUR_TOLERANCE, LINE_THRESHOLD, WINDOW_RADIUS, containment_from_lab, hint_adherence
+from train.metrics.image_quality import psnr, ssim
 from train.metrics.inception_features import InceptionFeatures
 
 REPORTS_DIR = "reports"
-# Batches whose per-image scores may still be running while the device works on the next ones
-# (bounds the images held in memory).
-MAX_PENDING_BATCHES = 4
 CACHE_DIR = ".cache"
 
 
@@ -49,7 +45,6 @@ class EvalConfig:
     kid_subsets: int = KID_SUBSETS
     kid_subset_size: int = KID_SUBSET_SIZE
     batch_size: int = 16
-    workers: int = 4  # threads for the per-image scores
     device: str = "auto"
     limit: int | None = None  # score only the first N samples of the split
     grid_samples: int = 8
@@ -104,35 +99,24 @@ def _hwc(images: torch.Tensor) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ImageScores:
-    psnr: float
-    ssim: float
-    adherence: np.ndarray | None = None
-    adherence_floor: np.ndarray | None = None
-    containment: ContainmentResult | None = None
+class TruthBatch:
+    """One batch's truths as every hint setting scores against them: uint8 on the device, HWC on
+    the host, and CIELAB on the device (only when a hinted setting needs it)."""
+
+    device: torch.Tensor
+    host: np.ndarray
+    lab: torch.Tensor | None
 
 
-def score_image(output: np.ndarray, truth: np.ndarray, line: np.ndarray, hint: np.ndarray, hinted: bool, config: EvalConfig) -> ImageScores:
-    """Every per-image score of one output (H x W x 3 uint8) against its truth, line art (H x W) and hint (H x W x 4)."""
-    psnr = float(peak_signal_noise_ratio(truth, output, data_range=255))
-    ssim = float(structural_similarity(truth, output, channel_axis=2, data_range=255))
-    if not hinted:
-        return ImageScores(psnr, ssim)
-    return ImageScores(
-        psnr, ssim, hint_adherence(output, hint, config.window_radius), hint_adherence(truth, hint, config.window_radius),
-        colour_containment(output, truth, line, hint, config.line_threshold, config.colour_tolerance),
-    )
-
-
-def _add_scores(scores: SettingScores, image: ImageScores) -> None:
-    scores.psnr.append(image.psnr)
-    scores.ssim.append(image.ssim)
-    if image.containment is not None:
-        scores.adherence.append(image.adherence)
-        scores.adherence_floor.append(image.adherence_floor)
-        scores.leak_shares += image.containment.leak_shares
-        scores.hints_on_lines += image.containment.on_lines
-        scores.hints_absent += image.containment.absent
+def add_hint_scores(scores: SettingScores, output: np.ndarray, output_lab: torch.Tensor, truth: np.ndarray, truth_lab: torch.Tensor, line: np.ndarray, hint: np.ndarray, config: EvalConfig) -> None:
+    """Hint adherence (of the output, and of the truth as the floor) and colour containment of one
+    image: output and truth uint8 H x W x 3, their CIELAB (3, H, W) on the device, line H x W, hint H x W x 4."""
+    scores.adherence.append(hint_adherence(output, hint, config.window_radius))
+    scores.adherence_floor.append(hint_adherence(truth, hint, config.window_radius))
+    containment = containment_from_lab(output_lab, truth_lab, line, hint, config.line_threshold, config.colour_tolerance)
+    scores.leak_shares += containment.leak_shares
+    scores.hints_on_lines += containment.on_lines
+    scores.hints_absent += containment.absent
 
 
 def _models(config: EvalConfig, device: torch.device) -> tuple[LoadedGenerator, LoadedGenerator | None]:
@@ -152,9 +136,9 @@ def _stats(values: list[float]) -> dict:
     return {"count": int(array.size), "mean": float(array.mean()), "std": float(array.std()), "median": float(np.median(array)), "p90": float(np.percentile(array, 90))}
 
 
-def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple[LoadedGenerator, LoadedGenerator | None], config: EvalConfig, device: torch.device, features_model: InceptionFeatures | None, pool: ThreadPoolExecutor) -> list[Future]:
-    """Colour one uint8 batch under `setting`, add its features, and start its per-image scores
-    (the returned futures, one ImageScores per image)."""
+def _score_batch(batch: dict, truths: TruthBatch, setting: str, scores: SettingScores, models: tuple[LoadedGenerator, LoadedGenerator | None], config: EvalConfig, device: torch.device, features_model: InceptionFeatures | None) -> None:
+    """Colour one uint8 batch under `setting` and add its features and scores. Everything over whole
+    images (features, PSNR, SSIM, CIELAB, colour distances) runs on the device."""
     draft, refine = models
     colors = batch["color"]
     hint = eval_hints(setting, colors, batch["__key__"], batch.get("hint"), config.seed)
@@ -163,26 +147,19 @@ def _score_batch(batch: dict, setting: str, scores: SettingScores, models: tuple
     colour = colour_batch(draft, refine, on_device, device, max(draft.size, refine.size if refine else 0))
     if colour.shape[-2:] != colors.shape[-2:]:
         colour = torch.nn.functional.interpolate(colour, size=tuple(colors.shape[-2:]), mode="bilinear", align_corners=False)
-    coloured = (colour * 255).round().to(torch.uint8).cpu()
+    coloured = (colour * 255).round().to(torch.uint8)
     if features_model is not None:
         scores.features.append(features_model(coloured))
-    lines, hints, outputs, truths = _hwc(batch["line"])[..., 0], _hwc(hint), _hwc(coloured), _hwc(colors)
-    hinted = setting != "none"
-    # The scores are numpy/OpenCV/scikit-image work that mostly releases the GIL: threads scale, and
-    # they run while the device colours the next batches.
-    futures = [pool.submit(score_image, outputs[i], truths[i], lines[i], hints[i], hinted, config) for i in range(len(outputs))]
-    for key, line, image_hint, output, truth in zip(batch["__key__"], lines, hints, outputs, truths):
+    scores.psnr += psnr(coloured, truths.device).tolist()
+    scores.ssim += ssim(coloured, truths.device).tolist()
+    lines, hints, outputs = _hwc(batch["line"])[..., 0], _hwc(hint), _hwc(coloured)
+    if setting != "none":
+        output_lab = srgb_to_lab(coloured)
+        for i in range(len(outputs)):
+            add_hint_scores(scores, outputs[i], output_lab[i], truths.host[i], truths.lab[i], lines[i], hints[i], config)
+    for key, line, image_hint, output, truth in zip(batch["__key__"], lines, hints, outputs, truths.host):
         if len(scores.grid) < config.grid_samples:
             scores.grid.append(GridRow(key, line, image_hint, output, truth))
-    return futures
-
-
-def _collect(batch: tuple[str, list[Future]], scores: dict[str, SettingScores]) -> int:
-    """Wait for one batch's per-image scores and add them, in order; returns the image count."""
-    setting, futures = batch
-    for future in futures:
-        _add_scores(scores[setting], future.result())
-    return len(futures)
 
 
 def truth_cache_path(config: EvalConfig, folder: Path, weights: Path, device: torch.device) -> Path:
@@ -226,24 +203,23 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
     wanted = min(total, config.limit) if config.limit else total
     scores = {setting: SettingScores() for setting in config.settings}
     truth_features: list[np.ndarray] = []
-    pending: deque[tuple[str, list[Future]]] = deque()
+    hinted = any(setting != "none" for setting in config.settings)
     seen = 0
-    with make_progress() as progress, ThreadPoolExecutor(max(1, config.workers)) as pool:
+    with make_progress() as progress:
         task = progress.add_task(f"scoring {config.split}", total=wanted * len(config.settings))
         for batch in loader:
             if seen >= wanted:
                 break
             keep = min(len(batch["__key__"]), wanted - seen)
             batch = {name: value[:keep] for name, value in batch.items()}
+            on_device = batch["color"].to(device)
+            truths = TruthBatch(on_device, _hwc(batch["color"]), srgb_to_lab(on_device) if hinted else None)
             if features_model is not None and cached_truths is None:
-                truth_features.append(features_model(batch["color"]))
+                truth_features.append(features_model(on_device))
             for setting in config.settings:
-                pending.append((setting, _score_batch(batch, setting, scores[setting], models, config, device, features_model, pool)))
-                while len(pending) > MAX_PENDING_BATCHES:
-                    progress.advance(task, _collect(pending.popleft(), scores))
+                _score_batch(batch, truths, setting, scores[setting], models, config, device, features_model)
+                progress.advance(task, keep)
             seen += keep
-        while pending:
-            progress.advance(task, _collect(pending.popleft(), scores))
     if seen < 2:
         raise ValueError(f"{folder} has {seen} sample(s); FID and KID need at least 2")
     truths = cached_truths if cached_truths is not None else (np.concatenate(truth_features) if truth_features else None)

@@ -18,7 +18,8 @@ distinct (region, colour) among the hint pixels that do not sit on a line (at mo
 Containment is 1 - the mean leak share over scored hints: 1 when the output puts the colour only
 inside its region or where the truth has it too; flooding a neighbouring region of area b from a
 region of area a lowers it by b / (a + b). CIE76 rather than CIEDE2000 here because every hint needs
-a distance for every pixel of two images, and the plain Euclidean one is about 30x cheaper.
+a distance for every pixel of two images, and the plain Euclidean one is about 30x cheaper. The
+whole-image work (CIELAB, distances) runs in PyTorch on the images' device.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 from skimage.color import deltaE_ciede2000, rgb2lab
+
+from train.metrics.cielab import srgb_to_lab
 
 WINDOW_RADIUS = 2
 MAX_HINT_PIXELS = 256
@@ -80,7 +84,23 @@ def line_regions(line: np.ndarray, threshold: int = LINE_THRESHOLD) -> tuple[np.
 
 
 def colour_containment(output: np.ndarray, truth: np.ndarray, line: np.ndarray, hint: np.ndarray, threshold: int = LINE_THRESHOLD, tolerance: float = COLOUR_TOLERANCE) -> ContainmentResult:
-    """Leak shares of each hinted (region, colour); see the module docs for the definition."""
+    """Leak shares of each hinted (region, colour) of one uint8 RGB output (H x W x 3) against its
+    truth, line art (H x W) and RGBA hint; see the module docs for the definition."""
+    lab = srgb_to_lab(torch.from_numpy(np.stack([output, truth])).permute(0, 3, 1, 2))
+    return containment_from_lab(lab[0], lab[1], line, hint, threshold, tolerance)
+
+
+def _near_colours(pixels: torch.Tensor, targets: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """(colours, pixels): whether each CIELAB pixel (3, N) lies within CIE76 `tolerance` of each
+    target colour (K, 3). Squared distances in float32 (round-off about 1e-3 against a tolerance of
+    10 units), one row per colour so that counts reduce along contiguous memory."""
+    pixels = pixels.float()
+    squared = (targets**2).sum(dim=1, keepdim=True) - 2.0 * targets @ pixels + (pixels**2).sum(dim=0, keepdim=True)
+    return squared < tolerance**2
+
+
+def containment_from_lab(output_lab: torch.Tensor, truth_lab: torch.Tensor, line: np.ndarray, hint: np.ndarray, threshold: int = LINE_THRESHOLD, tolerance: float = COLOUR_TOLERANCE) -> ContainmentResult:
+    """colour_containment of an output and truth already in CIELAB (3, H, W), computed on their device."""
     yx, colours = hint_pixels(hint, max_pixels=MAX_CONTAINMENT_HINTS)
     labels, on_line = line_regions(line, threshold)
     groups: dict[tuple[int, tuple[int, int, int]], None] = {}
@@ -92,22 +112,15 @@ def colour_containment(output: np.ndarray, truth: np.ndarray, line: np.ndarray, 
         groups.setdefault((int(labels[y, x]), tuple(int(c) for c in colour)), None)
     if not groups:
         return ContainmentResult([], skipped, 0)
-    regions = np.array([region for region, _ in groups])
-    targets = _lab(np.array([colour for _, colour in groups]))
-    free = ~on_line.reshape(-1)
-    # Squared CIE76 distances of every free output pixel to every hint colour, (pixels, hints).
-    out_lab = _lab(output.reshape(-1, 3)[free]).astype(np.float32)
-    lab_targets = targets.astype(np.float32)
-    distances = out_lab @ (-2.0 * lab_targets.T)
-    distances += (out_lab**2).sum(1)[:, None]
-    distances += (lab_targets**2).sum(1)[None, :]
-    painted = distances < tolerance**2
-    totals = painted.sum(axis=0)
-    # Painted outside the hint's region: a leak unless the truth has the colour there too (the
-    # truth's Lab is needed at those pixels only).
-    pixel, hint_index = np.nonzero(painted & (labels.reshape(-1)[free][:, None] != regions[None, :]))
-    truth_lab = _lab(truth.reshape(-1, 3)[free][pixel])
-    leaked = ((truth_lab - targets[hint_index]) ** 2).sum(1) >= tolerance**2
-    leak_counts = np.bincount(hint_index[leaked], minlength=len(groups))
-    shares = [int(leak) / int(total) for leak, total in zip(leak_counts, totals) if total > 0]
-    return ContainmentResult(shares, skipped, int((totals == 0).sum()))
+    device = output_lab.device
+    regions = torch.tensor([region for region, _ in groups], device=device)
+    hint_colours = torch.tensor([colour for _, colour in groups], dtype=torch.uint8, device=device)
+    targets = srgb_to_lab(hint_colours.T[None, :, :, None])[0, :, :, 0].T.float()  # (hints, 3)
+    free = torch.from_numpy(~on_line.reshape(-1)).to(device)
+    painted = _near_colours(output_lab.reshape(3, -1)[:, free], targets, tolerance)
+    # Painted outside the hint's region: a leak unless the truth has the colour there too.
+    elsewhere = torch.from_numpy(labels.reshape(-1)).to(device)[free][None, :] != regions[:, None]
+    leaked = painted & elsewhere & ~_near_colours(truth_lab.reshape(3, -1)[:, free], targets, tolerance)
+    totals, leak_counts = painted.sum(dim=1).tolist(), leaked.sum(dim=1).tolist()
+    shares = [leak / total for leak, total in zip(leak_counts, totals) if total > 0]
+    return ContainmentResult(shares, skipped, sum(total == 0 for total in totals))
