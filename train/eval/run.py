@@ -103,7 +103,7 @@ class TruthBatch:
     """One batch's truths as every hint setting scores against them: uint8 on the device, HWC on
     the host, and CIELAB on the device (only when a hinted setting needs it)."""
 
-    device: torch.Tensor
+    images: torch.Tensor  # uint8 (B, 3, H, W) on the eval device
     host: np.ndarray
     lab: torch.Tensor | None
 
@@ -150,8 +150,8 @@ def _score_batch(batch: dict, truths: TruthBatch, setting: str, scores: SettingS
     coloured = (colour * 255).round().to(torch.uint8)
     if features_model is not None:
         scores.features.append(features_model(coloured))
-    scores.psnr += psnr(coloured, truths.device).tolist()
-    scores.ssim += ssim(coloured, truths.device).tolist()
+    scores.psnr += psnr(coloured, truths.images).tolist()
+    scores.ssim += ssim(coloured, truths.images).tolist()
     lines, hints, outputs = _hwc(batch["line"])[..., 0], _hwc(hint), _hwc(coloured)
     if setting != "none":
         output_lab = srgb_to_lab(coloured)
