@@ -103,8 +103,9 @@ def test_503_with_retry_after_pauses_the_whole_host(tmp_path):
         served = list(site.requests)
     assert ledger_rows(tmp_path)[100]["status"] == "ok"
     busy = next(r for r in served if r.status == 503)
-    # Requests already on the wire when the 503 left may still land within a few milliseconds.
-    during = [r for r in served if busy.time + 0.05 < r.time < busy.time + 1.2]
+    # Requests already on the wire when the 503 left may still be logged a moment later (the site's
+    # threads share two cores with the crawler in CI), so the quiet window starts 0.15 s after it.
+    during = [r for r in served if busy.time + 0.15 < r.time < busy.time + 1.2]
     assert during == []
     assert any(r.time >= busy.time + 1.2 for r in served)
 
@@ -116,7 +117,13 @@ def test_api_requests_keep_the_minimum_interval(tmp_path):
         api = site.api_requests()
     assert len(api) == 5  # 4 full pages and the empty one that ends the listing
     gaps = [b.time - a.time for a, b in zip(api, api[1:])]
-    assert min(gaps) >= 0.4 - 0.005, gaps
+    # The site logs arrivals, and each arrival trails its send by a loopback latency that wanders by
+    # a few milliseconds on a loaded machine (one late arrival shortens the next gap by as much as it
+    # lengthened its own), so each gap gets that much slack and the whole span must hold the interval.
+    # A randomized Scrapy delay (0.5x to 1.5x) would put gaps near 0.2 s and fail both.
+    slack = 0.03
+    assert min(gaps) >= 0.4 - slack, gaps
+    assert api[-1].time - api[0].time >= 4 * 0.4 - slack, gaps
 
 
 def test_numbered_pages_stop_at_410_and_danbooru_cursor_pages_go_past_it(tmp_path):
