@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.demo_data import OUTLINE, make_illustration  # noqa: E402
 from train.eval.hints import eval_hints  # noqa: E402
-from train.eval.run import EvalConfig, SettingScores, add_hint_scores  # noqa: E402
+from train.eval.run import EvalConfig, ImageScores, add_hint_scores  # noqa: E402
 from train.metrics.cielab import srgb_to_lab  # noqa: E402
 from train.metrics.frechet import frechet_distance, gaussian_stats, kernel_inception_distance  # noqa: E402
 from train.metrics.image_quality import psnr, ssim  # noqa: E402
@@ -146,10 +146,9 @@ def main() -> None:
     config = EvalConfig(root=Path("."), draft=Path("unused"))
 
     def hint_scores() -> None:
-        scores = SettingScores()
         output_lab, truth_lab = srgb_to_lab(outputs_device), srgb_to_lab(truths_device)
         for i in range(count):
-            add_hint_scores(scores, outputs_host[i], output_lab[i], truths_host[i], truth_lab[i], lines[i], hints[i], config)
+            add_hint_scores(ImageScores(0.0, 0.0), outputs_host[i], output_lab[i], truths_host[i], truth_lab[i], lines[i], hints[i], config)
 
     per_image = timed(hint_scores, device) / count
     print(f"hint scores (adherence of output and truth, containment; C-FID hints): {per_image * inception_rate:.2f}x the Inception pass's time per image")

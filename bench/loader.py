@@ -11,7 +11,10 @@ all three draft artifacts), then measures samples/s delivered:
   - the loader with each worker count (decode in workers, uint8 batches), --epochs passes after a
     warm-up pass, so worker start-up is not counted;
   - the loader reading only colour and line (what a run with OnDeviceSynth needs);
-  - on-device re-synthesis (OnDeviceSynth: patches hints, paste+warp+spray drafts) on --device.
+  - on-device re-synthesis (OnDeviceSynth: patches hints, paste+warp+spray drafts) on --device;
+  - `pipe eval`'s loader (colour and line; each worker reads every shard and decodes its share of the
+    samples) at each worker count, start-up included as eval pays it once a run, against its own
+    in-process pass (0 workers).
 It then says how many loader workers would feed a trainer consuming --target samples/s, from the
 rate one worker adds. Absolute rates belong to the machine they were taken on; compare ratios.
 """
@@ -40,6 +43,7 @@ from pipeline.extract.stage import run_extract  # noqa: E402
 from pipeline.shard.config import ShardConfig  # noqa: E402
 from pipeline.shard.stage import run_shard  # noqa: E402
 from synth.lines import LineAugment  # noqa: E402
+from train.eval.samples import eval_loader, sample_positions  # noqa: E402
 from train.loader import LoaderConfig, OnDeviceSynth, make_loader, shard_urls, to_device  # noqa: E402
 
 
@@ -82,6 +86,16 @@ def loader_rate(folder: Path, workers: int, batch_size: int, epochs: int, images
     loader = make_loader(LoaderConfig(shards=(str(folder),), batch_size=batch_size, workers=workers, shuffle_buffer=64, images=images))
     for _ in loader:  # first epoch starts the workers
         pass
+    count, started = 0, time.perf_counter()
+    for _ in range(epochs):
+        for batch in loader:
+            count += len(batch["__key__"])
+    return count / (time.perf_counter() - started)
+
+
+def eval_loader_rate(folder: Path, workers: int, batch_size: int, epochs: int) -> float:
+    """Samples/s of `pipe eval`'s passes over the split, worker start-up included."""
+    loader = eval_loader(folder, sample_positions(folder), batch_size, workers, ("color", "line"), with_palette=False)
     count, started = 0, time.perf_counter()
     for _ in range(epochs):
         for batch in loader:
@@ -134,6 +148,10 @@ def main() -> None:
         most = max(counts)
         lean = loader_rate(folder, most, args.batch_size, args.epochs, images=("color", "line"))
         print(f"{f'loader, {most} workers, colour+line':<34} {lean:8.1f} samples/s   {lean / baseline:.2f}x   (hints/drafts re-drawn on the device)")
+        serial = eval_loader_rate(folder, 0, args.batch_size, args.epochs)
+        for workers in counts:
+            rate = serial if workers == 0 else eval_loader_rate(folder, workers, args.batch_size, args.epochs)
+            print(f"{f'eval loader, {workers} workers':<34} {rate:8.1f} samples/s   {rate / baseline:.2f}x   ({rate / serial:.2f}x its 0-worker pass)")
         synth_rate = resynthesis_rate(folder, args.batch_size, args.device)
         print(f"{f'on-device re-synthesis ({args.device})':<34} {synth_rate:8.1f} samples/s")
     positive = [w for w in counts if w > 0]

@@ -515,6 +515,7 @@ def eval_command(
     grid: Annotated[int, typer.Option(min=0, help="Samples per hint setting shown in the report's image grid.", rich_help_panel=EVAL_PANEL)] = 8,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.", rich_help_panel=DEVICE_PANEL)] = 16,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
+    workers: Annotated[int, typer.Option(min=0, help="Loader processes decoding the shards (0: in this process). The scores do not depend on it.", rich_help_panel=DEVICE_PANEL)] = 4,
     out: Annotated[Optional[Path], typer.Option(help="Report folder. (default: ROOT/reports/NAME)", show_default=False)] = None,
     compare: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Print two report.json files side by side instead (no ROOT needed).", show_default=False)] = None,
 ) -> None:
@@ -542,7 +543,7 @@ def eval_command(
         config = EvalConfig(
             root=root, draft=draft, refine=refine, split=split, settings=parse_settings(hints), name=name,
             inception_weights=inception_weights_in(weights_dir) if weights_dir else None, fid=fid,
-            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size, device=device, limit=limit,
+            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size, device=device, workers=workers, limit=limit,
             grid_samples=grid, seed=seed,
         )
         report, grids = run_eval(config)

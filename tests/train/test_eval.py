@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +18,7 @@ from pipeline.cli import main
 from synth.hints.cfid import SEGMENT_COUNTS
 from tests.helpers import make_prepared_dataset
 from train.eval.hints import eval_hints
+from train.eval.samples import split_keys
 from train.networks.inception import stand_in_state_dict
 
 SIZE = 64
@@ -44,8 +45,8 @@ def scored(tmp_path_factory) -> dict:
     return {"root": root, "weights": weights, "val": val, **checkpoints}
 
 
-def eval_args(scored: dict, *extra: str) -> list[str]:
-    return ["eval", str(scored["root"]), "--draft", str(scored["draft"]), "--weights-dir", str(scored["weights"]), "--device", "cpu", "--kid-subsets", "20", *extra]
+def eval_args(scored: dict, *extra: str, workers: int = 0) -> list[str]:
+    return ["eval", str(scored["root"]), "--draft", str(scored["draft"]), "--weights-dir", str(scored["weights"]), "--device", "cpu", "--kid-subsets", "20", "--workers", str(workers), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,36 @@ def test_scores_repeat_exactly_with_cached_truths_and_cfid_hints_do_not_depend_o
     assert torch.equal(first, other)
     assert ((first[:, 3] > 0).sum(dim=(1, 2)) == sum(SEGMENT_COUNTS)).all()
     assert not torch.equal(eval_hints("points", colors, ["a", "b"], None, seed=0), eval_hints("points", colors, ["a", "b"], None, seed=9))
+
+
+def numbers_of(tree) -> list[float]:
+    """Every number in a report section, in a fixed order."""
+    if isinstance(tree, dict):
+        return [n for key in sorted(tree) for n in numbers_of(tree[key])]
+    if isinstance(tree, list):
+        return [n for item in tree for n in numbers_of(item)]
+    return [float(tree)] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
+
+
+def test_scores_do_not_depend_on_loader_workers_and_limit_keeps_the_first_samples(scored, tmp_path):
+    keys = split_keys(scored["root"] / "shards" / "val")
+    assert len(keys) == len(set(keys)) == scored["val"]
+    runs = {}
+    for workers in (0, 2):
+        out = tmp_path / f"workers-{workers}"
+        assert main(eval_args(scored, "--hints", "none,cfid", "--limit", "5", "--kid-subset-size", "3", "--batch-size", "2", "--grid", "3", "--out", str(out), workers=workers)) == 0
+        report = json.loads((out / "report.json").read_text())
+        html = (out / "report.html").read_text()
+        runs[workers] = (report, re.findall(r'<tr><td title="([^"]+)">', html))
+    (serial, serial_grid), (pooled, pooled_grid) = runs[0], runs[2]
+    assert serial["samples"] == pooled["samples"] == 5
+    # The grid shows the split's first samples whichever worker decoded them.
+    assert serial_grid == pooled_grid == keys[:3] * 2
+    # Two workers batch the samples differently (positions 0, 2 | 4 and 1, 3), so the scores agree to
+    # float32 round-off and every count exactly. KID draws subsets of 3 by position: it would differ
+    # if the features were reduced in arrival order.
+    assert numbers_of(pooled["settings"]) == pytest.approx(numbers_of(serial["settings"]), rel=1e-5, abs=1e-6)
+    assert pooled["settings"]["cfid"]["adherence"]["count"] == sum(SEGMENT_COUNTS) * 5
 
 
 def test_compare_prints_both_reports_side_by_side(scored, report, capsys):

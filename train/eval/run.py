@@ -21,7 +21,8 @@ from pipeline.shard.writer import STATS_SUFFIX
 from train.colorize import colour_batch
 from train.eval.hints import eval_hints, setting_label
 from train.evaluate import LoadedGenerator, load_generator
-from train.loader import LoaderConfig, make_loader, to_device
+from train.eval.samples import eval_loader, sample_positions
+from train.loader import to_device
 from train.metrics.frechet import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, gaussian_stats, kernel_inception_distance
 from train.metrics.cielab import srgb_to_lab
 from train.metrics.hint_scores import COLOUR_TOLERANCE, LINE_THRESHOLD, WINDOW_RADIUS, containment_from_lab, hint_adherence
@@ -47,6 +48,7 @@ class EvalConfig:
     batch_size: int = 16
     device: str = "auto"
     limit: int | None = None  # score only the first N samples of the split
+    workers: int = 4  # loader processes decoding the shards (0: in this process)
     grid_samples: int = 8
     seed: int = 0
     window_radius: int = WINDOW_RADIUS
@@ -76,22 +78,32 @@ class GridRow:
 
 
 @dataclass
-class SettingScores:
-    """Everything gathered for one hint setting while the split streams by."""
+class ImageScores:
+    """One output image's scores under one hint setting."""
 
-    features: list[np.ndarray] = field(default_factory=list)
-    psnr: list[float] = field(default_factory=list)
-    ssim: list[float] = field(default_factory=list)
-    adherence: list[np.ndarray] = field(default_factory=list)
-    adherence_floor: list[np.ndarray] = field(default_factory=list)  # the truth's own hint error
+    psnr: float
+    ssim: float
+    feature: np.ndarray | None = None  # its Inception pool features
+    adherence: np.ndarray | None = None  # CIEDE2000 per hint pixel
+    adherence_floor: np.ndarray | None = None  # the truth's own error at those pixels
     leak_shares: list[float] = field(default_factory=list)
     hints_on_lines: int = 0
     hints_absent: int = 0
-    grid: list[GridRow] = field(default_factory=list)
 
 
-def split_size(folder: Path) -> int:
-    return sum(json.loads(p.read_text())["count"] for p in folder.glob(f"*{STATS_SUFFIX}"))
+@dataclass
+class SettingScores:
+    """Everything gathered for one hint setting, filed by sample position (batches arrive in the
+    order the loader workers finish them; the report reads them in the split's order)."""
+
+    images: dict[int, ImageScores] = field(default_factory=dict)
+    grid: dict[int, GridRow] = field(default_factory=dict)
+
+    def ordered(self) -> list[ImageScores]:
+        return [self.images[position] for position in sorted(self.images)]
+
+    def grid_rows(self) -> list[GridRow]:
+        return [self.grid[position] for position in sorted(self.grid)]
 
 
 def _hwc(images: torch.Tensor) -> np.ndarray:
@@ -108,15 +120,15 @@ class TruthBatch:
     lab: torch.Tensor | None
 
 
-def add_hint_scores(scores: SettingScores, output: np.ndarray, output_lab: torch.Tensor, truth: np.ndarray, truth_lab: torch.Tensor, line: np.ndarray, hint: np.ndarray, config: EvalConfig) -> None:
+def add_hint_scores(scores: ImageScores, output: np.ndarray, output_lab: torch.Tensor, truth: np.ndarray, truth_lab: torch.Tensor, line: np.ndarray, hint: np.ndarray, config: EvalConfig) -> None:
     """Hint adherence (of the output, and of the truth as the floor) and colour containment of one
     image: output and truth uint8 H x W x 3, their CIELAB (3, H, W) on the device, line H x W, hint H x W x 4."""
-    scores.adherence.append(hint_adherence(output, hint, config.window_radius))
-    scores.adherence_floor.append(hint_adherence(truth, hint, config.window_radius))
+    scores.adherence = hint_adherence(output, hint, config.window_radius)
+    scores.adherence_floor = hint_adherence(truth, hint, config.window_radius)
     containment = containment_from_lab(output_lab, truth_lab, line, hint, config.line_threshold, config.colour_tolerance)
-    scores.leak_shares += containment.leak_shares
-    scores.hints_on_lines += containment.on_lines
-    scores.hints_absent += containment.absent
+    scores.leak_shares = list(containment.leak_shares)
+    scores.hints_on_lines = containment.on_lines
+    scores.hints_absent = containment.absent
 
 
 def _models(config: EvalConfig, device: torch.device) -> tuple[LoadedGenerator, LoadedGenerator | None]:
@@ -136,9 +148,10 @@ def _stats(values: list[float]) -> dict:
     return {"count": int(array.size), "mean": float(array.mean()), "std": float(array.std()), "median": float(np.median(array)), "p90": float(np.percentile(array, 90))}
 
 
-def _score_batch(batch: dict, truths: TruthBatch, setting: str, scores: SettingScores, models: tuple[LoadedGenerator, LoadedGenerator | None], config: EvalConfig, device: torch.device, features_model: InceptionFeatures | None) -> None:
-    """Colour one uint8 batch under `setting` and add its features and scores. Everything over whole
-    images (features, PSNR, SSIM, CIELAB, colour distances) runs on the device."""
+def _score_batch(batch: dict, positions: list[int], truths: TruthBatch, setting: str, scores: SettingScores, models: tuple[LoadedGenerator, LoadedGenerator | None], config: EvalConfig, device: torch.device, features_model: InceptionFeatures | None) -> None:
+    """Colour one uint8 batch under `setting` and file its samples' features and scores under their
+    positions. Everything over whole images (features, PSNR, SSIM, CIELAB, colour distances) runs on
+    the device."""
     draft, refine = models
     colors = batch["color"]
     hint = eval_hints(setting, colors, batch["__key__"], batch.get("hint"), config.seed)
@@ -148,18 +161,18 @@ def _score_batch(batch: dict, truths: TruthBatch, setting: str, scores: SettingS
     if colour.shape[-2:] != colors.shape[-2:]:
         colour = torch.nn.functional.interpolate(colour, size=tuple(colors.shape[-2:]), mode="bilinear", align_corners=False)
     coloured = (colour * 255).round().to(torch.uint8)
-    if features_model is not None:
-        scores.features.append(features_model(coloured))
-    scores.psnr += psnr(coloured, truths.images).tolist()
-    scores.ssim += ssim(coloured, truths.images).tolist()
+    features = features_model(coloured) if features_model is not None else None
+    images = [ImageScores(p, s) for p, s in zip(psnr(coloured, truths.images).tolist(), ssim(coloured, truths.images).tolist())]
     lines, hints, outputs = _hwc(batch["line"])[..., 0], _hwc(hint), _hwc(coloured)
-    if setting != "none":
-        output_lab = srgb_to_lab(coloured)
-        for i in range(len(outputs)):
-            add_hint_scores(scores, outputs[i], output_lab[i], truths.host[i], truths.lab[i], lines[i], hints[i], config)
-    for key, line, image_hint, output, truth in zip(batch["__key__"], lines, hints, outputs, truths.host):
-        if len(scores.grid) < config.grid_samples:
-            scores.grid.append(GridRow(key, line, image_hint, output, truth))
+    output_lab = srgb_to_lab(coloured) if setting != "none" else None
+    for i, (position, image) in enumerate(zip(positions, images)):
+        if features is not None:
+            image.feature = features[i]
+        if output_lab is not None:
+            add_hint_scores(image, outputs[i], output_lab[i], truths.host[i], truths.lab[i], lines[i], hints[i], config)
+        scores.images[position] = image
+        if position < config.grid_samples:
+            scores.grid[position] = GridRow(batch["__key__"][i], lines[i], hints[i], outputs[i], truths.host[i])
 
 
 def truth_cache_path(config: EvalConfig, folder: Path, weights: Path, device: torch.device) -> Path:
@@ -184,9 +197,9 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
 
     device = resolve_device(config.device)
     folder = config.root / "shards" / config.split
-    total = split_size(folder)
-    if total == 0:
+    if not any(folder.glob(f"*{STATS_SUFFIX}")):
         raise FileNotFoundError(f"no finished shards in {folder}: run `pipe shard {config.root}` first (with --val > 0 for a val split)")
+    positions = sample_positions(folder, config.limit)
     draft, refine = _models(config, device)
     features_model, cached_truths, cache_path = None, None, None
     if config.fid:
@@ -198,38 +211,35 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
         cached_truths = np.load(cache_path) if cache_path.is_file() else None
     needs_palette = any("palette" in m.recipe.inputs for m in filter(None, (draft, refine)))
     images = ("color", "line", *(("hint",) if "shard" in config.settings else ()))
-    loader = make_loader(LoaderConfig(shards=(str(folder),), batch_size=config.batch_size, workers=0, shuffle_buffer=0, shuffle_shards=False, images=images, with_palette=needs_palette))
+    loader = eval_loader(folder, positions, config.batch_size, config.workers, images, needs_palette)
     models = (draft, refine)
-    wanted = min(total, config.limit) if config.limit else total
     scores = {setting: SettingScores() for setting in config.settings}
-    truth_features: list[np.ndarray] = []
+    truth_features: dict[int, np.ndarray] = {}
     hinted = any(setting != "none" for setting in config.settings)
-    seen = 0
     with make_progress() as progress:
-        task = progress.add_task(f"scoring {config.split}", total=wanted * len(config.settings))
+        task = progress.add_task(f"scoring {config.split}", total=len(positions) * len(config.settings))
         for batch in loader:
-            if seen >= wanted:
-                break
-            keep = min(len(batch["__key__"]), wanted - seen)
-            batch = {name: value[:keep] for name, value in batch.items()}
+            batch_positions = [positions[key] for key in batch["__key__"]]
             on_device = batch["color"].to(device)
             truths = TruthBatch(on_device, _hwc(batch["color"]), srgb_to_lab(on_device) if hinted else None)
             if features_model is not None and cached_truths is None:
-                truth_features.append(features_model(on_device))
+                truth_features.update(zip(batch_positions, features_model(on_device)))
             for setting in config.settings:
-                _score_batch(batch, truths, setting, scores[setting], models, config, device, features_model)
-                progress.advance(task, keep)
-            seen += keep
+                _score_batch(batch, batch_positions, truths, setting, scores[setting], models, config, device, features_model)
+                progress.advance(task, len(batch_positions))
+    seen = len(scores[config.settings[0]].images)
     if seen < 2:
-        raise ValueError(f"{folder} has {seen} sample(s); FID and KID need at least 2")
-    truths = cached_truths if cached_truths is not None else (np.concatenate(truth_features) if truth_features else None)
+        raise ValueError(f"{folder} has {seen} sample(s) to score; FID and KID need at least 2")
+    if cached_truths is not None and len(cached_truths) != seen:
+        raise ValueError(f"the cached truth features {cache_path} hold {len(cached_truths)} samples, not {seen}: delete the file and run again")
+    truths = cached_truths if cached_truths is not None else (np.stack([truth_features[p] for p in sorted(truth_features)]) if truth_features else None)
     if cache_path is not None and cached_truths is None:
         buffer = io.BytesIO()
         np.save(buffer, truths)
         write_bytes_atomic(cache_path, buffer.getvalue())
     report = _report(config, draft, refine, scores, truths, seen)
     report["config"]["truth_features"] = None if truths is None else ("cached" if cached_truths is not None else "computed")
-    return report, {setting: s.grid for setting, s in scores.items()}
+    return report, {setting: s.grid_rows() for setting, s in scores.items()}
 
 
 def _checkpoint_info(path: Path, loaded: LoadedGenerator) -> dict:
@@ -239,21 +249,23 @@ def _checkpoint_info(path: Path, loaded: LoadedGenerator) -> dict:
 def _report(config: EvalConfig, draft: LoadedGenerator, refine: LoadedGenerator | None, scores: dict[str, SettingScores], real: np.ndarray | None, samples: int) -> dict:
     real_stats = gaussian_stats(real) if real is not None else None
     settings = {}
-    for setting, s in scores.items():
+    for setting, setting_scores in scores.items():
+        s = setting_scores.ordered()
         entry: dict = {"label": setting_label(setting), "samples": samples}
         if real_stats is not None:
-            fake = np.concatenate(s.features)
+            fake = np.stack([image.feature for image in s])
             entry["fid"] = frechet_distance(real_stats, gaussian_stats(fake))
             kid = kernel_inception_distance(real, fake, config.kid_subsets, config.kid_subset_size, config.seed)
             entry["kid"] = {"mean": kid.mean, "std": kid.std, "subsets": kid.subsets, "subset_size": kid.subset_size}
-        entry["psnr"] = _stats(s.psnr)
-        entry["ssim"] = _stats(s.ssim)
+        entry["psnr"] = _stats([image.psnr for image in s])
+        entry["ssim"] = _stats([image.ssim for image in s])
         if setting != "none":
-            entry["adherence"] = _stats(np.concatenate(s.adherence).tolist() if s.adherence else [])
+            entry["adherence"] = _stats(np.concatenate([image.adherence for image in s]).tolist())
             # What the truth itself scores: the window mean blurs texture and edges, so this is the floor.
-            entry["adherence"]["truth_mean"] = float(np.concatenate(s.adherence_floor).mean()) if entry["adherence"]["count"] else None
-            leaks = _stats(s.leak_shares)
-            entry["containment"] = {**leaks, "score": (1.0 - leaks["mean"]) if leaks["count"] else None, "on_lines": s.hints_on_lines, "absent": s.hints_absent}
+            entry["adherence"]["truth_mean"] = float(np.concatenate([image.adherence_floor for image in s]).mean()) if entry["adherence"]["count"] else None
+            leaks = _stats([share for image in s for share in image.leak_shares])
+            on_lines, absent = sum(image.hints_on_lines for image in s), sum(image.hints_absent for image in s)
+            entry["containment"] = {**leaks, "score": (1.0 - leaks["mean"]) if leaks["count"] else None, "on_lines": on_lines, "absent": absent}
         settings[setting] = entry
     return {
         "name": config.report_name(),
