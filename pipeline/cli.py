@@ -515,7 +515,7 @@ def eval_command(
     grid: Annotated[int, typer.Option(min=0, help="Samples per hint setting shown in the report's image grid.", rich_help_panel=EVAL_PANEL)] = 8,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.", rich_help_panel=DEVICE_PANEL)] = 16,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
-    workers: Annotated[int, typer.Option(min=0, help="Loader processes decoding the shards (0: in this process). The scores do not depend on it.", rich_help_panel=DEVICE_PANEL)] = 4,
+    workers: Annotated[int, typer.Option(min=0, help="Loader processes decoding the shards (0: in this process). The scores do not depend on it. (default: 4, or the CPUs if fewer)", show_default=False, rich_help_panel=DEVICE_PANEL)] = min(4, default_workers()),
     out: Annotated[Optional[Path], typer.Option(help="Report folder. (default: ROOT/reports/NAME)", show_default=False)] = None,
     compare: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Print two report.json files side by side instead (no ROOT needed).", show_default=False)] = None,
 ) -> None:

@@ -17,6 +17,7 @@ from extractors.weights import require_weights
 from manifests.atomic import write_bytes_atomic
 from pipeline import __version__
 from pipeline.console import make_progress
+from pipeline.runner import default_workers
 from pipeline.shard.writer import STATS_SUFFIX
 from train.colorize import colour_batch
 from train.eval.hints import eval_hints, setting_label
@@ -48,7 +49,7 @@ class EvalConfig:
     batch_size: int = 16
     device: str = "auto"
     limit: int | None = None  # score only the first N samples of the split
-    workers: int = 4  # loader processes decoding the shards (0: in this process)
+    workers: int = field(default_factory=lambda: min(4, default_workers()))  # loader processes decoding the shards (0: in this process)
     grid_samples: int = 8
     seed: int = 0
     window_radius: int = WINDOW_RADIUS
