@@ -24,8 +24,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crawlers.config import CrawlConfig, Politeness  # noqa: E402
-from crawlers.fixture_site import FixtureSite, generated_post  # noqa: E402
-from crawlers.run import run_crawl  # noqa: E402
+from pipeline.demo.fixture_site import FixtureSite, generated_post  # noqa: E402
+from pipeline.crawl.stage import run_crawl  # noqa: E402
 from crawlers.sites import resolve_site  # noqa: E402
 from manifests.ledger import Ledger  # noqa: E402
 from manifests.schema import RAW  # noqa: E402

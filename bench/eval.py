@@ -34,9 +34,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.demo_data import OUTLINE, make_illustration  # noqa: E402
-from train.eval.hints import eval_hints  # noqa: E402
-from train.eval.run import EvalConfig, ImageScores, add_hint_scores  # noqa: E402
+from pipeline.demo.illustrations import OUTLINE, make_illustration  # noqa: E402
+from pipeline.eval.hints import eval_hints  # noqa: E402
+from pipeline.eval.run import EvalConfig, ImageScores, add_hint_scores  # noqa: E402
 from train.metrics.cielab import srgb_to_lab  # noqa: E402
 from train.metrics.frechet import frechet_distance, gaussian_stats, kernel_inception_distance  # noqa: E402
 from train.metrics.image_quality import psnr, ssim  # noqa: E402

@@ -30,11 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from extractors import reference  # noqa: E402
+from tests.extractors import reference  # noqa: E402
 from extractors.methods import apply_lines, draw_params, method_options  # noqa: E402
 from manifests.ledger import Ledger  # noqa: E402
 from manifests.schema import PREPARED  # noqa: E402
-from pipeline.demo_data import make_prepared_dataset  # noqa: E402
+from pipeline.demo.illustrations import make_prepared_dataset  # noqa: E402
 from pipeline.extract.config import ExtractConfig  # noqa: E402
 from pipeline.extract.stage import run_extract  # noqa: E402
 

@@ -37,13 +37,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.demo_data import make_prepared_dataset  # noqa: E402
+from pipeline.demo.illustrations import make_prepared_dataset  # noqa: E402
 from pipeline.extract.config import ExtractConfig  # noqa: E402
 from pipeline.extract.stage import run_extract  # noqa: E402
 from pipeline.shard.config import ShardConfig  # noqa: E402
 from pipeline.shard.stage import run_shard  # noqa: E402
 from synth.lines import LineAugment  # noqa: E402
-from train.eval.samples import eval_loader, sample_positions  # noqa: E402
+from pipeline.eval.samples import eval_loader, sample_positions  # noqa: E402
 from train.loader import LoaderConfig, OnDeviceSynth, make_loader, shard_urls, to_device  # noqa: E402
 
 

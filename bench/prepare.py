@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.demo_data import make_illustration, save_rgb  # noqa: E402
+from pipeline.demo.illustrations import make_illustration, save_rgb  # noqa: E402
 from pipeline.prepare.stage import PrepareConfig, PrepareStage  # noqa: E402
 from pipeline.runner import RunnerConfig, run_stage  # noqa: E402
 

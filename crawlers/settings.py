@@ -6,7 +6,7 @@ from typing import Any
 
 from crawlers.config import CrawlConfig
 from crawlers.engines.base import api_slot
-from pipeline import __version__
+from manifests.version import PIPE_VERSION as __version__
 
 
 def user_agent(contact: str | None) -> str:

@@ -1,3 +1,10 @@
-"""pipe: build line-art colorization datasets and train colorization models, end to end."""
+"""pipe: build line-art colorization datasets and train colorization models, end to end.
 
-__version__ = "0.1.0"
+This package is the top layer: the command line, the stage session and executors, every stage's
+shell and the job runner. The libraries below it (crawlers, extractors, synth, train, manifests)
+never import it.
+"""
+
+from manifests.version import PIPE_VERSION as __version__
+
+__all__ = ["__version__"]

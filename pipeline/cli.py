@@ -210,8 +210,8 @@ def crawl(
     was uploaded since. Feed the result to `pipe prepare ROOT/raw.parquet ROOT`.
     """
     from crawlers.config import CrawlConfig, Politeness
-    from crawlers.report import print_crawl_report
-    from crawlers.run import run_crawl
+    from pipeline.crawl.report import print_crawl_report
+    from pipeline.crawl.stage import run_crawl
     from crawlers.sites import resolve_site
 
     try:
@@ -491,7 +491,7 @@ EVAL_PANEL = "Scoring"
 
 
 def _eval_epilog() -> str:
-    from train.eval.hints import __doc__ as settings_doc
+    from pipeline.eval.hints import __doc__ as settings_doc
 
     return "[bold]Hint settings[/] (--hints, comma-separated; each is coloured and scored separately):\n\n" + "\n\n".join(
         line.strip() for line in settings_doc.strip().splitlines()[2:] if line.strip()
@@ -525,7 +525,7 @@ def eval_command(
     Inception network with the reference preprocessing. Writes report.json and a self-contained
     report.html (tables and a sketch | hints | output | truth grid).
     """
-    from train.eval.report import compare_table, read_report, summary_table, write_report
+    from pipeline.eval.report import compare_table, read_report, summary_table, write_report
 
     if compare is not None:
         try:
@@ -535,9 +535,9 @@ def eval_command(
         return
     if root is None or draft is None:
         raise PipeError("give ROOT and --draft CHECKPOINT (or --compare A.json B.json)")
-    from train.eval.hints import parse_settings
+    from pipeline.eval.hints import parse_settings
     from train.networks.inception import inception_weights_in
-    from train.eval.run import REPORTS_DIR, EvalConfig, run_eval
+    from pipeline.eval.run import REPORTS_DIR, EvalConfig, run_eval
 
     try:
         config = EvalConfig(
@@ -617,7 +617,7 @@ def demo(
     Nothing leaves the machine: the board listens on 127.0.0.1 only. OUT/expected.json says what
     every post should become; `pipe status OUT/dataset` shows what did.
     """
-    from pipeline.demo import run_demo
+    from pipeline.demo.run import run_demo
 
     run_demo(out, images, seed, RunnerConfig(workers=workers))
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from manifests.ledger import Ledger
 from manifests.schema import PREPARED
-from pipeline.demo_data import make_illustration, make_prepared_dataset, save_rgb
+from pipeline.demo.illustrations import make_illustration, make_prepared_dataset, save_rgb
 from pipeline.prepare.stage import PrepareConfig, PrepareStage
 from pipeline.runner import RunnerConfig, RunReport, run_stage
 

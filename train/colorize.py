@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.evaluate import LoadedGenerator, load_generator
+from train.inference import LoadedGenerator, load_generator
 from train.inputs import generator_input
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}

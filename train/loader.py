@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from pipeline.seeding import sample_rng
+from manifests.seeding import sample_rng
 from synth.artifacts import apply_artifacts, draw_artifacts
 from synth.common import DrawInput, SynthContext
 from synth.hints import apply_hints, draw_hint

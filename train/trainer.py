@@ -210,7 +210,7 @@ class Trainer:
             return None
         if "draft" not in self.recipe.inputs:
             raise PipeError(f"--drafts-from: {self.config.recipe} {self.config.stage} takes no draft")
-        from train.evaluate import load_generator
+        from train.inference import load_generator
 
         try:
             source = load_generator(self.config.drafts_from, self.device)

@@ -33,7 +33,7 @@ from pipeline.extract.config import ExtractConfig, resolve_device
 from pipeline.extract.io import DecodeDataset, LineOutput, RowContext, collate_decoded, failed_row, write_lines
 from pipeline.extract.plan import ExtractItem, line_id, plan_extract
 from pipeline.runner import REASON_EXCEPTION, REASON_WORKER_CRASHED, LedgerBuffer, RunnerConfig, RunReport, describe_exception, init_worker, new_process_pool, stage_lock, summarize_run
-from pipeline.seeding import sample_rng
+from manifests.seeding import sample_rng
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import torch
 
 from extractors.ops import rgb_to_gray_uint8
 from pipeline.runner import describe_exception, init_worker
-from pipeline.seeding import sample_rng
+from manifests.seeding import sample_rng
 from pipeline.shard.config import ShardConfig
 from pipeline.shard.plan import ShardJob
 from synth.artifacts import apply_artifacts, donor_keys_of, draw_artifacts

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.seeding import sample_rng
+from manifests.seeding import sample_rng
 from synth.common import DrawInput, SynthContext, check_images, empty_hints, paint_pixels
 
 SEGMENT_NAMES = ("top_left", "top_right", "bottom_left", "bottom_right", "left_wing", "right_wing", "body")

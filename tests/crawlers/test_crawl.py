@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from crawlers.config import CrawlConfig, Politeness
-from crawlers.fixture_site import FixtureSite, expected_outcomes, generated_post, standard_catalogue
-from crawlers.run import run_crawl
+from pipeline.demo.fixture_site import FixtureSite, expected_outcomes, generated_post, standard_catalogue
+from pipeline.crawl.stage import run_crawl
 from crawlers.sites import resolve_site
 from manifests.ledger import Ledger
 from manifests.schema import RAW

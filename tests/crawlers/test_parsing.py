@@ -12,7 +12,7 @@ from crawlers import reasons
 from crawlers.config import CrawlConfig
 from crawlers.engines import ApiError, spider_for
 from crawlers.filters import rejection
-from crawlers.fixture_site import FixtureSite, encode_image, generated_post, standard_catalogue
+from pipeline.demo.fixture_site import FixtureSite, encode_image, generated_post, standard_catalogue
 from crawlers.middlewares import parse_retry_after
 from crawlers.posts import clean_tags, extension_of, rating_from_moebooru, rating_from_word
 from crawlers.sites import SITES, resolve_site

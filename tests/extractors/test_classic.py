@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from extractors import reference
+from tests.extractors import reference
 from extractors.canny import extract_canny
 from extractors.dilate import extract_dilate
 from extractors.gray import extract_gray

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from extractors import reference
+from tests.extractors import reference
 from extractors.sketchkeras.architecture import random_keras_model, sketchkeras_model_config
 from extractors.sketchkeras.extract import extract_sketchkeras, sketchkeras_input, strength_to_lines
 from extractors.sketchkeras.keras_file import KerasFileError, write_keras_h5

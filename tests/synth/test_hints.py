@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy import stats
 
-from pipeline.demo_data import make_illustration
-from pipeline.seeding import sample_rng
+from pipeline.demo.illustrations import make_illustration
+from manifests.seeding import sample_rng
 from synth.common import DrawInput, SynthContext, bin_color, blur_separable, color_histogram, opencv_sigma_for_ksize
 from synth.hints import HINTS, NO_HINT, apply_hints, draw_hint, parse_hint_names
 from synth.hints.cfid import SEGMENT_COUNTS, cfid_segments, draw_cfid_hints

@@ -17,8 +17,8 @@ from extractors.weights import SOURCES
 from pipeline.cli import main
 from synth.hints.cfid import SEGMENT_COUNTS
 from tests.helpers import make_prepared_dataset
-from train.eval.hints import eval_hints
-from train.eval.samples import split_keys
+from pipeline.eval.hints import eval_hints
+from pipeline.eval.samples import split_keys
 from train.networks.inception import stand_in_state_dict
 
 SIZE = 64

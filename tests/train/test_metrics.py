@@ -305,7 +305,7 @@ def test_hint_scores_on_real_illustrations(tmp_path):
     """Real illustrations, their xdog lines and C-FID hints: the truth contains every hinted colour
     perfectly; colour bled across the lines by a blur leaks, and misses the hints by more."""
     from pipeline.cli import main
-    from train.eval.hints import eval_hints
+    from pipeline.eval.hints import eval_hints
     from train.loader import LoaderConfig, make_loader
 
     root = tmp_path / "real"
@@ -338,7 +338,7 @@ def test_srgb_to_lab_equals_scikit_images_rgb2lab():
 
 def quality_pairs() -> tuple[np.ndarray, np.ndarray]:
     """Truths and outputs (N, H, W, 3) uint8: a flat illustration blurred, noisy, shifted, identical."""
-    from pipeline.demo_data import make_illustration
+    from pipeline.demo.illustrations import make_illustration
 
     rng = np.random.default_rng(8)
     truths = np.stack([make_illustration(rng, 96, 80) for _ in range(4)])

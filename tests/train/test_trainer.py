@@ -91,7 +91,7 @@ def test_every_recipe_trains_20_steps_checkpoints_and_resumes(dataset, tmp_path,
     assert list(records) == list(range(1, 21))
     assert set(records[1]) - {"step", "images_per_second"} == loss_names
     assert all(np.isfinite(v) for r in records.values() for v in r.values())
-    from train.evaluate import load_generator
+    from train.inference import load_generator
 
     loaded = load_generator(run / "checkpoints" / "last.pt")
     out_channels = 1 if stage == "ldm" else 3
@@ -160,7 +160,7 @@ def learn(root: Path, recipe: str, stage: str, *extra: str) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["xu2020", "cheng2018"])
 def test_300_steps_lower_the_heldout_l1_well_below_the_untrained_models(learning_data, recipe):
-    from train.evaluate import heldout_l1, load_generator, untrained_generator
+    from train.inference import heldout_l1, load_generator, untrained_generator
 
     loaded = load_generator(learn(learning_data, recipe, "draft"))
     val = learning_data / "shards" / "val"
@@ -180,7 +180,7 @@ def test_300_steps_lower_the_heldout_l1_well_below_the_untrained_models(learning
     ],
 )
 def test_the_refinement_given_hints_beats_the_draft_alone_at_the_hinted_pixels(learning_data, recipe, refine_steps, ratio):
-    from train.evaluate import load_generator
+    from train.inference import load_generator
     from train.inputs import generator_input, target_image
     from train.loader import LoaderConfig, device_batches, make_loader
 
@@ -238,7 +238,7 @@ def checkpoints(dataset) -> dict[str, Path]:
 def write_sketches(folder: Path) -> dict[str, tuple[int, int]]:
     import cv2
 
-    from pipeline.demo_data import OUTLINE, make_illustration
+    from pipeline.demo.illustrations import OUTLINE, make_illustration
 
     folder.mkdir(parents=True, exist_ok=True)
     sizes = {"wide": (37, 100), "tall": (300, 120), "square": (64, 64)}
@@ -336,7 +336,7 @@ def test_googlenet_loads_torchvisions_layout_and_encodes_xu2020_drafts(dataset, 
     args = ["train", "refine", str(dataset), "--recipe", "xu2020", "--steps", "3", "--batch-size", "2", "--size", str(SIZE),
             "--workers", "0", "--width", "0.25", "--name", "xu-googlenet", "--feature-encoder", str(path)]
     assert main(args) == 0
-    from train.evaluate import load_generator
+    from train.inference import load_generator
 
     generator = load_generator(dataset / "runs" / "xu-googlenet" / "checkpoints" / "last.pt").generator
     assert torch.equal(generator.pretrained.conv1.conv.weight, network.conv1.conv.weight), "the encoder stays frozen"

@@ -15,14 +15,14 @@ import torch
 
 from extractors.weights import require_weights
 from manifests.atomic import write_bytes_atomic
-from pipeline import __version__
+from manifests.version import PIPE_VERSION as __version__
 from pipeline.console import make_progress
 from pipeline.runner import default_workers
 from pipeline.shard.writer import STATS_SUFFIX
 from train.colorize import colour_batch
-from train.eval.hints import eval_hints, setting_label
-from train.evaluate import LoadedGenerator, load_generator
-from train.eval.samples import eval_loader, sample_positions
+from pipeline.eval.hints import eval_hints, setting_label
+from train.inference import LoadedGenerator, load_generator
+from pipeline.eval.samples import eval_loader, sample_positions
 from train.loader import to_device
 from train.metrics.frechet import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, gaussian_stats, kernel_inception_distance
 from train.metrics.cielab import srgb_to_lab

@@ -50,7 +50,7 @@ def run_crawl(config: CrawlConfig) -> CrawlReport:
         config_file = result_file.with_name("config.pickle")
         config_file.write_bytes(pickle.dumps(config))
         # A fresh interpreter (not multiprocessing), so callers need no `if __name__ == "__main__"` guard.
-        child = subprocess.Popen([sys.executable, "-m", "crawlers.run", str(config_file), str(result_file)])
+        child = subprocess.Popen([sys.executable, "-m", "pipeline.crawl.stage", str(config_file), str(result_file)])
         try:
             exit_code = child.wait()
         except KeyboardInterrupt:

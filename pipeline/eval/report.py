@@ -14,7 +14,7 @@ import numpy as np
 from rich.table import Table
 
 from manifests.atomic import write_bytes_atomic
-from train.eval.run import GridRow
+from pipeline.eval.run import GridRow
 
 THUMBNAIL = 192
 # (path in a setting's entry, name, short name, True when lower is better, format)

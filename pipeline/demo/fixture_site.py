@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pipeline.demo_data import make_illustration
+from pipeline.demo.illustrations import make_illustration
 
 FLAVORS = ("danbooru", "gelbooru", "safebooru", "moebooru")
 ROBOTS_DISALLOWED_PREFIX = "/private/"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.seeding import sample_rng
+from manifests.seeding import sample_rng
 from synth.common import DrawInput, SynthContext
 from synth.hints import HINTS, apply_hints
 

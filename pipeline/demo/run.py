@@ -16,12 +16,12 @@ import cv2
 import numpy as np
 
 from crawlers.config import CrawlConfig, Politeness
-from crawlers.fixture_site import FixtureSite, encode_image, expected_outcomes, generated_post, standard_catalogue
-from crawlers.report import print_crawl_report
-from crawlers.run import run_crawl
+from pipeline.demo.fixture_site import FixtureSite, encode_image, expected_outcomes, generated_post, standard_catalogue
+from pipeline.crawl.report import print_crawl_report
+from pipeline.crawl.stage import run_crawl
 from crawlers.sites import resolve_site
 from pipeline.console import console
-from pipeline.demo_data import OUTLINE, make_illustration
+from pipeline.demo.illustrations import OUTLINE, make_illustration
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.stage import run_extract
 from pipeline.prepare.stage import PrepareConfig, PrepareStage

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crawlers.run import CrawlReport
+from pipeline.crawl.stage import CrawlReport
 from manifests.ledger import Ledger, rows_by_status
 from manifests.schema import RAW
 from pipeline.console import console, counts_table

@@ -1,0 +1,1 @@
+"""The demo: a local fixture image board with generated illustrations, and the whole chain run on it."""
