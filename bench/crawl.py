@@ -2,7 +2,7 @@
 
     python bench/crawl.py [--images 300] [--side 768] [--connections 8] [--file-delay 0.0]
 
-The board (crawlers/fixture_site.py, on 127.0.0.1) serves generated JPEG/PNG illustrations through
+The board (pipeline/demo/fixture_site.py, on 127.0.0.1) serves generated JPEG/PNG illustrations through
 Danbooru's API. The crawl runs with politeness delays off (no API interval, no AutoThrottle; robots.txt
 still read) and `--connections` parallel downloads. The baseline is what people write first: list the
 pages with requests, then for each post GET the file, check its md5, and write it under its sha256.

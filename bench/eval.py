@@ -41,7 +41,8 @@ from train.metrics.cielab import srgb_to_lab  # noqa: E402
 from train.metrics.frechet import frechet_distance, gaussian_stats, kernel_inception_distance  # noqa: E402
 from train.metrics.image_quality import psnr, ssim  # noqa: E402
 from train.metrics.inception_features import InceptionFeatures, full_float32, resize_like_tensorflow  # noqa: E402
-from train.networks.inception import INPUT_SIZE, FIDInception, load_fid_inception, stand_in_state_dict  # noqa: E402
+from tests.stand_ins.inception import stand_in_state_dict  # noqa: E402
+from train.networks.inception import INPUT_SIZE, FIDInception, load_fid_inception  # noqa: E402
 
 
 def synchronize(device: str) -> None:

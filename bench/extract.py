@@ -5,7 +5,7 @@
     python bench/extract.py --device cuda --batch-sizes 8,16,32,64 --sketchkeras   # on a GPU box
 
 For each method: the plain loop (cv2.imread, the OpenCV/NumPy version of the method from
-extractors/reference.py, cv2.imwrite, one image at a time, one process) and the stage (`pipe
+tests/extractors/reference.py, cv2.imwrite, one image at a time, one process) and the stage (`pipe
 extract` on the same prepared images: decode and encode in worker processes, the method in device
 batches, ledger rows). Also the rate of PNG decode + encode alone, which bounds any CPU-fed stage.
 
@@ -92,7 +92,7 @@ def _sync(device: torch.device) -> None:
 
 
 def random_sketchkeras(folder: Path) -> Path:
-    from extractors.sketchkeras.architecture import random_keras_model, sketchkeras_model_config
+    from tests.stand_ins.sketchkeras import random_keras_model, sketchkeras_model_config
     from extractors.sketchkeras.keras_file import write_keras_h5
     from extractors.sketchkeras.weights import convert_keras_model
 

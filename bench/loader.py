@@ -10,8 +10,7 @@ all three draft artifacts), then measures samples/s delivered:
   - plain loop: tarfile over every shard, cv2.imdecode of every PNG member, json.loads, one process;
   - the loader with each worker count (decode in workers, uint8 batches), --epochs passes after a
     warm-up pass, so worker start-up is not counted;
-  - the loader reading only colour and line (what a run with OnDeviceSynth needs);
-  - on-device re-synthesis (OnDeviceSynth: patches hints, paste+warp+spray drafts) on --device;
+  - the loader reading only colour and line;
   - `pipe eval`'s loader (colour and line; each worker reads every shard and decodes its share of the
     samples) at each worker count, start-up included as eval pays it once a run, against its own
     in-process pass (0 workers).
@@ -44,7 +43,7 @@ from pipeline.shard.config import ShardConfig  # noqa: E402
 from pipeline.shard.stage import run_shard  # noqa: E402
 from synth.lines import LineAugment  # noqa: E402
 from pipeline.eval.samples import eval_loader, sample_positions  # noqa: E402
-from train.loader import LoaderConfig, OnDeviceSynth, make_loader, shard_urls, to_device  # noqa: E402
+from train.loader import LoaderConfig, make_loader, shard_urls  # noqa: E402
 
 
 def build_shards(root: Path, images: int, size: int, workers: int, source: Path | None) -> tuple[Path, float, int]:
@@ -103,23 +102,6 @@ def eval_loader_rate(folder: Path, workers: int, batch_size: int, epochs: int) -
     return count / (time.perf_counter() - started)
 
 
-def resynthesis_rate(folder: Path, batch_size: int, device: str) -> float:
-    batches = list(make_loader(LoaderConfig(shards=(str(folder),), batch_size=batch_size, workers=0, shuffle_buffer=0)))
-    synth = OnDeviceSynth(hints=("patches",), artifacts=("paste", "warp", "spray"))
-    on_device = [{**b, "color": b["color"].to(device)} for b in batches]
-    synth(on_device[0], step=0)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    count, started = 0, time.perf_counter()
-    for step, batch in enumerate(on_device):
-        out = synth(batch, step=step)
-        to_device(out, device)
-        count += len(batch["__key__"])
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return count / (time.perf_counter() - started)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=96)
@@ -147,13 +129,11 @@ def main() -> None:
             print(f"{f'loader, {workers} workers':<34} {rates[workers]:8.1f} samples/s   {rates[workers] / baseline:.2f}x")
         most = max(counts)
         lean = loader_rate(folder, most, args.batch_size, args.epochs, images=("color", "line"))
-        print(f"{f'loader, {most} workers, colour+line':<34} {lean:8.1f} samples/s   {lean / baseline:.2f}x   (hints/drafts re-drawn on the device)")
+        print(f"{f'loader, {most} workers, colour+line':<34} {lean:8.1f} samples/s   {lean / baseline:.2f}x")
         serial = eval_loader_rate(folder, 0, args.batch_size, args.epochs)
         for workers in counts:
             rate = serial if workers == 0 else eval_loader_rate(folder, workers, args.batch_size, args.epochs)
             print(f"{f'eval loader, {workers} workers':<34} {rate:8.1f} samples/s   {rate / baseline:.2f}x   ({rate / serial:.2f}x its 0-worker pass)")
-        synth_rate = resynthesis_rate(folder, args.batch_size, args.device)
-        print(f"{f'on-device re-synthesis ({args.device})':<34} {synth_rate:8.1f} samples/s")
     positive = [w for w in counts if w > 0]
     if positive:
         per_worker = max(rates[w] / w for w in positive)

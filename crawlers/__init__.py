@@ -6,6 +6,8 @@
 - `filters`, `verify`: pure decisions on a post (before download) and on downloaded bytes (after).
 - `pipelines`, `middlewares`, `settings`: the Scrapy project that downloads, verifies and records.
 - `state`: what a previous run already recorded, so a restarted crawl continues without repeats.
-- `run`: runs one crawl in a child process (Scrapy's reactor cannot restart inside one process).
-- `fixture_site`: a local HTTP server speaking all three APIs, for tests, the demo and the benchmark.
+
+The stage shell that runs one crawl in a child process (Scrapy's reactor cannot restart inside one
+process) is `pipeline.crawl`; the local fixture board the tests and the demo crawl is
+`pipeline.demo.fixture_site`. The reason codes are `manifests.reasons`.
 """

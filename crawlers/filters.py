@@ -6,7 +6,7 @@ The first failing check gives the post's reason, so a post is `no_file_url` befo
 
 from __future__ import annotations
 
-from crawlers import reasons
+from manifests import reasons
 from crawlers.config import CrawlConfig
 from crawlers.posts import Post
 

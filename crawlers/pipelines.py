@@ -22,7 +22,7 @@ from twisted.internet.error import TimeoutError as TwistedTimeoutError
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseFailed
 
-from crawlers import reasons
+from manifests import reasons
 from crawlers.items import PostItem
 from crawlers.state import CrawlState, KnownFile, ledger_row
 from crawlers.verify import DownloadRejected, verify_download

@@ -21,10 +21,8 @@ import pyarrow as pa
 
 from crawlers.config import CrawlConfig
 from manifests.atomic import write_bytes_atomic
-from manifests.layout import STATE_DIR
+from manifests.layout import RAW_TREE, DatasetLayout
 from manifests.schema import RAW, STATUS_FAILED, STATUS_OK
-
-RAW_TREE = "raw"
 
 Cursor = str | int | None
 
@@ -78,7 +76,7 @@ class CrawlState:
     def __init__(self, config: CrawlConfig, ledger: pa.Table) -> None:
         self.config = config
         self.root = config.root
-        self.cursor_file = self.root / STATE_DIR / "crawl" / f"{config.query_id}.json"
+        self.cursor_file = DatasetLayout(self.root).crawl_state() / f"{config.query_id}.json"
         self.known_posts: set[str] = set()
         self.by_md5: dict[str, KnownFile] = {}
         self.by_sha256: dict[str, KnownFile] = {}

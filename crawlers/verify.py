@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from crawlers import reasons
+from manifests import reasons
 
 # Magic bytes of still-image types pipe can prepare, with the extension files get on disk.
 _IMAGE_MAGIC = (

@@ -50,6 +50,11 @@ class LineMethod:
         raise ValueError(f"{self.name} has no option {name!r} (its options: {known})")
 
 
+def _classic(name: str, summary: str, extract: Callable[..., torch.Tensor], *options: Option) -> LineMethod:
+    """A method computed from the images alone (no networks), its first option (its scale) drawn per sample."""
+    return LineMethod(name, summary, options, per_sample=(options[0].name,), run=lambda images, networks, **o: extract(images, **o))
+
+
 def _run_sketchkeras(images, networks, mode, precision, network_batch):
     from extractors.sketchkeras.extract import extract_sketchkeras
 
@@ -65,43 +70,23 @@ def _run_ldm(images, networks):
 METHODS: dict[str, LineMethod] = {
     method.name: method
     for method in (
-        LineMethod(
-            "xdog",
-            "XDoG (Winnemoeller 2012), sharpened form with a near-hard threshold",
-            (
-                Option("sigma", xdog.SIGMA_CHOICES, "Gaussian sigma of the fine blur"),
-                Option("k", xdog.K, "ratio of the coarse blur's sigma to the fine one"),
-                Option("p", xdog.P, "sharpening strength"),
-                Option("eps", xdog.EPS, "threshold on the sharpened response"),
-                Option("phi", xdog.PHI, "softness of the threshold (large = hard)"),
-            ),
-            per_sample=("sigma",),
-            run=lambda images, networks, **o: xdog.extract_xdog(images, **o),
+        _classic("xdog", "XDoG (Winnemoeller 2012), sharpened form with a near-hard threshold", xdog.extract_xdog,
+            Option("sigma", xdog.SIGMA_CHOICES, "Gaussian sigma of the fine blur"),
+            Option("k", xdog.K, "ratio of the coarse blur's sigma to the fine one"),
+            Option("p", xdog.P, "sharpening strength"),
+            Option("eps", xdog.EPS, "threshold on the sharpened response"),
+            Option("phi", xdog.PHI, "softness of the threshold (large = hard)"),
         ),
-        LineMethod(
-            "dilate",
-            "dilate, absolute difference, invert, grey (Lee & Lee 2020)",
-            (Option("kernel_size", dilate.KERNEL_CHOICES, "side of the square all-ones kernel"),),
-            per_sample=("kernel_size",),
-            run=lambda images, networks, **o: dilate.extract_dilate(images, **o),
+        _classic("dilate", "dilate, absolute difference, invert, grey (Lee & Lee 2020)", dilate.extract_dilate,
+            Option("kernel_size", dilate.KERNEL_CHOICES, "side of the square all-ones kernel"),
         ),
-        LineMethod(
-            "canny",
-            "Gaussian smoothing then Canny with hysteresis, inverted",
-            (
-                Option("sigma", canny.SIGMA, "Gaussian sigma before edge detection"),
-                Option("low", canny.LOW, "hysteresis low threshold (L1 gradient)"),
-                Option("high", canny.HIGH, "hysteresis high threshold (L1 gradient)"),
-            ),
-            per_sample=("sigma",),
-            run=lambda images, networks, **o: canny.extract_canny(images, **o),
+        _classic("canny", "Gaussian smoothing then Canny with hysteresis, inverted", canny.extract_canny,
+            Option("sigma", canny.SIGMA, "Gaussian sigma before edge detection"),
+            Option("low", canny.LOW, "hysteresis low threshold (L1 gradient)"),
+            Option("high", canny.HIGH, "hysteresis high threshold (L1 gradient)"),
         ),
-        LineMethod(
-            "highpass",
-            "per-channel blur minus image, max over channels, normalized, inverted",
-            (Option("sigma", highpass.SIGMA, "Gaussian sigma of the blur"),),
-            per_sample=("sigma",),
-            run=lambda images, networks, **o: highpass.extract_highpass(images, **o),
+        _classic("highpass", "per-channel blur minus image, max over channels, normalized, inverted", highpass.extract_highpass,
+            Option("sigma", highpass.SIGMA, "Gaussian sigma of the blur"),
         ),
         LineMethod("gray", "the greyscale image itself", (), per_sample=(), run=lambda images, networks: extract_gray(images)),
         LineMethod(

@@ -83,22 +83,7 @@ def gaussian_blur(images: torch.Tensor, sigma: float | torch.Tensor | list) -> t
     `images` is float (B, C, H, W); `sigma` one value or one per sample.
     """
     check_batch(images)
-    batch = images.shape[0]
-    sigmas = per_sample(sigma, batch, images.device).tolist()
-    if min(sigmas) <= 0:
-        raise ValueError(f"sigma must be > 0, got {min(sigmas)}")
-    sizes = [opencv_gaussian_ksize(s, for_uint8=False) for s in sigmas]
-    largest = max(sizes)
-    # Shorter kernels are centred inside the longest with zero weights: adding exact zeros leaves
-    # every sum unchanged, so a sample's result does not depend on what it is batched with.
-    table = np.zeros((batch, largest), dtype=np.float64)
-    for row, (s, size) in enumerate(zip(sigmas, sizes)):
-        offset = (largest - size) // 2
-        table[row, offset : offset + size] = gaussian_kernel1d(s, size)
-    weights = torch.as_tensor(table, dtype=images.dtype, device=images.device)
-    radius = largest // 2
-    if radius >= min(images.shape[-2:]):
-        raise ValueError(f"image {tuple(images.shape[-2:])} too small for a Gaussian of sigma {max(sigmas)}")
+    weights, radius = _gaussian_weights(images, sigma, fixed_point=False)
     out = _correlate_1d(images, weights, radius, dim=-1)
     return _correlate_1d(out, weights, radius, dim=-2)
 
@@ -130,24 +115,38 @@ def gaussian_blur_uint8(images: torch.Tensor, sigma: float | torch.Tensor | list
     check_batch(images)
     if images.dtype != torch.uint8:
         raise ValueError(f"images must be uint8, got {images.dtype}")
-    batch = images.shape[0]
-    sigmas = per_sample(sigma, batch, images.device).tolist()
-    if min(sigmas) <= 0:
-        raise ValueError(f"sigma must be > 0, got {min(sigmas)}")
-    sizes = [opencv_gaussian_ksize(s, for_uint8=True) for s in sigmas]
-    largest = max(sizes)
-    table = np.zeros((batch, largest), dtype=np.int64)
-    for row, (s, size) in enumerate(zip(sigmas, sizes)):
-        offset = (largest - size) // 2
-        table[row, offset : offset + size] = gaussian_kernel_fixed_point(s, size)
-    weights = torch.as_tensor(table, dtype=torch.int32, device=images.device)
-    radius = largest // 2
-    if radius >= min(images.shape[-2:]):
-        raise ValueError(f"image {tuple(images.shape[-2:])} too small for a Gaussian of sigma {max(sigmas)}")
+    weights, radius = _gaussian_weights(images, sigma, fixed_point=True)
     wide = images.to(torch.int32)
     rows = _correlate_1d(wide, weights, radius, dim=-1)  # 8 fractional bits, at most 255 * 256
     both = _correlate_1d(rows, weights, radius, dim=-2)  # 16 fractional bits
     return ((both + (1 << 15)) >> 16).to(torch.uint8)
+
+
+def _gaussian_weights(images: torch.Tensor, sigma: float | torch.Tensor | list, fixed_point: bool) -> tuple[torch.Tensor, int]:
+    """Each sample's Gaussian taps as one row of a (B, K) table on the images' device, and its radius K // 2.
+
+    Kernel sizes follow OpenCV's rule for the image type; `fixed_point` gives the integer taps of its
+    8-bit blur (int32), otherwise float taps in the images' dtype. Raises a ValueError for a sigma <= 0
+    or an image no larger than the radius.
+    """
+    batch = images.shape[0]
+    sigmas = per_sample(sigma, batch, images.device).tolist()
+    if min(sigmas) <= 0:
+        raise ValueError(f"sigma must be > 0, got {min(sigmas)}")
+    sizes = [opencv_gaussian_ksize(s, for_uint8=fixed_point) for s in sigmas]
+    largest = max(sizes)
+    kernel = gaussian_kernel_fixed_point if fixed_point else gaussian_kernel1d
+    # Shorter kernels are centred inside the longest with zero weights: adding exact zeros leaves
+    # every sum unchanged, so a sample's result does not depend on what it is batched with.
+    table = np.zeros((batch, largest), dtype=np.int64 if fixed_point else np.float64)
+    for row, (s, size) in enumerate(zip(sigmas, sizes)):
+        offset = (largest - size) // 2
+        table[row, offset : offset + size] = kernel(s, size)
+    weights = torch.as_tensor(table, dtype=torch.int32 if fixed_point else images.dtype, device=images.device)
+    radius = largest // 2
+    if radius >= min(images.shape[-2:]):
+        raise ValueError(f"image {tuple(images.shape[-2:])} too small for a Gaussian of sigma {max(sigmas)}")
+    return weights, radius
 
 
 def _correlate_1d(images: torch.Tensor, weights: torch.Tensor, radius: int, dim: int) -> torch.Tensor:

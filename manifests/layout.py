@@ -1,4 +1,13 @@
-"""Where things live inside one dataset folder (see DESIGN.md, "Data flow")."""
+"""Where things live inside one dataset folder (see DESIGN.md, "Data flow"): every path pipe writes.
+
+    ROOT/raw/ab/<sha256>.<ext>            originals (crawl)           ROOT/raw.parquet
+    ROOT/prepared/ab/<key>.png            512x512 colour (prepare)    ROOT/prepared.parquet
+    ROOT/lines/<method>/ab/<key>.png      line art (extract)          ROOT/lines.parquet
+    ROOT/shards/<split>/NNNNN.tar ...     WebDataset shards (shard)   ROOT/shards.parquet
+    ROOT/runs/<name>/                     training runs (train)
+    ROOT/reports/<name>/                  evaluation reports (eval)
+    ROOT/.pipe/                           bookkeeping: ledger parts, temporaries, locks, run summaries
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,19 @@ from pathlib import Path
 
 # pipe's own bookkeeping (ledger parts of unfinished runs, temporary files, locks) lives here.
 STATE_DIR = ".pipe"
+
+RAW_TREE = "raw"
+PREPARED_TREE = "prepared"
+LINES_TREE = "lines"
+SHARDS_DIR = "shards"
+RUNS_DIR = "runs"
+REPORTS_DIR = "reports"
+# The options the shards were made with, and the dataset colour histogram (histogram hints).
+SHARD_CONFIG_FILE = "_config.json"
+SHARD_HISTOGRAM_FILE = "_histogram.npy"
+# Cached Inception features of the truths, per split (pipe eval).
+REPORTS_CACHE_DIR = ".cache"
+RUN_CHECKPOINT = "last.pt"
 
 
 def fanout(key: str) -> str:
@@ -18,6 +40,7 @@ def fanout(key: str) -> str:
 class DatasetLayout:
     root: Path
 
+    # ----------------------------------------------------------------- ledgers and bookkeeping
     def ledger(self, stage: str) -> Path:
         return self.root / f"{stage}.parquet"
 
@@ -30,9 +53,57 @@ class DatasetLayout:
     def lock(self, stage: str) -> Path:
         return self.root / STATE_DIR / "locks" / f"{stage}.lock"
 
+    def summary(self, name: str) -> Path:
+        """The machine-readable summary of the last finished run of `name`."""
+        return self.root / STATE_DIR / "summaries" / f"{name}.json"
+
+    def crawl_state(self) -> Path:
+        return self.root / STATE_DIR / "crawl"
+
+    # ----------------------------------------------------------------- samples
     def sample(self, tree: str, key: str, ext: str) -> Path:
         """`<root>/<tree>/<ab>/<key>.<ext>`, e.g. prepared/3f/3f9a....png."""
         return self.root / tree / fanout(key) / f"{key}.{ext}"
 
+    def line_art(self, method: str, key: str) -> Path:
+        return self.sample(f"{LINES_TREE}/{method}", key, "png")
+
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
+
+    # ----------------------------------------------------------------- shards, runs, reports
+    @property
+    def shards(self) -> Path:
+        return self.root / SHARDS_DIR
+
+    def shard_split(self, split: str) -> Path:
+        return self.shards / split
+
+    @property
+    def shard_config(self) -> Path:
+        return self.shards / SHARD_CONFIG_FILE
+
+    @property
+    def shard_histogram(self) -> Path:
+        return self.shards / SHARD_HISTOGRAM_FILE
+
+    @property
+    def runs(self) -> Path:
+        return self.root / RUNS_DIR
+
+    def run(self, name: str) -> Path:
+        return self.runs / name
+
+    def run_checkpoint(self, name: str) -> Path:
+        return self.run(name) / "checkpoints" / RUN_CHECKPOINT
+
+    @property
+    def reports(self) -> Path:
+        return self.root / REPORTS_DIR
+
+    def report(self, name: str) -> Path:
+        return self.reports / name
+
+    @property
+    def reports_cache(self) -> Path:
+        return self.reports / REPORTS_CACHE_DIR

@@ -1,5 +1,16 @@
-"""Errors a user can cause and fix: the CLI prints them as one line, never as a traceback."""
+"""Errors a user can cause and fix: the CLI prints them as one line, never as a traceback.
+
+`PipeError` is the top layer's own. The libraries raise ordinary exceptions; those that always mean
+"the user can fix this" (a damaged or too-new ledger, a training setup that cannot start) are listed in
+`USER_ERRORS` and printed the same way wherever they surface.
+"""
+
+from manifests.ledger import LedgerError
+from train.errors import TrainingError
 
 
 class PipeError(Exception):
     """A bad option, a missing file, a locked dataset: the message says what and how to fix it."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (PipeError, LedgerError, TrainingError)

@@ -64,6 +64,15 @@ def paint_pixels(hints: torch.Tensor, images: torch.Tensor, index: int, yx: list
     hints[index, 3, ys, xs] = 255
 
 
+def apply_pixel_hints(images: torch.Tensor, params: list[dict]) -> torch.Tensor:
+    """RGBA hints of the schemes whose parameters list single pixels under "yx" (points, cfid)."""
+    check_images(images, params)
+    hints = empty_hints(images)
+    for index, sample in enumerate(params):
+        paint_pixels(hints, images, index, sample["yx"])
+    return hints
+
+
 def paint_box(hints: torch.Tensor, index: int, box: list[int], color: list[int] | torch.Tensor) -> None:
     """Fill box [y0, x0, y1, x1) of hint `index` with `color` and mark it given."""
     y0, x0, y1, x1 = box

@@ -1,8 +1,13 @@
-"""Two-stage colorization training (draft, refinement) fed by WebDataset shards.
+"""Two-stage colorization training (draft, refinement) fed by WebDataset shards: a library.
 
-Built so far: `train.loader` streams `pipe shard` output into batched tensors (node and worker
-splitting, shuffling, resampled or repeated epochs for multi-GPU runs, on-device re-synthesis of hints
-and drafts); `train.networks` holds the U-Net generator family and the PatchGAN discriminator;
-`train.checkpoint` writes and restores whole training states atomically. The recipes, the training
-loop and `pipe train` come with the trainers issue.
+- `loader`: streams `pipe shard` output into batches (node and worker splitting, shuffling, epochs).
+- `networks/`: the generators (U-Nets, ResNeXt and attention U-Nets), discriminators, and the frozen
+  feature networks (VGG16, GoogLeNet, the FID Inception) loaded from their published files.
+- `recipes`: each paper's stages as data; `trainer`: the one training loop; `losses`, `ema`,
+  `precision`, `checkpoint` (atomic whole-state files).
+- `inference`, `colorize`: trained generators back from checkpoints, and colouring sketches with them.
+- `metrics/`: FID, KID, CIELAB, hint adherence, containment, PSNR and SSIM.
+
+It uses `synth`, `extractors` and `manifests`, never `pipeline`: its errors are exceptions
+(`train.errors.TrainingError` for what a user can fix) and it prints nothing.
 """

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from train.checkpoint import load_checkpoint
+from train.feature_encoder import attach_feature_encoder
 from train.inputs import generator_input, resize_batch, target_image
 from train.loader import LoaderConfig, device_batches, make_loader
 from train.recipes import StageRecipe, stage_recipe
@@ -34,8 +34,6 @@ def load_generator(path: Path, device: torch.device | str = "cpu", use_ema: bool
     recipe = stage_recipe(config["recipe"], config["stage"])
     generator = recipe.make_generator(recipe.in_channels, config["size"], config.get("width", 1.0))
     if config.get("feature_encoder"):
-        from train.trainer import attach_feature_encoder
-
         attach_feature_encoder(generator, None)  # the checkpoint holds the encoder's weights
     if use_ema:
         state = {k.removeprefix("module."): v for k, v in payload["state"]["ema"].items() if k.startswith("module.")}
@@ -62,13 +60,3 @@ def heldout_l1(generator: nn.Module, recipe: StageRecipe, shards: Path, size: in
     if count == 0:
         raise ValueError(f"no samples in {shards}")
     return total / count
-
-
-def untrained_generator(recipe: StageRecipe, size: int, width: float, seed: int) -> nn.Module:
-    """The generator a run with this seed starts from (same initialization as the trainer's)."""
-    from train.trainer import init_weights
-
-    torch.manual_seed(seed)
-    generator = recipe.make_generator(recipe.in_channels, size, width)
-    generator.apply(init_weights)
-    return generator

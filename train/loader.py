@@ -4,8 +4,7 @@ Worker processes read tars, decode PNGs with OpenCV and stack uint8 batches (a q
 of float batches through the DataLoader's shared memory); `to_device` moves a batch and converts it
 to float in [0, 1] there. Under DDP each rank reads its own shards (node splitting); with
 `repeat=True` it cycles them for `epoch_samples` per epoch, so every rank takes the same number of
-steps on disjoint samples; `resampled=True` instead draws shards with replacement. `OnDeviceSynth`
-re-draws hints and drafts per step with the same `synth` functions the shards were baked with.
+steps on disjoint samples; `resampled=True` instead draws shards with replacement.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import logging
 import os
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from manifests.seeding import sample_rng
-from synth.artifacts import apply_artifacts, draw_artifacts
-from synth.common import DrawInput, SynthContext
-from synth.hints import apply_hints, draw_hint
+from manifests.shards import finished_tars
 from synth.hints.palette import render_palette
 
 log = logging.getLogger(__name__)
@@ -45,7 +41,6 @@ IMAGE_MEMBERS = {
     "hint.png": ("hint", cv2.COLOR_BGRA2RGBA),
     "draft.png": ("draft", cv2.COLOR_BGR2RGB),
 }
-STATS_SUFFIX = "_stats.json"
 
 
 @dataclass(frozen=True)
@@ -68,8 +63,7 @@ class LoaderConfig:
     partial_batches: bool = True
     seed: int = 0
     with_palette: bool = False
-    # Image members to read and decode. With hints and drafts re-drawn on the device (OnDeviceSynth),
-    # ("color", "line") skips the two other PNG decodes, about half the decode time per sample.
+    # Image members to read and decode: a recipe that reads no hint or draft skips those PNG decodes.
     images: tuple[str, ...] = ("color", "line", "hint", "draft")
 
     def __post_init__(self) -> None:
@@ -102,7 +96,7 @@ def shard_urls(specs: tuple[str, ...] | list[str] | str) -> list[str]:
             urls += list(braceexpand.braceexpand(spec))
         elif path.is_dir():
             # Only finished shards: a tar without its done-marker may be from a run in progress.
-            urls += sorted(str(p) for p in path.glob("*.tar") if (p.parent / f"{p.stem}{STATS_SUFFIX}").exists())
+            urls += [str(p) for p in finished_tars(path)]
         elif any(ch in spec for ch in "*?["):
             urls += sorted(glob(spec))
         else:
@@ -283,47 +277,7 @@ def to_device(batch: dict[str, Any], device: torch.device | str, non_blocking: b
     return out
 
 
-@dataclass(frozen=True)
-class OnDeviceSynth:
-    """Re-draw hints and drafts for a uint8 batch on its device, instead of the baked ones.
-
-    Draws come from generators seeded by (seed, "online", step, key): a step's batch is reproducible,
-    and each epoch sees new hints. Paste donors are the other images of the batch.
-    """
-
-    hints: tuple[str, ...] = ("patches",)
-    artifacts: tuple[str, ...] = ()
-    no_hint_share: float = 0.0
-    seed: int = 0
-    # For `histogram` hints: the dataset's 512-bin histogram (e.g. np.load("ROOT/shards/_histogram.npy")).
-    dataset_histogram: np.ndarray | None = field(default=None, compare=False)
-
-    def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
-        images = batch["color"]
-        keys = batch["__key__"]
-        context = SynthContext(dataset_histogram=self.dataset_histogram, donor_keys=tuple(keys))
-        hint_params, artifact_params = [], []
-        for key, image in zip(keys, images):
-            sample = DrawInput(key, image)
-            hint_params.append(draw_hint(sample_rng(self.seed, "online", str(step), "hint", key), sample, context, self.hints, self.no_hint_share))
-            if self.artifacts:
-                artifact_params.append(draw_artifacts(sample_rng(self.seed, "online", str(step), "artifacts", key), sample, context, self.artifacts))
-        out = dict(batch)
-        out["hint"] = apply_hints(images, hint_params)
-        out["hint_params"] = hint_params
-        if self.artifacts:
-            out["draft"] = apply_artifacts(images, artifact_params, dict(zip(keys, images)))
-            out["artifact_params"] = artifact_params
-        return out
-
-
-def device_batches(loader: Iterable[dict[str, Any]], device: torch.device | str, resynth: OnDeviceSynth | None = None, first_step: int = 0) -> Iterator[dict[str, Any]]:
-    """What a training loop iterates: batches on `device` as floats in [0, 1].
-
-    With `resynth`, hints (and drafts, if it has artifacts) are re-drawn on the device from the
-    colour images before conversion, replacing the baked ones; `step` numbers the batches.
-    """
-    for step, batch in enumerate(loader, start=first_step):
-        if resynth is not None:
-            batch = resynth({**batch, "color": batch["color"].to(device, non_blocking=True)}, step)
+def device_batches(loader: Iterable[dict[str, Any]], device: torch.device | str) -> Iterator[dict[str, Any]]:
+    """What a training loop iterates: batches on `device` as floats in [0, 1]."""
+    for batch in loader:
         yield to_device(batch, device)

@@ -20,6 +20,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -30,13 +31,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from pipeline.console import console, make_progress
-from pipeline.errors import PipeError
+from manifests.atomic import write_bytes_atomic
+from manifests.layout import DatasetLayout
 from train.checkpoint import load_checkpoint, save_checkpoint
+from train.device import resolve_device
+from train.errors import TrainingError
+from train.feature_encoder import attach_feature_encoder
+from train.inference import load_generator
 from train.ema import make_ema
 from train.inputs import generator_input, resize_batch, target_image
 from train.loader import LoaderConfig, device_batches, make_loader
 from train.losses import ImagePool, adversarial_loss, clip_weights
+from train.networks.layers import init_weights
 from train.networks.vgg import content_loss
 from train.networks.attention_unet import GuidedOutput
 from train.precision import autocast, resolve_precision
@@ -44,8 +50,6 @@ from train.recipes import StageRecipe, stage_recipe
 
 log = logging.getLogger(__name__)
 
-RUNS_DIR = "runs"
-CHECKPOINT = "last.pt"
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class TrainConfig:
 
     @property
     def run_dir(self) -> Path:
-        return self.root / RUNS_DIR / self.run_name
+        return DatasetLayout(self.root).run(self.run_name)
 
 
 @dataclass
@@ -101,42 +105,6 @@ class RunSummary:
     seconds: float
     images_per_second: float
     last_losses: dict[str, float] = field(default_factory=dict)
-
-
-def init_weights(module: nn.Module) -> None:
-    """pix2pix's initialization: convolutions N(0, 0.02), norm scales N(1, 0.02), biases 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)) and module.weight is not None:
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
-def attach_feature_encoder(generator: nn.Module, path: Path | None) -> None:
-    """Give a draft-encoding generator the frozen ImageNet GoogLeNet (from `path`; None: an untrained one,
-    whose weights a checkpoint then provides)."""
-    from extractors.weights import WeightsMissing
-    from train.networks.googlenet import FEATURE_CHANNELS, GoogLeNet, load_googlenet
-    from train.networks.unet import DraftEncodedUNet
-
-    if not isinstance(generator, DraftEncodedUNet):
-        raise PipeError("--feature-encoder: this recipe's generator does not encode a draft (xu2020 refine does)")
-    try:
-        network = load_googlenet(path) if path is not None else GoogLeNet()
-    except (WeightsMissing, ValueError) as exc:
-        raise PipeError(str(exc)) from None
-    generator.use_pretrained_encoder(network, FEATURE_CHANNELS)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PipeError("--device cuda was asked for, but PyTorch sees no CUDA device on this machine")
-    return device
 
 
 def _rank() -> int:
@@ -155,7 +123,7 @@ class Trainer:
         try:
             self.recipe: StageRecipe = stage_recipe(config.recipe, config.stage)
         except ValueError as exc:
-            raise PipeError(str(exc)) from None
+            raise TrainingError(str(exc)) from None
         self.config = config
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
@@ -209,15 +177,13 @@ class Trainer:
         if self.config.drafts_from is None:
             return None
         if "draft" not in self.recipe.inputs:
-            raise PipeError(f"--drafts-from: {self.config.recipe} {self.config.stage} takes no draft")
-        from train.inference import load_generator
-
+            raise TrainingError(f"--drafts-from: {self.config.recipe} {self.config.stage} takes no draft")
         try:
             source = load_generator(self.config.drafts_from, self.device)
         except (FileNotFoundError, ValueError) as exc:
-            raise PipeError(f"--drafts-from: {exc}") from None
+            raise TrainingError(f"--drafts-from: {exc}") from None
         if "draft" in source.recipe.inputs:
-            raise PipeError(f"--drafts-from: {self.config.drafts_from} is itself a refinement stage")
+            raise TrainingError(f"--drafts-from: {self.config.drafts_from} is itself a refinement stage")
         return source
 
     @torch.no_grad()
@@ -244,9 +210,9 @@ class Trainer:
                 ldm = load_ldm(require_weights("ldm", self.config.ldm_weights), self.device).eval().requires_grad_(False)
         except WeightsMissing as exc:
             flag = "--no-content-loss" if vgg is None and self.recipe.content_weight and self.config.content_loss else "--no-line-loss"
-            raise PipeError(f"{exc}; or train without that loss: {flag}") from None
+            raise TrainingError(f"{exc}; or train without that loss: {flag}") from None
         except ValueError as exc:
-            raise PipeError(str(exc)) from None
+            raise TrainingError(str(exc)) from None
         return vgg, ldm
 
     def _optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
@@ -267,18 +233,18 @@ class Trainer:
         return modules
 
     def checkpoint_path(self) -> Path:
-        return self.config.run_dir / "checkpoints" / CHECKPOINT
+        return DatasetLayout(self.config.root).run_checkpoint(self.config.run_name)
 
     def _resume(self) -> None:
         path = self.checkpoint_path()
         if not path.is_file():
-            raise PipeError(f"--resume: no checkpoint at {path}; start the run without --resume first")
+            raise TrainingError(f"--resume: no checkpoint at {path}; start the run without --resume first")
         info = load_checkpoint(path, self.modules(), map_location=self.device)
         saved = info["extras"].get("config", {})
         current = {"recipe": self.config.recipe, "stage": self.config.stage, "size": self.size, "width": self.config.width}
         for name, value in current.items():
             if saved.get(name) is not None and saved[name] != value:
-                raise PipeError(f"--resume: {path} was trained with {name}={saved[name]}, this run has {name}={value}")
+                raise TrainingError(f"--resume: {path} was trained with {name}={saved[name]}, this run has {name}={value}")
         self.step = info["step"]
 
     def _save(self) -> None:
@@ -408,22 +374,22 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def check_shards(self) -> None:
         """The shards must carry what the recipe's generator reads (palette, drafts): say which option makes them."""
-        settings = self.config.root / "shards" / "_config.json"
+        settings = DatasetLayout(self.config.root).shard_config
         if not settings.is_file():
-            raise PipeError(f"no shards in {self.config.root}: run `pipe shard {self.config.root}` first")
+            raise TrainingError(f"no shards in {self.config.root}: run `pipe shard {self.config.root}` first")
         made = json.loads(settings.read_text())
         inputs = self.recipe.inputs
         if "palette" in inputs and "palette" not in made.get("hints", []):
-            raise PipeError(f"recipe {self.config.recipe} reads palettes: make the shards with `pipe shard --hints palette,...` (then --redo)")
+            raise TrainingError(f"recipe {self.config.recipe} reads palettes: make the shards with `pipe shard --hints palette,...` (then --redo)")
         if "draft" in inputs and self.draft_source is None and not made.get("artifacts"):
-            raise PipeError(f"recipe {self.config.recipe} {self.config.stage} reads drafts: make the shards with `pipe shard --artifacts paste,warp,spray`")
+            raise TrainingError(f"recipe {self.config.recipe} {self.config.stage} reads drafts: make the shards with `pipe shard --artifacts paste,warp,spray`")
 
     def loader(self, steps: int):
         inputs = self.recipe.inputs + (self.draft_source.recipe.inputs if self.draft_source is not None else ())
         needs_draft_member = "draft" in self.recipe.inputs and self.draft_source is None
         images = ["color", "line"] + [name for name, needed in (("hint", any(i.startswith("hint") for i in inputs)), ("draft", needs_draft_member)) if needed]
         config = LoaderConfig(
-            shards=(str(self.config.root / "shards" / "train"),),
+            shards=(str(DatasetLayout(self.config.root).shard_split("train")),),
             batch_size=self.batch_size,
             workers=self.config.workers,
             shuffle_buffer=self.config.shuffle_buffer,
@@ -437,9 +403,11 @@ class Trainer:
         try:
             return make_loader(config)
         except (FileNotFoundError, ValueError) as exc:
-            raise PipeError(str(exc)) from None
+            raise TrainingError(str(exc)) from None
 
-    def train(self) -> RunSummary:
+    def train(self, on_step: Callable[[int], None] | None = None) -> RunSummary:
+        """Train up to `config.steps`; `on_step(step)` after each step (progress). On Ctrl-C the
+        state is saved and the KeyboardInterrupt goes on to the caller."""
         config = self.config
         remaining = config.steps - self.step
         first = self.step
@@ -449,7 +417,8 @@ class Trainer:
         if self.rank == 0:
             config.run_dir.mkdir(parents=True, exist_ok=True)
             (config.run_dir / "config.json").write_text(json.dumps(self.resolved_config(), indent=1, sort_keys=True) + "\n")
-            self.writer = _summary_writer(config.run_dir / "tb")
+            forget_after(config.run_dir / "metrics.jsonl", self.step)
+            self.writer = _summary_writer(config.run_dir / "tb", purge_step=self.step + 1 if self.step else None)
         self.generator.train()
         if self.discriminator is not None:
             self.discriminator.train()
@@ -461,26 +430,25 @@ class Trainer:
             (config.run_dir / "keys").mkdir(parents=True, exist_ok=True)
             keys = open(config.run_dir / "keys" / f"rank{self.rank}.txt", "a")
         try:
-            with make_progress() as progress:
-                task = progress.add_task(f"train {config.recipe} {config.stage}", total=config.steps, completed=self.step) if self.rank == 0 else None
-                for batch in device_batches(self.loader(remaining), self.device, first_step=self.step):
-                    losses, fake = self.train_step(batch)
-                    self.step += 1
-                    if keys is not None:
-                        keys.write(f"{self.step} {' '.join(batch['__key__'])}\n")
-                    if self.rank == 0:
-                        progress.advance(task)
-                        if self.step % config.log_every == 0 or self.step == config.steps:
-                            self._log(metrics, losses, started, first)
-                        if self.step % config.sample_every == 0 or self.step == config.steps:
-                            self._write_samples(batch, fake)
-                    if self.step % config.checkpoint_every == 0 or self.step == config.steps:
-                        self._save()
-                    if self.step >= config.steps:
-                        break
+            for batch in device_batches(self.loader(remaining), self.device):
+                losses, fake = self.train_step(batch)
+                self.step += 1
+                if keys is not None:
+                    keys.write(f"{self.step} {' '.join(batch['__key__'])}\n")
+                if self.rank == 0:
+                    if on_step is not None:
+                        on_step(self.step)
+                    if self.step % config.log_every == 0 or self.step == config.steps:
+                        self._log(metrics, losses, started, first)
+                    if self.step % config.sample_every == 0 or self.step == config.steps:
+                        self._write_samples(batch, fake)
+                if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+                    self._save()
+                if self.step >= config.steps:
+                    break
         except KeyboardInterrupt:
             self._save()
-            raise PipeError(f"interrupted at step {self.step}: checkpoint saved; continue with --resume") from None
+            raise
         finally:
             for handle in (metrics, keys):
                 if handle is not None:
@@ -510,10 +478,22 @@ class Trainer:
             self.writer.add_image("samples", grid, self.step, dataformats="HWC")
 
 
-def _summary_writer(folder: Path):
+def _summary_writer(folder: Path, purge_step: int | None = None):
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(folder))
+    # purge_step: TensorBoard hides what an interrupted run logged after its last checkpoint.
+    return SummaryWriter(str(folder), purge_step=purge_step)
+
+
+def forget_after(metrics: Path, step: int) -> None:
+    """Drop metrics.jsonl records after `step` (logged by a run killed after its last checkpoint):
+    the resumed run logs those steps again, and a record per step must stay unique."""
+    if not metrics.is_file():
+        return
+    lines = metrics.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        write_bytes_atomic(metrics, "".join(kept).encode())
 
 
 def sample_grid(batch: dict, fake: torch.Tensor, rows: int = 4) -> np.ndarray:
@@ -539,10 +519,8 @@ def sample_grid(batch: dict, fake: torch.Tensor, rows: int = 4) -> np.ndarray:
     return (grid.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
 
 
-def run_training(config: TrainConfig) -> RunSummary:
-    trainer = Trainer(config)
-    summary = trainer.train()
+def finish_distributed(trainer: Trainer) -> None:
+    """Under torchrun: wait for every rank, then leave the process group."""
     if trainer.distributed:
         dist.barrier()
         dist.destroy_process_group()
-    return summary

@@ -2,7 +2,8 @@
 
 An engine subclass only says how to ask for a page (`page_params`), how to read one
 (`read_records`), where the next page is (`next_cursor`) and how one record becomes a `Post`
-(`to_post`). Everything else, and every decision about a post before its download, is here, in
+(`to_post`; the default here reads the Danbooru/Moebooru record shape, named by the class's field
+attributes). Everything else, and every decision about a post before its download, is here, in
 listing order, so the same listing gives the same ledger.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,11 +20,11 @@ from scrapy import signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http import Request, Response
 
-from crawlers import reasons
+from manifests import reasons
 from crawlers.config import CrawlConfig
 from crawlers.filters import rejection
 from crawlers.items import PostItem
-from crawlers.posts import Post
+from crawlers.posts import Post, as_int, as_text, clean_tags, extension_of, normalize_ext
 from crawlers.state import CrawlState, Cursor
 from manifests.schema import STATUS_OK, STATUS_REJECTED
 
@@ -38,8 +40,35 @@ def api_slot(site_name: str) -> str:
     return f"{site_name}-api"
 
 
+def dict_records(items: list) -> list[dict]:
+    """The objects of a JSON array of posts; anything else in it (null, a number) is not a record."""
+    return [record for record in items if isinstance(record, dict)]
+
+
+def error_message(payload: dict, *keys: str) -> str:
+    """The text of an API's error object: the first of `keys` it fills, else the whole object."""
+    for key in keys:
+        if payload.get(key):
+            return str(payload[key])
+    return str(payload)
+
+
+def json_list_records(payload: Any, *error_keys: str) -> list[dict]:
+    """The records of an API answering a JSON array of posts, or an error object (text under `error_keys`)."""
+    if isinstance(payload, dict):
+        raise ApiError(error_message(payload, *error_keys))
+    if not isinstance(payload, list):
+        raise ApiError(f"expected a JSON list of posts, got {type(payload).__name__}")
+    return dict_records(payload)
+
+
 class BooruSpider(scrapy.Spider):
     api_path: str = ""
+    # Where the default `to_post` finds the fields whose names differ between APIs.
+    width_key: str = "width"
+    height_key: str = "height"
+    tags_key: str = "tags"
+    rating_from: Callable[[Any], str | None]  # the API's rating value -> a letter; a staticmethod
 
     def __init__(self, config: CrawlConfig, state: CrawlState, **kwargs: Any) -> None:
         super().__init__(name=self.name, **kwargs)
@@ -74,7 +103,34 @@ class BooruSpider(scrapy.Spider):
         raise NotImplementedError
 
     def to_post(self, record: dict) -> Post:
-        raise NotImplementedError
+        """A record that names its file's extension and size (Danbooru, Moebooru); the URL's extension if not."""
+        file_url = as_text(record.get("file_url"))
+        ext = as_text(record.get("file_ext"))
+        return Post(
+            site=self.site.name,
+            post_id=int(record["id"]),
+            # Posts the user may not see (Danbooru's banned, gold-only) come without file_url and md5.
+            file_url=file_url,
+            md5=as_text(record.get("md5")),
+            file_ext=normalize_ext(ext) if ext else extension_of(file_url),
+            width=as_int(record.get(self.width_key)),
+            height=as_int(record.get(self.height_key)),
+            rating=self.rating_from(record.get("rating")),
+            tags=clean_tags(record.get(self.tags_key)),
+            **self.extra_fields(record),
+            source=as_text(record.get("source")),
+            file_size=as_int(record.get("file_size")),
+        )
+
+    def extra_fields(self, record: dict) -> dict[str, Any]:
+        """Post fields only some APIs give (Danbooru's artist and characters), for the default `to_post`."""
+        return {}
+
+    def credentials(self, user_param: str, key_param: str) -> dict[str, Any]:
+        """The login query parameters, under the engine's names; none unless both user and key are set."""
+        if self.config.user and self.config.api_key:
+            return {user_param: self.config.user, key_param: self.config.api_key}
+        return {}
 
     # ----------------------------------------------------------------- paging
     def page_url(self, cursor: Cursor) -> str:

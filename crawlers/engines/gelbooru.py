@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawlers.engines.base import ApiError, BooruSpider, Cursor
+from crawlers.engines.base import ApiError, BooruSpider, Cursor, dict_records, error_message
 from crawlers.posts import Post, as_int, as_text, clean_tags, extension_of, rating_from_word
 
 
@@ -30,22 +30,21 @@ class GelbooruSpider(BooruSpider):
             "limit": self.per_page,
             "pid": cursor,
         }
-        if self.config.user and self.config.api_key:
-            params.update(user_id=self.config.user, api_key=self.config.api_key)
+        params.update(self.credentials("user_id", "api_key"))
         return params
 
     def read_records(self, payload: Any) -> list[dict]:
         if payload is None:  # Safebooru's empty body past the last page
             return []
         if isinstance(payload, list):
-            return [record for record in payload if isinstance(record, dict)]
+            return dict_records(payload)
         if isinstance(payload, dict):
             if "@attributes" in payload or "post" in payload:
                 posts = payload.get("post", [])
                 # A single post has been seen as a bare object rather than a one-element list.
                 posts = [posts] if isinstance(posts, dict) else posts
-                return [record for record in posts if isinstance(record, dict)]
-            raise ApiError(str(payload.get("message") or payload.get("reason") or payload))
+                return dict_records(posts)
+            raise ApiError(error_message(payload, "message", "reason"))
         raise ApiError(f"expected a JSON object or list, got {type(payload).__name__}")
 
     def next_cursor(self, cursor: Cursor, records: list[dict]) -> Cursor:

@@ -12,17 +12,13 @@ import torch
 
 from manifests.seeding import sample_rng
 from synth.common import DrawInput, SynthContext
-from synth.hints import HINTS, apply_hints
+from synth.hints import HINTS, apply_hints, parse_names
 
 SETTINGS = ("none", "cfid", "shard", "points", "patches", "blur")
 
 
 def parse_settings(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in SETTINGS]
-    if unknown or not names:
-        raise ValueError(f"unknown hint setting {', '.join(unknown) or repr(text)}; choose from {', '.join(SETTINGS)}")
-    return names
+    return parse_names(text, SETTINGS, "hint setting")
 
 
 def setting_label(setting: str) -> str:

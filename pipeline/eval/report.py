@@ -11,9 +11,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from manifests.atomic import write_bytes_atomic
+from manifests.images import encode_png
 from pipeline.eval.run import GridRow
 
 THUMBNAIL = 192
@@ -53,10 +56,7 @@ def _png_data_uri(rgb: np.ndarray) -> str:
         scale = THUMBNAIL / side
         size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise ValueError("cannot encode a report image")
-    return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 
 
 def hint_picture(line: np.ndarray, hint: np.ndarray) -> np.ndarray:
@@ -116,6 +116,26 @@ def _image_rows(report: dict) -> list[list[str]]:
     return rows
 
 
+def unscored_of(report: dict) -> list[dict]:
+    """The samples of the split the report names as not scored ({key, reason, detail}); none in older reports."""
+    return (report.get("unscored") or {}).get("samples", [])
+
+
+def _scored_text(report: dict) -> str:
+    """`N samples`, or `N of M samples scored, K unscored` when some of the split were not scored."""
+    unscored = len(unscored_of(report))
+    return f"{report['samples']} of {report['split_samples']} samples scored, {unscored} unscored" if unscored else f"{report['samples']} samples"
+
+
+def _unscored_section(report: dict) -> str:
+    unscored = unscored_of(report)
+    if not unscored:
+        return ""
+    rows = [[html.escape(s["key"]), html.escape(s["reason"]), html.escape(s["detail"])] for s in unscored]
+    return (f'<h2>Unscored samples</h2><p class="note">{len(unscored)} of the split\'s {report["split_samples"]} samples were not scored; '
+            f"every score below leaves them out.</p>{_table(['key', 'reason', 'detail'], rows, 'unscored')}")
+
+
 def _config_rows(config: dict, prefix: str = "") -> list[list[str]]:
     rows = []
     for key, value in config.items():
@@ -147,7 +167,8 @@ def render_html(report: dict, grids: dict[str, list[GridRow]]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>pipe eval: {name}</title><style>{STYLE}</style></head>
 <body>
 <h1>pipe eval: {name}</h1>
-<p>{report['samples']} samples of split <b>{html.escape(report['config']['split'])}</b>, created {html.escape(report['created'])} by pipe {html.escape(report['pipe_version'])}.</p>
+<p>{_scored_text(report)} of split <b>{html.escape(report['config']['split'])}</b>, created {html.escape(report['created'])} by pipe {html.escape(report['pipe_version'])}.</p>
+{_unscored_section(report)}
 <h2>Distribution scores</h2>
 {_table(["hints", "samples", "metric", "value (lower is better)", "KID (lower is better)"], _distribution_rows(report), "distribution")}
 {caution}
@@ -185,9 +206,9 @@ def read_report(path: Path) -> dict:
     return report
 
 
-def summary_table(report: dict) -> Table:
-    """The report's headline numbers, one row per hint setting."""
-    table = Table(title=f"{report['name']}: {report['samples']} samples")
+def summary_table(report: dict) -> Table | Group:
+    """The report's headline numbers, one row per hint setting; then a line per unscored sample, if any."""
+    table = Table(title=f"{report['name']}: {_scored_text(report)}")
     table.add_column("hints")
     table.add_column("FD is")
     for _, _, short, _, _ in COMPARED:
@@ -195,7 +216,8 @@ def summary_table(report: dict) -> Table:
     for setting, entry in report["settings"].items():
         table.add_row(setting, entry["label"], *(_fmt(_lookup(entry, path), pattern) for path, _, _, _, pattern in COMPARED))
     table.caption = "FD: Frechet distance; dE00: hint error (CIEDE2000); contain: colour containment"
-    return table
+    unscored = [Text(f"unscored {s['key']}: {s['reason']} ({s['detail']})") for s in unscored_of(report)]
+    return Group(table, *unscored) if unscored else table
 
 
 def compare_table(a: dict, b: dict) -> Table:
@@ -216,6 +238,8 @@ def compare_table(a: dict, b: dict) -> Table:
             better = "=" if value_a == value_b else ("a" if (value_a < value_b) == lower_better else "b")
             table.add_row(setting, metric, pattern.format(value_a), pattern.format(value_b), ("{:+" + pattern[2:]).format(value_b - value_a), better)
     only = sorted(set(a["settings"]) ^ set(b["settings"]))
-    if only:
-        table.caption = f"in one report only: {', '.join(only)}"
+    notes = [f"in one report only: {', '.join(only)}"] if only else []
+    notes += [f"{side}: {_scored_text(report)}" for side, report in (("a", a), ("b", b)) if unscored_of(report)]
+    if notes:
+        table.caption = "; ".join(notes)
     return table

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +15,15 @@ import torch
 
 from extractors.weights import require_weights
 from manifests.atomic import write_bytes_atomic
-from manifests.version import PIPE_VERSION as __version__
-from pipeline.console import make_progress
-from pipeline.runner import default_workers
-from pipeline.shard.writer import STATS_SUFFIX
+from manifests.layout import DatasetLayout
+from manifests.shards import STATS_SUFFIX, finished_shards
+from manifests.version import PIPE_VERSION
+from pipeline.executors import default_workers
+from pipeline.session import StageSession
 from train.colorize import colour_batch
 from pipeline.eval.hints import eval_hints, setting_label
 from train.inference import LoadedGenerator, load_generator
-from pipeline.eval.samples import eval_loader, sample_positions
+from pipeline.eval.samples import Unscored, eval_loader, sample_positions, unscored_samples
 from train.loader import to_device
 from train.metrics.frechet import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, gaussian_stats, kernel_inception_distance
 from train.metrics.cielab import srgb_to_lab
@@ -30,8 +31,6 @@ from train.metrics.hint_scores import COLOUR_TOLERANCE, LINE_THRESHOLD, WINDOW_R
 from train.metrics.image_quality import psnr, ssim
 from train.metrics.inception_features import InceptionFeatures
 
-REPORTS_DIR = "reports"
-CACHE_DIR = ".cache"
 
 
 @dataclass(frozen=True)
@@ -189,16 +188,16 @@ def truth_cache_path(config: EvalConfig, folder: Path, weights: Path, device: to
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     digest.update(json.dumps([config.limit, device.type]).encode())
-    return config.root / REPORTS_DIR / CACHE_DIR / f"{config.split}-truth-features-{digest.hexdigest()[:16]}.npy"
+    return DatasetLayout(config.root).reports_cache / f"{config.split}-truth-features-{digest.hexdigest()[:16]}.npy"
 
 
 def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
     """The report (a JSON-ready dict) and each setting's grid rows."""
-    from train.trainer import resolve_device
+    from train.device import resolve_device
 
     device = resolve_device(config.device)
-    folder = config.root / "shards" / config.split
-    if not any(folder.glob(f"*{STATS_SUFFIX}")):
+    folder = DatasetLayout(config.root).shard_split(config.split)
+    if not finished_shards(folder):
         raise FileNotFoundError(f"no finished shards in {folder}: run `pipe shard {config.root}` first (with --val > 0 for a val split)")
     positions = sample_positions(folder, config.limit)
     draft, refine = _models(config, device)
@@ -216,10 +215,14 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
     models = (draft, refine)
     scores = {setting: SettingScores() for setting in config.settings}
     truth_features: dict[int, np.ndarray] = {}
+    failed: dict[int, Unscored] = {}
     hinted = any(setting != "none" for setting in config.settings)
-    with make_progress() as progress:
-        task = progress.add_task(f"scoring {config.split}", total=len(positions) * len(config.settings))
+    with StageSession(config.root, f"eval-{config.report_name()}") as session, session.progress(f"scoring {config.split}", total=len(positions) * len(config.settings)) as bar:
         for batch in loader:
+            failed.update((positions[record.key], record) for record in batch["unscored"])
+            bar.advance(len(batch["unscored"]) * len(config.settings))
+            if not batch["__key__"]:
+                continue
             batch_positions = [positions[key] for key in batch["__key__"]]
             on_device = batch["color"].to(device)
             truths = TruthBatch(on_device, _hwc(batch["color"]), srgb_to_lab(on_device) if hinted else None)
@@ -227,8 +230,9 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
                 truth_features.update(zip(batch_positions, features_model(on_device)))
             for setting in config.settings:
                 _score_batch(batch, batch_positions, truths, setting, scores[setting], models, config, device, features_model)
-                progress.advance(task, len(batch_positions))
-    seen = len(scores[config.settings[0]].images)
+                bar.advance(len(batch_positions))
+    scored = scores[config.settings[0]].images
+    seen = len(scored)
     if seen < 2:
         raise ValueError(f"{folder} has {seen} sample(s) to score; FID and KID need at least 2")
     if cached_truths is not None and len(cached_truths) != seen:
@@ -238,8 +242,9 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
         buffer = io.BytesIO()
         np.save(buffer, truths)
         write_bytes_atomic(cache_path, buffer.getvalue())
-    report = _report(config, draft, refine, scores, truths, seen)
+    report = _report(config, draft, refine, scores, truths, seen, len(positions), unscored_samples(positions, scored.keys(), failed))
     report["config"]["truth_features"] = None if truths is None else ("cached" if cached_truths is not None else "computed")
+    session.write_summary({key: report[key] for key in ("name", "samples", "split_samples", "unscored")})
     return report, {setting: s.grid_rows() for setting, s in scores.items()}
 
 
@@ -247,7 +252,9 @@ def _checkpoint_info(path: Path, loaded: LoadedGenerator) -> dict:
     return {"path": str(path), "recipe": loaded.config["recipe"], "stage": loaded.config["stage"], "step": loaded.step, "size": loaded.size}
 
 
-def _report(config: EvalConfig, draft: LoadedGenerator, refine: LoadedGenerator | None, scores: dict[str, SettingScores], real: np.ndarray | None, samples: int) -> dict:
+def _report(config: EvalConfig, draft: LoadedGenerator, refine: LoadedGenerator | None, scores: dict[str, SettingScores], real: np.ndarray | None, samples: int,
+            split_samples: int, unscored: list[Unscored]) -> dict:
+    """The report: `samples` scored of the `split_samples` within the limit, every other one named under `unscored`."""
     real_stats = gaussian_stats(real) if real is not None else None
     settings = {}
     for setting, setting_scores in scores.items():
@@ -271,8 +278,10 @@ def _report(config: EvalConfig, draft: LoadedGenerator, refine: LoadedGenerator 
     return {
         "name": config.report_name(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "pipe_version": __version__,
+        "pipe_version": PIPE_VERSION,
         "samples": samples,
+        "split_samples": split_samples,
+        "unscored": {"count": len(unscored), "samples": [asdict(record) for record in unscored]},
         "feature_dim": int(real.shape[1]) if real is not None else None,
         "config": {
             "root": str(config.root), "split": config.split, "hints": list(config.settings),

@@ -5,29 +5,27 @@ order, as the shard sidecars list them). `--limit N` keeps positions 0..N-1, and
 decodes the positions congruent to its id modulo the worker count. Batches arrive in whatever order
 the workers finish; eval files every score under its sample's position and reduces them in position
 order, so the report does not depend on the number of workers.
+
+No sample is dropped silently: one whose members are missing or do not decode comes through the
+loader as an `Unscored` record (filed by its key, so by its position too), and a position the shards
+never yielded at all (a tar read error, a key the sidecar lists but the tar lacks) is named after the
+pass by `unscored_samples`.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import torch
 import webdataset as wds
 
-from train.loader import LoaderConfig, collate_samples, decode_sample, shard_urls
-
-
-def split_keys(folder: Path) -> list[str]:
-    """The sample keys of the split's finished shards, in shard order."""
-    keys: list[str] = []
-    for url in shard_urls(str(folder)):
-        sidecar = Path(url).with_suffix(".parquet")
-        if not sidecar.is_file():
-            raise FileNotFoundError(f"{sidecar} is missing: the shard's ledger was deleted; re-run `pipe shard` for this split")
-        keys += pq.read_table(sidecar, columns=["key"]).column("key").to_pylist()
-    return keys
+from manifests.reasons import DECODE_ERROR, MISSING_FROM_SHARD, MISSING_MEMBER
+from manifests.shards import split_keys
+from train.loader import IMAGE_MEMBERS, LoaderConfig, collate_samples, decode_sample, shard_urls
 
 
 def sample_positions(folder: Path, limit: int | None = None) -> dict[str, int]:
@@ -50,15 +48,81 @@ class WorkerShare:
         return info is None or position % info.num_workers == info.id
 
 
+@dataclass(frozen=True)
+class Unscored:
+    """A sample of the split that eval could not score, and why."""
+
+    key: str
+    reason: str  # one of the reason codes above
+    detail: str
+
+
+class DecodeOrReport:
+    """decode_sample, with a sample that lacks a needed member or fails to decode turned into an
+    `Unscored` record naming the member and the error, instead of an exception."""
+
+    def __init__(self, members: tuple[str, ...]) -> None:
+        self.members = members  # the tar members (`color.png`, ...) every sample needs
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any] | Unscored:
+        key = sample["__key__"]
+        absent = [member for member in self.members if member not in sample]
+        if absent:
+            return Unscored(key, MISSING_MEMBER, f"{', '.join(absent)} not in the shard")
+        try:
+            return decode_sample(sample)
+        except Exception as exc:  # noqa: BLE001 - whatever the member holds, the sample is reported, not lost
+            return Unscored(key, DECODE_ERROR, _decode_error_detail(sample, exc))
+
+
+def _decode_error_detail(sample: dict[str, Any], error: Exception) -> str:
+    """`member: error` for the first member that fails to decode on its own."""
+    key = sample["__key__"]
+    for member in sorted(name for name in sample if not name.startswith("__")):
+        try:
+            decode_sample({"__key__": key, member: sample[member]})
+        except Exception as exc:  # noqa: BLE001
+            return f"{member}: {str(exc).removeprefix(f'{key}.{member} ') or type(exc).__name__}"
+    return f"{type(error).__name__}: {error}"
+
+
+def batch_reporting_unscored(source: Iterable[dict[str, Any] | Unscored], batch_size: int) -> Iterator[dict[str, Any]]:
+    """Batches of `batch_size` decoded samples (the last may be smaller), as `wds.batched` makes them,
+    each with the `Unscored` records met since the previous batch under "unscored"; records left at the
+    end come in a batch with no samples."""
+    samples: list[dict[str, Any]] = []
+    unscored: list[Unscored] = []
+    for item in source:
+        if isinstance(item, Unscored):
+            unscored.append(item)
+            continue
+        samples.append(item)
+        if len(samples) == batch_size:
+            yield {**collate_samples(samples), "unscored": unscored}
+            samples, unscored = [], []
+    if samples or unscored:
+        yield {**(collate_samples(samples) if samples else {"__key__": [], "meta": []}), "unscored": unscored}
+
+
+def unscored_samples(positions: dict[str, int], scored: Collection[int], failed: dict[int, Unscored]) -> list[Unscored]:
+    """Every sample in `positions` that was not scored, in position order: its loader failure, or
+    `missing_from_shard` when the loader never yielded it at all."""
+    never_read = "the shard's sidecar lists it, but reading the tar did not yield it"
+    return [failed.get(position) or Unscored(key, MISSING_FROM_SHARD, never_read)
+            for key, position in sorted(positions.items(), key=lambda item: item[1]) if position not in scored]
+
+
 def eval_loader(folder: Path, positions: dict[str, int], batch_size: int, workers: int, images: tuple[str, ...], with_palette: bool) -> wds.WebLoader:
-    """Batches (uint8 tensors, keys) of the samples in `positions`; each worker reads every shard and
-    decodes only its share, so a split in one shard still spreads over all workers."""
+    """Batches (uint8 tensors, keys, and the "unscored" records of samples that failed to decode) of the
+    samples in `positions`; each worker reads every shard and decodes only its share, so a split in one
+    shard still spreads over all workers."""
     members = LoaderConfig(shards=(str(folder),), images=images, with_palette=with_palette)
+    needed = tuple(member for member, (name, _) in IMAGE_MEMBERS.items() if name in images) + (("palette.npy",) if with_palette else ())
     dataset = wds.DataPipeline(
         wds.SimpleShardList(shard_urls(str(folder))),
         wds.tarfile_to_samples(handler=wds.warn_and_continue, select_files=members.wanted),
         wds.select(WorkerShare(positions)),
-        wds.map(decode_sample, handler=wds.warn_and_continue),
-        wds.batched(batch_size, collation_fn=collate_samples, partial=True),
+        wds.map(DecodeOrReport(needed)),
+        functools.partial(batch_reporting_unscored, batch_size=batch_size),
     )
     return wds.WebLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=4 if workers > 0 else None)

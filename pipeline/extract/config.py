@@ -11,7 +11,9 @@ import torch
 from extractors.methods import METHODS, method_options
 from extractors.weights import require_weights
 from pipeline.errors import PipeError
-from pipeline.runner import default_workers
+from pipeline.executors import default_workers
+from train.device import resolve_device as train_device
+from train.errors import TrainingError
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,7 @@ class ExtractConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PipeError(f"--device {name}: this PyTorch build sees no CUDA device (torch {torch.__version__}); use --device cpu")
     try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise PipeError(f"--device {name!r}: {exc}") from None
+        return train_device(name)
+    except TrainingError as exc:
+        raise PipeError(str(exc)) from None

@@ -18,15 +18,12 @@ import torch
 from torch.utils.data import Dataset
 
 from manifests.atomic import write_bytes_atomic
+from manifests.images import encode_png
 from manifests.layout import DatasetLayout
+from manifests.reasons import DECODE_ERROR, ENCODE_ERROR, MISSING_INPUT
 from manifests.schema import STATUS_FAILED, STATUS_OK
+from pipeline.executors import describe_exception
 from pipeline.extract.plan import ExtractItem, line_id
-from pipeline.runner import describe_exception
-
-REASON_MISSING_INPUT = "missing_input"
-REASON_DECODE_ERROR = "decode_error"
-REASON_ENCODE_ERROR = "encode_error"
-OUTPUT_TREE = "lines"
 
 
 class DecodeDataset(Dataset):
@@ -44,10 +41,10 @@ class DecodeDataset(Dataset):
         try:
             data = np.fromfile(path, dtype=np.uint8)
         except OSError as exc:
-            return {"index": index, "image": empty, "reason": REASON_MISSING_INPUT, "detail": f"{type(exc).__name__}: {exc}"}
+            return {"index": index, "image": empty, "reason": MISSING_INPUT, "detail": f"{type(exc).__name__}: {exc}"}
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if bgr is None:
-            return {"index": index, "image": empty, "reason": REASON_DECODE_ERROR, "detail": f"OpenCV cannot decode {path.name} ({data.size} bytes)"}
+            return {"index": index, "image": empty, "reason": DECODE_ERROR, "detail": f"OpenCV cannot decode {path.name} ({data.size} bytes)"}
         return {"index": index, "image": cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "reason": "", "detail": ""}
 
 
@@ -104,29 +101,26 @@ def failed_row(item: ExtractItem, method: str, context: RowContext, reason: str,
     return row
 
 
-def write_lines(outputs: list[LineOutput], context: RowContext) -> list[dict[str, Any]]:
-    """Encode and atomically write each output; one ledger row per output (failed rows on errors)."""
+def output_failed(output: LineOutput, reason: str, detail: str, context: RowContext) -> list[dict[str, Any]]:
+    """The failed row of one output that could not be written (the executor's failure callback)."""
+    return [failed_row(output.item, output.method, context, reason, detail, output.params)]
+
+
+def write_line(output: LineOutput, context: RowContext) -> list[dict[str, Any]]:
+    """Encode and atomically write one output (in an encoder process); its ledger row."""
     layout = DatasetLayout(context.root)
-    params = [] if context.png_compression is None else [cv2.IMWRITE_PNG_COMPRESSION, context.png_compression]
-    rows = []
-    for output in outputs:
-        try:
-            ok, encoded = cv2.imencode(".png", output.lines, params)
-            if not ok:
-                raise RuntimeError("OpenCV could not encode the PNG")
-            path = layout.sample(f"{OUTPUT_TREE}/{output.method}", output.item.key, "png")
-            write_bytes_atomic(path, encoded.tobytes(), tmp_dir=context.tmp_dir)
-        except Exception as exc:  # disk full, permissions: record and go on
-            rows.append(failed_row(output.item, output.method, context, REASON_ENCODE_ERROR, describe_exception(exc), output.params))
-            continue
-        row = base_row(output.item, output.method, context)
-        row.update(
-            status=STATUS_OK,
-            params=json.dumps(output.params, sort_keys=True),
-            path=layout.relative(path),
-            width=output.lines.shape[1],
-            height=output.lines.shape[0],
-            ink_fraction=float(np.count_nonzero(output.lines < 128)) / output.lines.size,
-        )
-        rows.append(row)
-    return rows
+    try:
+        path = layout.line_art(output.method, output.item.key)
+        write_bytes_atomic(path, encode_png(output.lines, context.png_compression), tmp_dir=context.tmp_dir)
+    except (OSError, RuntimeError) as exc:  # disk full, permissions, an unencodable array: a foreseen failure
+        return output_failed(output, ENCODE_ERROR, describe_exception(exc), context)
+    row = base_row(output.item, output.method, context)
+    row.update(
+        status=STATUS_OK,
+        params=json.dumps(output.params, sort_keys=True),
+        path=layout.relative(path),
+        width=output.lines.shape[1],
+        height=output.lines.shape[0],
+        ink_fraction=float(np.count_nonzero(output.lines < 128)) / output.lines.size,
+    )
+    return [row]

@@ -4,17 +4,14 @@ Three kinds of work overlap: DataLoader workers decode prepared PNGs a few batch
 process groups images by method and size into device batches and runs the methods there; a process
 pool encodes and writes the line PNGs. Per-sample parameters are drawn from generators seeded by
 (seed, method, key), so the output does not depend on batch composition, worker count or order.
-Resume, atomic files and the ledger work as in every stage (see pipeline.runner).
+Resume, atomic files, the ledger and failure isolation work as in every stage (pipeline.session, pipeline.executors).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import shutil
-import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 
 import torch
 from torch.utils.data import DataLoader
@@ -24,16 +21,15 @@ from extractors.methods import METHODS, apply_lines, draw_params
 from extractors.sketchkeras.keras_file import KerasFileError
 from extractors.sketchkeras.weights import load_converted
 from extractors.weights import WeightsMissing
-from manifests.layout import DatasetLayout
-from manifests.ledger import Ledger
+from manifests.reasons import EXCEPTION
 from manifests.schema import LINES
-from pipeline.console import make_progress
-from pipeline.errors import PipeError
-from pipeline.extract.config import ExtractConfig, resolve_device
-from pipeline.extract.io import DecodeDataset, LineOutput, RowContext, collate_decoded, failed_row, write_lines
-from pipeline.extract.plan import ExtractItem, line_id, plan_extract
-from pipeline.runner import REASON_EXCEPTION, REASON_WORKER_CRASHED, LedgerBuffer, RunnerConfig, RunReport, describe_exception, init_worker, new_process_pool, stage_lock, summarize_run
 from manifests.seeding import sample_rng
+from pipeline.errors import PipeError
+from pipeline.executors import LocalExecutor, describe_exception, executor_name, make_executor, quiet_worker
+from pipeline.extract.config import ExtractConfig, resolve_device
+from pipeline.extract.io import DecodeDataset, LineOutput, RowContext, collate_decoded, failed_row, output_failed, write_line
+from pipeline.extract.plan import ExtractItem, line_id, plan_extract
+from pipeline.session import RunReport, StageSession
 
 log = logging.getLogger(__name__)
 
@@ -55,86 +51,26 @@ def load_networks(config: ExtractConfig, device: torch.device) -> dict[str, torc
 
 
 def run_extract(config: ExtractConfig) -> RunReport:
-    root = config.root
-    layout = DatasetLayout(root)
-    ledger = Ledger(root, LINES)
     device = resolve_device(config.device)
-    started = time.perf_counter()
-    with stage_lock(layout, LINES.stage):
-        tmp_dir = layout.tmp(LINES.stage)
-        shutil.rmtree(tmp_dir, ignore_errors=True)  # leftovers of a killed run
-        tmp_dir.mkdir(parents=True, exist_ok=True)
+    with StageSession(config.root, LINES.stage, LINES, save_every=config.flush_seconds) as session:
         networks = load_networks(config, device)
-        planned, items = plan_extract(root, config.methods, set() if config.redo else ledger.ids())
-        context = RowContext(root=root, tmp_dir=tmp_dir, seed=config.seed, device=str(device), png_compression=config.png_compression)
-        new_rows = _Extraction(config, device, networks, context, ledger).run(items) if items else 0
-        ledger.compact()
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    new_ids = {line_id(method, item.key) for item in items for method in item.methods}
-    return summarize_run(ledger, planned, new_ids, new_rows, started)
+        planned, items = plan_extract(config.root, config.methods, set() if config.redo else session.ledger.ids())
+        context = RowContext(root=config.root, tmp_dir=session.tmp_dir, seed=config.seed, device=str(device), png_compression=config.png_compression)
+        if items:
+            _Extraction(config, device, networks, context, session).run(items)
+    return session.report(planned, {line_id(method, item.key) for item in items for method in item.methods})
 
 
 def _init_decoder(worker_id: int) -> None:
-    init_worker()
-
-
-class _Writer:
-    """Encodes and writes batches of outputs in a process pool (or inline), a bounded number in flight."""
-
-    def __init__(self, workers: int, context: RowContext) -> None:
-        self.context = context
-        self.workers = workers
-        self.pool: ProcessPoolExecutor | None = new_process_pool(workers) if workers > 0 else None
-        self.in_flight: dict[Future, list[LineOutput]] = {}
-        self.ready: list[list[dict]] = []
-
-    def submit(self, outputs: list[LineOutput]) -> None:
-        if not outputs:
-            return
-        if self.pool is None:
-            self.ready.append(write_lines(outputs, self.context))
-            return
-        while len(self.in_flight) >= 2 * self.workers:
-            self._collect(block=True)
-        self.in_flight[self.pool.submit(write_lines, outputs, self.context)] = outputs
-
-    def finished_rows(self) -> list[list[dict]]:
-        if self.in_flight:
-            self._collect(block=False)
-        ready, self.ready = self.ready, []
-        return ready
-
-    def drain(self) -> list[list[dict]]:
-        while self.in_flight:
-            self._collect(block=True)
-        return self.finished_rows()
-
-    def _collect(self, block: bool) -> None:
-        done, _ = wait(self.in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        for future in done:
-            outputs = self.in_flight.pop(future)
-            try:
-                self.ready.append(future.result())
-            except BrokenProcessPool:
-                # The writer died (killed, out of memory): its outputs are recorded failed and retried next run.
-                detail = "the writer process died while encoding this sample"
-                self.ready.append([failed_row(o.item, o.method, self.context, REASON_WORKER_CRASHED, detail, o.params) for o in outputs])
-                self._restart()
-
-    def _restart(self) -> None:
-        assert self.pool is not None
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.pool = new_process_pool(self.workers)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+    quiet_worker()
 
 
 class _Extraction:
-    def __init__(self, config: ExtractConfig, device: torch.device, networks: dict, context: RowContext, ledger: Ledger) -> None:
+    def __init__(self, config: ExtractConfig, device: torch.device, networks: dict, context: RowContext, session: StageSession) -> None:
         self.config, self.device, self.networks, self.context = config, device, networks, context
-        self.ledger = ledger
+        self.session = session
+        # Rows decided in this process (undecodable inputs, device failures), recorded with the next batch.
+        self.local_rows: list[dict] = []
         self.settings = {method: config.settings(method, device) for method in config.methods}
         self.buckets: dict[tuple[str, tuple[int, ...]], list[tuple[ExtractItem, torch.Tensor]]] = defaultdict(list)
         if config.workers <= 0:
@@ -144,11 +80,15 @@ class _Extraction:
         else:
             self.decoders = max(1, config.workers // 2)
             encoders = config.workers - self.decoders
-        self.writer = _Writer(encoders, context)
+        self.writer: LocalExecutor = make_executor(
+            executor_name(encoders),
+            functools.partial(write_line, context=context),
+            functools.partial(output_failed, context=context),
+            encoders,
+        )
 
-    def run(self, items: list[ExtractItem]) -> int:
-        """Extract every (item, method) pair; returns the number of ledger rows written."""
-        buffer = LedgerBuffer(self.ledger, RunnerConfig(flush_seconds=self.config.flush_seconds))
+    def run(self, items: list[ExtractItem]) -> None:
+        """Extract every (item, method) pair, recording one ledger row each."""
         loader = DataLoader(
             DecodeDataset(self.config.root, items),
             batch_size=self.config.batch_size,
@@ -158,38 +98,27 @@ class _Extraction:
             multiprocessing_context="spawn" if self.decoders else None,
             worker_init_fn=_init_decoder if self.decoders else None,
         )
-        written = 0
         total = sum(len(item.methods) for item in items)
         label = f"extract {','.join(self.config.methods)} on {self.device.type}"
-        try:
-            with make_progress() as progress:
-                task = progress.add_task(label, total=total)
+        with self.writer, self.session.progress(label, total=total) as bar:
 
-                def record(batches: list[list[dict]]) -> None:
-                    nonlocal written
-                    for rows in batches:
-                        buffer.add(rows)
-                        written += len(rows)
-                        progress.advance(task, len(rows))
+            def record(finished) -> None:  # noqa: ANN001
+                rows = [row for unit in finished for row in unit.flat()] + self.local_rows
+                self.local_rows = []
+                self.session.record(rows)
+                bar.advance(len(rows))
 
-                for chunk in loader:
-                    for index, reason, detail in chunk["failures"]:
-                        item = items[index]
-                        record([[failed_row(item, m, self.context, reason, detail) for m in item.methods]])
-                    for indices, stack in chunk["stacks"]:
-                        for index, image in zip(indices, stack):
-                            self._add(items[index], image)
-                    record(self.writer.finished_rows())
-                for method, shape in list(self.buckets):
-                    self._run_batch(method, self.buckets.pop((method, shape)))
-                record(self.writer.drain())
-        except KeyboardInterrupt:
-            buffer.flush()
-            raise PipeError(f"interrupted: {written} rows saved; run the same command again to resume") from None
-        finally:
-            buffer.flush()
-            self.writer.close()
-        return written
+            for chunk in loader:
+                for index, reason, detail in chunk["failures"]:
+                    item = items[index]
+                    self.local_rows += [failed_row(item, m, self.context, reason, detail) for m in item.methods]
+                for indices, stack in chunk["stacks"]:
+                    for index, image in zip(indices, stack):
+                        self._add(items[index], image)
+                record(self.writer.finished())
+            for method, shape in list(self.buckets):
+                self._run_batch(method, self.buckets.pop((method, shape)))
+            record(self.writer.drain())
 
     def _add(self, item: ExtractItem, image: torch.Tensor) -> None:
         chw = image.permute(2, 0, 1)
@@ -208,20 +137,18 @@ class _Extraction:
         images = torch.stack([image for _, image in samples]).to(self.device, non_blocking=True)
         try:
             lines = apply_lines(method, images, params, self.networks).cpu().numpy()
-            outputs = [LineOutput(item, method, p, lines[i, 0]) for i, ((item, _), p) in enumerate(zip(samples, params))]
-            self.writer.submit(outputs)
-        except Exception as exc:
+        except Exception as exc:  # one bad sample must not fail its batch: find it
             log.debug("batch of %d for %s failed (%s); retrying one by one", len(samples), method, exc)
             self._run_one_by_one(method, samples, params, images)
+            return
+        self.writer.submit([LineOutput(item, method, p, lines[i, 0]) for i, ((item, _), p) in enumerate(zip(samples, params))])
 
     def _run_one_by_one(self, method: str, samples, params: list[dict], images: torch.Tensor) -> None:
-        outputs, failures = [], []
+        outputs = []
         for index, ((item, _), sample_params) in enumerate(zip(samples, params)):
             try:
                 lines = apply_lines(method, images[index : index + 1], [sample_params], self.networks).cpu().numpy()
                 outputs.append(LineOutput(item, method, sample_params, lines[0, 0]))
             except Exception as exc:
-                failures.append(failed_row(item, method, self.context, REASON_EXCEPTION, describe_exception(exc), sample_params))
+                self.local_rows.append(failed_row(item, method, self.context, EXCEPTION, describe_exception(exc), sample_params))
         self.writer.submit(outputs)
-        if failures:
-            self.writer.ready.append(failures)

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from pipeline.prepare.reasons import DECODE_ERROR, Rejected
+from manifests.reasons import DECODE_ERROR
+from pipeline.prepare.rejected import Rejected
 
 # We enforce our own pixel limit (`max_pixels`) before loading; Pillow's global guard would refuse
 # or warn with a different threshold and a different message.

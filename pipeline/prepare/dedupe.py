@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from pipeline.prepare.reasons import DUPLICATE, NEAR_DUPLICATE
+from manifests.reasons import DUPLICATE, NEAR_DUPLICATE
 
 HASH_BITS = 64
 

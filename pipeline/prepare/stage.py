@@ -11,23 +11,24 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.atomic import write_bytes_atomic
-from manifests.schema import PREPARED, STATUS_FAILED, STATUS_OK, STATUS_REJECTED, LedgerSchema
-from pipeline.prepare import decode, reasons
+from manifests.images import encode_rgb_png
+from manifests.layout import PREPARED_TREE
+from manifests.schema import PREPARED, STATUS_OK, STATUS_REJECTED, LedgerSchema
+from manifests import reasons
+from pipeline.prepare import decode
 from pipeline.prepare.crop import Box, center_box, crop_square, face_box, fit_and_pad
 from pipeline.prepare.dedupe import Candidate, decide_duplicates
 from pipeline.prepare.faces import FaceDetectorConfig, detect_faces
 from pipeline.prepare.measure import measure_colors, perceptual_hash, sample_pixels
-from pipeline.prepare.reasons import Rejected
-from pipeline.runner import REASON_EXCEPTION, StageContext, WorkItem, describe_exception, failed_row_defaults
+from pipeline.prepare.rejected import Rejected
+from pipeline.runner import StageContext, WorkItem, failed_row_defaults
 from pipeline.sources import input_files
 
-OUTPUT_TREE = "prepared"
 
 
 class CropMode(str, enum.Enum):
@@ -165,12 +166,8 @@ def _crop_boxes(rgb: np.ndarray, row: dict, config: PrepareConfig) -> list[tuple
 def _write_output(
     row: dict, key: str, box: Box, face_index: int | None, out: np.ndarray, config: PrepareConfig, context: StageContext
 ) -> dict:
-    params = [] if config.png_compression is None else [cv2.IMWRITE_PNG_COMPRESSION, config.png_compression]
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    path = context.layout.sample(OUTPUT_TREE, key, "png")
-    write_bytes_atomic(path, encoded.tobytes(), tmp_dir=context.tmp_dir)
+    path = context.layout.sample(PREPARED_TREE, key, "png")
+    write_bytes_atomic(path, encode_rgb_png(out, config.png_compression), tmp_dir=context.tmp_dir)
     return {
         **row,
         "key": key,
@@ -211,8 +208,6 @@ class PrepareStage:
             return prepare_sample(data, row, self.config, context)
         except Rejected as rejection:
             return [{**row, "status": STATUS_REJECTED, "reason": rejection.reason, "detail": rejection.detail}]
-        except Exception as exc:  # a bug or an environment problem: record it with what was measured
-            return [{**row, "status": STATUS_FAILED, "reason": REASON_EXCEPTION, "detail": describe_exception(exc)}]
 
     def failed_rows(self, item: WorkItem, reason: str, detail: str) -> list[dict]:
         return [failed_row_defaults(PREPARED, item, reason, detail)]

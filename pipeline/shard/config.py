@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.runner import default_workers
+from pipeline.executors import default_workers
 from synth.lines import LineAugment
 
 SPLITS = ("train", "val")

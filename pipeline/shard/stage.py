@@ -12,14 +12,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import multiprocessing
 import shutil
 import tarfile
-import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,20 +26,17 @@ from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger
 from manifests.schema import SHARDS, STATUS_FAILED, STATUS_OK
-from pipeline.console import make_progress
+from manifests.shards import finished_shards, shard_paths
 from pipeline.errors import PipeError
-from pipeline.runner import REASON_WORKER_CRASHED, LedgerBuffer, RunnerConfig, RunReport, stage_lock, summarize_run
+from pipeline.executors import executor_name, make_executor
+from pipeline.session import RunReport, StageSession
 from pipeline.shard.config import SPLITS, ShardConfig
 from pipeline.shard.plan import ShardJob, plan_shard
-from pipeline.shard.synthesize import SampleOutcome, SynthInputs, init_synth_worker, read_rgb, synthesize, synthesize_in_worker
-from pipeline.shard.writer import STATS_SUFFIX, ShardSummary, ShardWriter, shard_paths
+from pipeline.shard.synthesize import SampleOutcome, SynthInputs, init_synth_worker, read_rgb, synthesize_in_worker
+from pipeline.shard.writer import ShardSummary, ShardWriter
 from synth.common import color_histogram
 
 log = logging.getLogger(__name__)
-
-SHARDS_DIR = "shards"
-CONFIG_FILE = "_config.json"
-HISTOGRAM_FILE = "_histogram.npy"
 
 
 @dataclass
@@ -57,7 +49,7 @@ class ShardState:
 
 
 def shards_root(root: Path) -> Path:
-    return root / SHARDS_DIR
+    return DatasetLayout(root).shards
 
 
 def scan_split(folder: Path, split: str) -> ShardState:
@@ -65,7 +57,7 @@ def scan_split(folder: Path, split: str) -> ShardState:
     state = ShardState()
     if not folder.exists():
         return state
-    finished = sorted(int(p.name[: -len(STATS_SUFFIX)]) for p in folder.glob(f"*{STATS_SUFFIX}"))
+    finished = finished_shards(folder)
     for path in sorted(folder.iterdir()):
         stem = path.name.split(".")[0].split("_")[0]
         if path.suffix in (".tar", ".parquet") and (not stem.isdigit() or int(stem) not in finished):
@@ -83,7 +75,7 @@ def scan_split(folder: Path, split: str) -> ShardState:
 
 def check_fingerprint(folder: Path, config: ShardConfig) -> None:
     """Shards from earlier runs must have been made with the same options, or resuming would mix them."""
-    path = folder / CONFIG_FILE
+    path = DatasetLayout(config.root).shard_config
     wanted = config.fingerprint_json()
     if path.exists():
         if path.read_text() != wanted:
@@ -94,24 +86,23 @@ def check_fingerprint(folder: Path, config: ShardConfig) -> None:
     write_bytes_atomic(path, wanted.encode())
 
 
-def dataset_histogram(folder: Path, jobs: list[ShardJob], config: ShardConfig) -> np.ndarray:
+def dataset_histogram(folder: Path, jobs: list[ShardJob], config: ShardConfig, session: StageSession) -> np.ndarray:
     """The 512-bin colour histogram of the first `histogram_images` train images (counted once, then reused)."""
-    path = folder / HISTOGRAM_FILE
+    path = DatasetLayout(config.root).shard_histogram
     if path.exists():
         return np.load(path)
     counts = np.zeros(512, dtype=np.int64)
     chosen = [job for job in jobs if job.split == "train"][: config.histogram_images] or jobs[: config.histogram_images]
-    with make_progress() as progress:
-        task = progress.add_task("dataset colour histogram", total=len(chosen))
+    with session.progress("dataset colour histogram", total=len(chosen)) as bar:
         for job in chosen:
             try:
                 rgb = read_rgb(config.root, job.color_path)[1]
             except Exception:  # a bad image is reported by the sample itself
-                progress.advance(task)
+                bar.advance()
                 continue
             image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
             counts += color_histogram(image)[0].numpy()
-            progress.advance(task)
+            bar.advance()
     if counts.sum() == 0:
         raise PipeError("no readable train image to count the dataset colour histogram from")
     buffer = io.BytesIO()
@@ -120,49 +111,24 @@ def dataset_histogram(folder: Path, jobs: list[ShardJob], config: ShardConfig) -
     return counts
 
 
-def _new_pool(workers: int, inputs: SynthInputs) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_synth_worker, initargs=(inputs,))
+def failed_outcome(job: ShardJob, reason: str, detail: str) -> list[SampleOutcome]:
+    """What a job that raised or killed its worker becomes (the executor's failure callback)."""
+    return [SampleOutcome(job, reason=reason, detail=detail)]
 
 
 def ordered_outcomes(jobs: list[ShardJob], inputs: SynthInputs, workers: int) -> Iterator[SampleOutcome]:
-    """Synthesize `jobs` in parallel, yielding outcomes in job order.
-
-    A worker that dies takes its pool with it: the samples then in flight are retried one at a
-    time in a fresh pool, so only the sample that kills a worker again is recorded as crashed.
-    """
-    if workers <= 0:
-        init_synth_worker(inputs)
+    """Synthesize `jobs` on the executor, one job per unit, yielding outcomes in job order."""
+    executor = make_executor(
+        executor_name(workers), synthesize_in_worker, failed_outcome, workers,
+        window=4 * max(1, workers), ordered=True, initializer=init_synth_worker, initargs=(inputs,),
+    )
+    with executor:
         for job in jobs:
-            yield synthesize(job, inputs)
-        return
-    window = 4 * workers
-    pool = _new_pool(workers, inputs)
-    queue: deque[ShardJob] = deque(jobs)
-    in_flight: deque[tuple[ShardJob, Future]] = deque()
-    try:
-        while queue or in_flight:
-            while queue and len(in_flight) < window:
-                job = queue.popleft()
-                in_flight.append((job, pool.submit(synthesize_in_worker, job)))
-            job, future = in_flight.popleft()
-            try:
-                yield future.result()
-                continue
-            except BrokenProcessPool:
-                pass
-            retry = [job] + [j for j, _ in in_flight]
-            in_flight.clear()
-            pool.shutdown(wait=False, cancel_futures=True)
-            pool = _new_pool(workers, inputs)
-            try:
-                yield pool.submit(synthesize_in_worker, retry[0]).result()
-            except BrokenProcessPool:
-                yield SampleOutcome(retry[0], reason=REASON_WORKER_CRASHED, detail="the worker process died while synthesizing this sample")
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = _new_pool(workers, inputs)
-            queue.extendleft(reversed(retry[1:]))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+            executor.submit([job])
+            for unit in executor.finished():
+                yield from unit.flat()
+        for unit in executor.drain():
+            yield from unit.flat()
 
 
 def ok_rows(summary_rows: list[dict], config: ShardConfig) -> list[dict]:
@@ -211,14 +177,10 @@ def repair_ledger(ledger: Ledger, folder: Path, states: dict[str, ShardState], c
 
 
 def run_shard(config: ShardConfig, redo: bool = False) -> tuple[RunReport, dict[str, ShardState]]:
-    root = config.root
-    layout = DatasetLayout(root)
-    ledger = Ledger(root, SHARDS)
-    folder = shards_root(root)
-    started = time.perf_counter()
-    with stage_lock(layout, SHARDS.stage):
-        tmp_dir = layout.tmp(SHARDS.stage)
-        shutil.rmtree(tmp_dir, ignore_errors=True)  # leftovers of a killed run
+    folder = shards_root(config.root)
+    with StageSession(config.root, SHARDS.stage, SHARDS, save_every=config.flush_seconds) as session:
+        session.saved_note = "finished shards are kept"
+        ledger = session.ledger
         if redo:
             shutil.rmtree(folder, ignore_errors=True)
             for path in [ledger.path, *ledger.pending_parts()]:
@@ -231,12 +193,11 @@ def run_shard(config: ShardConfig, redo: bool = False) -> tuple[RunReport, dict[
         done = set().union(*(s.done_keys for s in states.values()))
         pending = [job for job in jobs if job.key not in done]
         donors = {split: {job.key: job.color_path for job in jobs if job.split == split} for split in SPLITS}
-        histogram = dataset_histogram(folder, jobs, config) if "histogram" in config.hints and pending else None
+        histogram = dataset_histogram(folder, jobs, config, session) if "histogram" in config.hints and pending else None
         inputs = SynthInputs(config, donors, histogram)
-        new_rows = _pack(pending, inputs, states, ledger, tmp_dir, config) if pending else 0
-        ledger.compact()
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return summarize_run(ledger, len(jobs), {job.key for job in pending}, new_rows, started), states
+        if pending:
+            _pack(pending, inputs, states, session, config)
+    return session.report(len(jobs), {job.key for job in pending}), states
 
 
 # The tar stream buffers one record before it reaches the file, and the archive ends with padding
@@ -249,50 +210,40 @@ def tar_cost(outcome: SampleOutcome) -> int:
     return outcome.nbytes + 1024 * len(outcome.members or {}) + TAR_SLACK
 
 
-def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardState], ledger: Ledger, tmp_dir: Path, config: ShardConfig) -> int:
+def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardState], session: StageSession, config: ShardConfig) -> None:
     folder = shards_root(config.root)
-    buffer = LedgerBuffer(ledger, RunnerConfig(flush_seconds=config.flush_seconds))
     writers: dict[str, ShardWriter] = {}
-    written = 0
 
     def finish(split: str) -> None:
-        nonlocal written
         writer = writers.pop(split)
         rows = writer.rows
         summary = writer.close()
         state = states[split]
         state.summaries.append(summary)
         state.next_index = summary.index + 1
-        buffer.add(ok_rows(rows, config))
-        written += len(rows)
+        session.record(ok_rows(rows, config))
 
     try:
-        with make_progress() as progress:
-            task = progress.add_task(f"shard ({','.join(config.hints)} hints)", total=len(pending))
+        with session.progress(f"shard ({','.join(config.hints)} hints)", total=len(pending)) as bar:
             for outcome in ordered_outcomes(pending, inputs, config.workers):
                 split = outcome.job.split
                 if outcome.members is None:
-                    buffer.add([failed_ledger_row(outcome, config)])
-                    written += 1
-                    progress.advance(task)
+                    session.record([failed_ledger_row(outcome, config)])
+                    bar.advance()
                     continue
                 writer = writers.get(split)
                 if writer is not None and writer.count and writer.size + tar_cost(outcome) > config.max_bytes:
                     finish(split)
                     writer = None
                 if writer is None:
-                    writer = writers[split] = ShardWriter(folder / split, split, states[split].next_index, tmp_dir / split, config.seed, config.fingerprint())
+                    writer = writers[split] = ShardWriter(folder / split, split, states[split].next_index, session.tmp_dir / split, config.seed, config.fingerprint())
                 writer.add(outcome)
                 if writer.count >= config.max_samples:
                     finish(split)
-                progress.advance(task)
+                bar.advance()
             for split in list(writers):
                 finish(split)
     except KeyboardInterrupt:
         for writer in writers.values():
-            writer.abandon()
-        buffer.flush()
-        raise PipeError("interrupted: finished shards are kept; run the same command again to resume") from None
-    finally:
-        buffer.flush()
-    return written
+            writer.abandon()  # an unfinished tar leaves nothing behind
+        raise

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from extractors.ops import rgb_to_gray_uint8
-from pipeline.runner import describe_exception, init_worker
+from manifests.images import encode_png
+from manifests.reasons import DECODE_ERROR, MISSING_INPUT, NO_LINES
 from manifests.seeding import sample_rng
 from pipeline.shard.config import ShardConfig
 from pipeline.shard.plan import ShardJob
@@ -29,9 +30,6 @@ from synth.hints.palette import top_colors
 from synth.lines import GRAY_SOURCE, apply_line_augment, draw_line_augment
 
 SEED_STAGE = "shard"
-REASON_DECODE_ERROR = "decode_error"
-REASON_MISSING_INPUT = "missing_input"
-REASON_NO_LINES = "no_lines"
 
 
 class SampleError(Exception):
@@ -73,24 +71,23 @@ _INPUTS: SynthInputs | None = None
 
 def init_synth_worker(inputs: SynthInputs) -> None:
     global _INPUTS
-    init_worker()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # parallelism comes from processes
     _INPUTS = inputs
 
 
-def synthesize_in_worker(job: ShardJob) -> SampleOutcome:
+def synthesize_in_worker(job: ShardJob) -> list[SampleOutcome]:
+    """The executor's per-item function (after `init_synth_worker`): the job's one outcome."""
     assert _INPUTS is not None, "init_synth_worker was not run in this process"
-    return synthesize(job, _INPUTS)
+    return [synthesize(job, _INPUTS)]
 
 
 def synthesize(job: ShardJob, inputs: SynthInputs) -> SampleOutcome:
-    """Never raises for a bad sample: problems come back as an outcome with a reason."""
+    """Foreseen problems with the inputs come back as an outcome with a reason; anything else
+    raises, and the executor records it against this sample alone."""
     try:
         return _synthesize(job, inputs)
     except SampleError as exc:
         return SampleOutcome(job, reason=exc.reason, detail=str(exc))
-    except Exception as exc:  # one bad sample must never end the run
-        return SampleOutcome(job, reason="exception", detail=describe_exception(exc))
 
 
 def read_rgb(root: Path, relative: str) -> tuple[bytes, np.ndarray]:
@@ -99,10 +96,10 @@ def read_rgb(root: Path, relative: str) -> tuple[bytes, np.ndarray]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SampleError(REASON_MISSING_INPUT, f"cannot read {relative}: {type(exc).__name__}: {exc}") from None
+        raise SampleError(MISSING_INPUT, f"cannot read {relative}: {type(exc).__name__}: {exc}") from None
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if bgr is None:
-        raise SampleError(REASON_DECODE_ERROR, f"OpenCV cannot decode {relative} ({len(data)} bytes)")
+        raise SampleError(DECODE_ERROR, f"OpenCV cannot decode {relative} ({len(data)} bytes)")
     return data, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -110,19 +107,11 @@ def read_line(root: Path, relative: str, height: int, width: int) -> np.ndarray:
     path = root / relative
     gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.exists() else None
     if gray is None:
-        reason = REASON_DECODE_ERROR if path.exists() else REASON_MISSING_INPUT
+        reason = DECODE_ERROR if path.exists() else MISSING_INPUT
         raise SampleError(reason, f"cannot read line art {relative}")
     if gray.shape != (height, width):
         gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
     return gray
-
-
-def encode_png(array: np.ndarray, compression: int | None) -> bytes:
-    params = [] if compression is None else [cv2.IMWRITE_PNG_COMPRESSION, compression]
-    ok, encoded = cv2.imencode(".png", array, params)
-    if not ok:
-        raise RuntimeError("OpenCV could not encode a PNG")
-    return encoded.tobytes()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -162,7 +151,7 @@ def _synthesize(job: ShardJob, inputs: SynthInputs) -> SampleOutcome:
     try:
         line_params = draw_line_augment(sample_rng(config.seed, SEED_STAGE, "line", job.key), config.lines, set(available))
     except ValueError as exc:
-        raise SampleError(REASON_NO_LINES, str(exc)) from None
+        raise SampleError(NO_LINES, str(exc)) from None
     source = line_params["source"]
     if source == GRAY_SOURCE:
         raw_lines = rgb_to_gray_uint8(image)

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from pipeline.shard.config import SPLITS
-from pipeline.shard.writer import STATS_SUFFIX, shard_paths
+from manifests.shards import finished_shards, shard_paths
 from synth.hints.palette import BANDS, RANKS
 
 # Channels each PNG member must decode to.
@@ -45,7 +45,7 @@ def verify_shards(folder: Path) -> VerifyReport:
         split_dir = folder / split
         if not split_dir.is_dir():
             continue
-        finished = sorted(int(p.name[: -len(STATS_SUFFIX)]) for p in split_dir.glob(f"*{STATS_SUFFIX}"))
+        finished = finished_shards(split_dir)
         for path in sorted(split_dir.glob("*.tar")):
             if not path.stem.isdigit() or int(path.stem) not in finished:
                 report.problems.append(f"{split}/{path.name}: no done-marker (unfinished shard; re-run pipe shard)")

@@ -1,9 +1,8 @@
-"""One WebDataset shard on disk: the tar, its Parquet sidecar, and the `_stats.json` done-marker.
+"""Writing one WebDataset shard (the format is `manifests.shards`): tar, Parquet sidecar, done-marker.
 
 The tar is written under a temporary name and renamed when complete, then the sidecar, then the
 stats file last: a shard is finished exactly when its stats file exists, and anything else found in
-a shard folder is the leftover of a killed run. Tar headers carry a fixed mtime, owner and mode, so
-the same samples always give the same bytes.
+a shard folder is the leftover of a killed run.
 """
 
 from __future__ import annotations
@@ -20,22 +19,8 @@ import webdataset as wds
 
 from manifests.atomic import atomic_target, write_bytes_atomic
 from manifests.schema import SHARD_SIDECAR
+from manifests.shards import TAR_MODE, TAR_MTIME, TAR_OWNER, shard_name, shard_paths
 from pipeline.shard.synthesize import SampleOutcome
-
-TAR_MTIME = 0.0
-TAR_OWNER = "pipe"
-TAR_MODE = 0o444
-STATS_SUFFIX = "_stats.json"
-
-
-def shard_name(index: int) -> str:
-    return f"{index:05d}"
-
-
-def shard_paths(folder: Path, index: int) -> tuple[Path, Path, Path]:
-    """(tar, sidecar, stats) of shard `index` in `folder`."""
-    name = shard_name(index)
-    return folder / f"{name}.tar", folder / f"{name}.parquet", folder / f"{name}{STATS_SUFFIX}"
 
 
 class _HashingFile:

@@ -7,7 +7,7 @@ hint-free share) is re-applied in one call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,12 +45,18 @@ HINTS: dict[str, HintScheme] = {
 }
 
 
-def parse_hint_names(text: str) -> tuple[str, ...]:
+def parse_names(text: str, allowed: Iterable[str], kind: str) -> tuple[str, ...]:
+    """Comma-separated names in their order, each once; a ValueError names the unknown ones and the choices."""
+    allowed = tuple(allowed)
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in HINTS]
+    unknown = [n for n in names if n not in allowed]
     if unknown or not names:
-        raise ValueError(f"unknown hint scheme {', '.join(unknown) or repr(text)}; choose from {', '.join(HINTS)}")
+        raise ValueError(f"unknown {kind} {', '.join(unknown) or repr(text)}; choose from {', '.join(allowed)}")
     return names
+
+
+def parse_hint_names(text: str) -> tuple[str, ...]:
+    return parse_names(text, HINTS, "hint scheme")
 
 
 def draw_hint(rng: np.random.Generator, sample: DrawInput, context: SynthContext, schemes: tuple[str, ...], no_hint_share: float = 0.0) -> dict:

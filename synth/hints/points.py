@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from synth.common import DrawInput, SynthContext, check_images, empty_hints, paint_pixels
+from synth.common import DrawInput, SynthContext, apply_pixel_hints
 
 MAX_POINTS = 128
 
@@ -17,9 +16,5 @@ def draw_point_hints(rng: np.random.Generator, sample: DrawInput, context: Synth
     return {"yx": [[int(y), int(x)] for y, x in zip(ys, xs)]}
 
 
-def apply_point_hints(images: torch.Tensor, params: list[dict]) -> torch.Tensor:
-    check_images(images, params)
-    hints = empty_hints(images)
-    for index, sample in enumerate(params):
-        paint_pixels(hints, images, index, sample["yx"])
-    return hints
+# Drawn pixels are painted as every "yx" scheme paints them.
+apply_point_hints = apply_pixel_hints

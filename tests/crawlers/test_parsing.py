@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crawlers import reasons
+from manifests import reasons
 from crawlers.config import CrawlConfig
 from crawlers.engines import ApiError, spider_for
 from crawlers.filters import rejection

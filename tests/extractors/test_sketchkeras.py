@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.extractors import reference
-from extractors.sketchkeras.architecture import random_keras_model, sketchkeras_model_config
+from tests.stand_ins.sketchkeras import random_keras_model, sketchkeras_model_config
 from extractors.sketchkeras.extract import extract_sketchkeras, sketchkeras_input, strength_to_lines
 from extractors.sketchkeras.keras_file import KerasFileError, write_keras_h5
 from extractors.sketchkeras.keras_graph import KerasConfigError, KerasGraph, same_padding

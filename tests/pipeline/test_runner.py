@@ -58,7 +58,7 @@ def test_a_crashing_worker_costs_only_its_own_sample(tmp_path):
 
 def test_finished_run_leaves_one_ledger_file_and_no_temporaries(tmp_path):
     root = tmp_path / "root"
-    run_stage(_stage(tmp_path, ["x", "y"]), root, RunnerConfig(workers=0, flush_rows=1))
+    run_stage(_stage(tmp_path, ["x", "y"]), root, RunnerConfig(workers=0, flush_seconds=0))
     assert (root / "toy.parquet").is_file()
     assert Ledger(root, TOY).pending_parts() == []
     assert not DatasetLayout(root).tmp("toy").exists()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import shutil
 import subprocess
+import tarfile
 
 import cv2
 import numpy as np
@@ -18,8 +20,8 @@ from pipeline.cli import main
 from synth.hints.cfid import SEGMENT_COUNTS
 from tests.helpers import make_prepared_dataset
 from pipeline.eval.hints import eval_hints
-from pipeline.eval.samples import split_keys
-from train.networks.inception import stand_in_state_dict
+from pipeline.eval.samples import Unscored, batch_reporting_unscored, split_keys
+from tests.stand_ins.inception import stand_in_state_dict
 
 SIZE = 64
 INCEPTION_FILE = SOURCES["inception"].file_name
@@ -183,3 +185,104 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     # The grids render: the page is far from blank and shows colour (hints, outputs and truths).
     chroma = picture.max(axis=2).astype(int) - picture.min(axis=2)
     assert (picture < 200).any(axis=2).mean() > 0.05 and (chroma > 60).mean() > 0.01
+
+
+def replace_member(tar_path, member_name: str, data: bytes | None) -> None:
+    """Rewrite a shard tar in place with one member's bytes replaced (None: the member left out), every other member as it was."""
+    with tarfile.open(tar_path) as tar:
+        members = [(info, tar.extractfile(info).read()) for info in tar.getmembers()]
+    assert member_name in [info.name for info, _ in members]
+    with tarfile.open(tar_path, "w") as tar:
+        for info, content in members:
+            if info.name == member_name:
+                if data is None:
+                    continue
+                content = data
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+
+
+@pytest.fixture
+def damaged_split(scored, tmp_path) -> dict:
+    """A copy of the split whose second val sample has garbage for color.png; the sidecars are untouched."""
+    root = tmp_path / "root"
+    shutil.copytree(scored["root"] / "shards", root / "shards")
+    keys = split_keys(root / "shards" / "val")
+    shard = sorted((root / "shards" / "val").glob("*.tar"))[0]
+    replace_member(shard, f"{keys[1]}.color.png", b"not a png" * 7)
+    return {**scored, "root": root, "keys": keys}
+
+
+def test_an_undecodable_sample_is_named_unscored_whatever_the_loader_workers(damaged_split, tmp_path, capsys):
+    runs = {}
+    for workers in (0, 2):
+        out = tmp_path / f"workers-{workers}"
+        capsys.readouterr()
+        assert main(eval_args(damaged_split, "--hints", "none,cfid", "--batch-size", "2", "--grid", "3", "--out", str(out), workers=workers)) == 0
+        report = json.loads((out / "report.json").read_text())
+        runs[workers] = report
+        assert report["split_samples"] == damaged_split["val"] and report["samples"] == report["split_samples"] - 1
+        assert report["unscored"]["count"] == 1
+        (unscored,) = report["unscored"]["samples"]
+        assert (unscored["key"], unscored["reason"]) == (damaged_split["keys"][1], "decode_error")
+        assert unscored["detail"] == "color.png: does not decode"
+        for entry in report["settings"].values():
+            assert entry["samples"] == entry["psnr"]["count"] == entry["kid"]["subset_size"] == report["samples"]
+        page = (out / "report.html").read_text()
+        assert 'id="unscored"' in page and damaged_split["keys"][1] in page
+        printed = " ".join(capsys.readouterr().err.split())
+        assert f"{report['samples']} of {report['split_samples']} samples scored, 1 unscored" in printed and f"unscored {damaged_split['keys'][1]}: decode_error (color.png: does not decode)" in printed
+    assert runs[0]["unscored"] == runs[2]["unscored"]
+    assert numbers_of(runs[2]["settings"]) == pytest.approx(numbers_of(runs[0]["settings"]), rel=1e-5, abs=1e-6)
+    # Older reports have neither field: the comparison still reads them, and notes the damaged run's count.
+    older = {key: value for key, value in runs[0].items() if key not in ("split_samples", "unscored")}
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    assert main(["eval", "--compare", str(tmp_path / "older.json"), str(tmp_path / "workers-2" / "report.json")]) == 0
+    assert f"b: {runs[2]['samples']} of {runs[2]['split_samples']} samples scored, 1 unscored" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_sidecar_key_the_tar_lacks_is_named_missing_from_shard(damaged_split, tmp_path):
+    keys = damaged_split["keys"]
+    shard = sorted((damaged_split["root"] / "shards" / "val").glob("*.tar"))[-1]
+    with tarfile.open(shard) as tar:
+        last = tar.getnames()[-1].split(".", 1)[0]
+    for member in [name for name in tarfile.open(shard).getnames() if name.startswith(f"{last}.")]:
+        replace_member(shard, member, None)
+    out = tmp_path / "report"
+    assert main(eval_args(damaged_split, "--hints", "none", "--no-fid", "--out", str(out))) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [(s["key"], s["reason"]) for s in report["unscored"]["samples"]] == [(keys[1], "decode_error"), (last, "missing_from_shard")]
+    assert keys.index(last) == len(keys) - 1 and report["samples"] == report["split_samples"] - 2 == len(keys) - 2
+
+
+def test_loader_batches_carry_unscored_records_and_batch_the_decoded_samples_as_before():
+    decoded = [{"__key__": key, "color": np.full((3, 2, 2), i, np.uint8)} for i, key in enumerate("abc")]
+    first, last = Unscored("x", "decode_error", "color.png: does not decode"), Unscored("y", "missing_member", "line.png not in the shard")
+    batches = list(batch_reporting_unscored([decoded[0], first, decoded[1], decoded[2], last], batch_size=3))
+    assert [(batch["__key__"], batch["unscored"]) for batch in batches] == [(["a", "b", "c"], [first]), ([], [last])]
+    assert batches[0]["color"].shape == (3, 3, 2, 2)
+
+
+def test_eval_killed_with_sigkill_leaves_no_report_and_a_rerun_scores_everything(scored):
+    import os
+    import signal
+    import sys
+    import time
+
+    name = "killed"
+    command = [sys.executable, "-m", "pipeline.cli", *eval_args(scored, "--hints", "none,cfid,shard,points,patches,blur", "--batch-size", "1", "--name", name)]
+    lock = scored["root"] / ".pipe" / "locks" / f"eval-{name}.lock"
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not lock.exists() and process.poll() is None:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    folder = scored["root"] / "reports" / name
+    assert lock.exists() and not (folder / "report.json").exists(), "eval finished before it could be killed"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((folder / "report.json").read_text())
+    assert report["samples"] == report["split_samples"] == scored["val"] and report["unscored"]["count"] == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["report.html", "report.json"]
+    assert not (scored["root"] / ".pipe" / "tmp" / f"eval-{name}").exists()

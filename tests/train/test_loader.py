@@ -11,7 +11,7 @@ import torch
 
 from pipeline.cli import main
 from tests.helpers import make_prepared_dataset
-from train.loader import LoaderConfig, OnDeviceSynth, device_batches, make_loader, shard_urls, to_device
+from train.loader import LoaderConfig, make_loader, shard_urls, to_device
 
 COUNT = 30
 
@@ -93,18 +93,6 @@ def test_to_device_gives_floats_in_0_1_and_a_12_channel_palette(shards):
     assert torch.equal((moved["palette"][:, :3, 0, 0] * 255).round(), batch["palette"][:, 0, 0].float())
 
 
-def test_on_device_synthesis_redraws_hints_reproducibly(shards):
-    batch = next(iter(make_loader(LoaderConfig(shards=(str(shards),), batch_size=6, workers=0, shuffle_buffer=0))))
-    synth = OnDeviceSynth(hints=("points", "cfid"), artifacts=("paste", "warp", "spray"), seed=3)
-    first, again, later = synth(batch, step=7), synth(batch, step=7), synth(batch, step=8)
-    assert torch.equal(first["hint"], again["hint"]) and torch.equal(first["draft"], again["draft"])
-    assert not torch.equal(first["hint"], later["hint"])
-    assert not torch.equal(first["hint"], batch["hint"])
-    assert {p["scheme"] for p in first["hint_params"]} <= {"points", "cfid"}
-    donors = {paste["donor"] for p in first["artifact_params"] for paste in p["paste"]["pastes"]}
-    assert donors <= set(batch["__key__"])
-
-
 def test_shard_urls_take_folders_globs_and_braces_and_skip_unfinished(shards, tmp_path):
     folder = tmp_path / "train"
     shutil.copytree(shards, folder)
@@ -117,16 +105,7 @@ def test_shard_urls_take_folders_globs_and_braces_and_skip_unfinished(shards, tm
         shard_urls(str(tmp_path / "empty*.tar"))
 
 
-def test_device_batches_replace_baked_hints_with_fresh_ones(shards):
-    loader = make_loader(LoaderConfig(shards=(str(shards),), batch_size=5, workers=0, shuffle_buffer=0, shuffle_shards=False))
-    baked = list(device_batches(loader, "cpu"))
-    fresh = list(device_batches(loader, "cpu", OnDeviceSynth(hints=("points",), seed=1)))
-    assert len(baked) == len(fresh) == COUNT // 5
-    for old, new in zip(baked, fresh):
-        assert old["__key__"] == new["__key__"] and torch.equal(old["color"], new["color"])
-        assert new["hint"].dtype == torch.float32 and new["hint"].shape == old["hint"].shape
-        assert {p["scheme"] for p in new["hint_params"]} == {"points"}
-        assert not torch.equal(old["hint"], new["hint"])
+
 
 
 def test_unwanted_members_are_not_decoded(shards):

@@ -21,7 +21,8 @@ from train.metrics.cielab import srgb_to_lab
 from train.metrics.hint_scores import colour_containment, containment_from_lab, hint_adherence
 from train.metrics.image_quality import psnr, ssim
 from train.metrics.inception_features import InceptionFeatures, resize_like_tensorflow
-from train.networks.inception import TORCH_FIDELITY_FILE, FIDInception, inception_weights_in, load_fid_inception, stand_in_state_dict
+from tests.stand_ins.inception import stand_in_state_dict
+from train.networks.inception import TORCH_FIDELITY_FILE, FIDInception, inception_weights_in, load_fid_inception
 
 
 def features(seed: int, count: int, dim: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:

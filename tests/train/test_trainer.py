@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from pipeline.cli import main
 from tests.helpers import REAL_DATA, make_prepared_dataset
 from train.checkpoint import load_checkpoint
+from train.networks.layers import init_weights
 from train.recipes import stage_recipe
 
 SIZE = 64
@@ -160,7 +162,7 @@ def learn(root: Path, recipe: str, stage: str, *extra: str) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["xu2020", "cheng2018"])
 def test_300_steps_lower_the_heldout_l1_well_below_the_untrained_models(learning_data, recipe):
-    from train.inference import heldout_l1, load_generator, untrained_generator
+    from train.inference import heldout_l1, load_generator
 
     loaded = load_generator(learn(learning_data, recipe, "draft"))
     val = learning_data / "shards" / "val"
@@ -342,3 +344,38 @@ def test_googlenet_loads_torchvisions_layout_and_encodes_xu2020_drafts(dataset, 
     assert torch.equal(generator.pretrained.conv1.conv.weight, network.conv1.conv.weight), "the encoder stays frozen"
     assert main([*args[:-1], str(tmp_path / "missing.pth"), "--name", "xu-missing"]) == 2
     assert "GoogLeNet_Weights.IMAGENET1K_V1" in capsys.readouterr().err
+
+
+def untrained_generator(recipe, size: int, width: float, seed: int) -> torch.nn.Module:
+    """The generator a run with this seed starts from (same initialization as the trainer's)."""
+    torch.manual_seed(seed)
+    generator = recipe.make_generator(recipe.in_channels, size, width)
+    generator.apply(init_weights)
+    return generator
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint_without_duplicate_records(dataset):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    name = "killed"
+    command = [sys.executable, "-m", "pipeline.cli", *train_args(dataset, "--recipe", "xu2020", "--width", "0.25", "--name", name, "--checkpoint-every", "3")]
+    run = dataset / "runs" / name
+    process = subprocess.Popen([*command, "--steps", "400"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = run / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (checkpoint.exists() and len(losses(run)) >= 4):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists(), "no checkpoint before the kill"
+    saved = load_checkpoint(checkpoint, {}, restore_random=False)["step"]
+    assert 0 < saved < 400
+    result = subprocess.run([*command, "--steps", str(saved + 4), "--resume"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, saved + 5))  # each step once: what ran after the checkpoint was logged again
+    assert load_checkpoint(checkpoint, {}, restore_random=False)["step"] == saved + 4
+    assert not (dataset / ".pipe" / "tmp" / f"train-{name}").exists()

@@ -17,6 +17,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from train.networks.layers import check_input, encode_levels
+
 
 class GuidedOutput(NamedTuple):
     image: torch.Tensor
@@ -90,15 +92,8 @@ class AttentionUNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GuidedOutput:
-        multiple = self.config.size_multiple
-        if x.ndim != 4 or x.shape[1] != self.config.in_channels or x.shape[-1] % multiple or x.shape[-2] % multiple:
-            raise ValueError(f"expected (B, {self.config.in_channels}, H, W) with H and W multiples of {multiple}, got {tuple(x.shape)}")
-        x = self.stem(x)
-        skips = []
-        for block, down in zip(self.encode, self.down):
-            x = block(x)
-            skips.append(x)
-            x = down(x)
+        check_input(x, self.config.in_channels, self.config.size_multiple)
+        x, skips = encode_levels(self.stem(x), self.encode, self.down)
         x = self.bottleneck(x)
         inner = [x, skips[-1]]
         for up, gate, merge in zip(self.up, self.gates, self.merge):

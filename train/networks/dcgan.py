@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from train.networks.layers import check_input, strided_conv_layers
+
 
 @dataclass(frozen=True)
 class DCGANConfig:
@@ -19,18 +21,10 @@ class DCGANDiscriminator(nn.Module):
     def __init__(self, config: DCGANConfig = DCGANConfig()) -> None:
         super().__init__()
         self.config = config
-        layers: list[nn.Module] = []
-        previous = config.in_channels
-        for index, width in enumerate(config.channels):
-            layers.append(nn.Conv2d(previous, width, 4, 2, 1, bias=index == 0))
-            if index:
-                layers.append(nn.BatchNorm2d(width))
-            layers.append(nn.LeakyReLU(0.2))
-            previous = width
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(previous, 1, 1)]
+        layers, width = strided_conv_layers(config.in_channels, config.channels, lambda: nn.LeakyReLU(0.2))
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(width, 1, 1)]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
-            raise ValueError(f"expected (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
+        check_input(x, self.config.in_channels)
         return self.model(x)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from train.networks.layers import conv_bias, norm_layer
+from train.networks.layers import check_input, conv_bias, norm_layer, strided_conv_layers
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,7 @@ class PatchGANDiscriminator(nn.Module):
         self.model = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
-            raise ValueError(f"expected (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
+        check_input(x, self.config.in_channels)
         return self.model(x)
 
 
@@ -63,18 +62,10 @@ class StridedDiscriminator(nn.Module):
     def __init__(self, config: StridedConfig = StridedConfig()) -> None:
         super().__init__()
         self.config = config
-        blocks: list[nn.Module] = []
-        previous = config.in_channels
-        for index, width in enumerate(config.channels):
-            blocks.append(nn.Conv2d(previous, width, kernel_size=4, stride=2, padding=1, bias=index == 0))
-            if index:
-                blocks.append(nn.BatchNorm2d(width))
-            blocks.append(nn.ReLU())
-            previous = width
-        blocks.append(nn.Conv2d(previous, 1, kernel_size=3, padding=1))
+        blocks, width = strided_conv_layers(config.in_channels, config.channels, nn.ReLU)
+        blocks.append(nn.Conv2d(width, 1, kernel_size=3, padding=1))
         self.model = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
-            raise ValueError(f"expected (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
+        check_input(x, self.config.in_channels)
         return self.model(x)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from train.networks.layers import check_input, encode_levels
+
 
 @dataclass(frozen=True)
 class ResNeXtUNetConfig:
@@ -67,15 +69,8 @@ class ResNeXtUNet(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(chans[0], config.out_channels, 3, padding=1), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        multiple = self.config.size_multiple
-        if x.ndim != 4 or x.shape[1] != self.config.in_channels or x.shape[-1] % multiple or x.shape[-2] % multiple:
-            raise ValueError(f"expected (B, {self.config.in_channels}, H, W) with H and W multiples of {multiple}, got {tuple(x.shape)}")
-        x = self.stem(x)
-        skips = []
-        for block, down in zip(self.encode, self.down):
-            x = block(x)
-            skips.append(x)
-            x = down(x)
+        check_input(x, self.config.in_channels, self.config.size_multiple)
+        x, skips = encode_levels(self.stem(x), self.encode, self.down)
         x = self.bottleneck(x)
         for up, merge in zip(self.up, self.merge):
             x = merge(torch.cat([up(x), skips.pop()], dim=1))

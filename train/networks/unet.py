@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from train.networks.layers import conv_bias, norm_layer, upsample_conv
+from train.networks.layers import check_input, conv_bias, norm_layer, upsample_conv
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,7 @@ class UNetGenerator(nn.Module):
             self.up.append(nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor, bottleneck: torch.Tensor | None = None) -> torch.Tensor:
-        multiple = self.config.size_multiple
-        if x.ndim != 4 or x.shape[1] != self.config.in_channels or x.shape[-1] % multiple or x.shape[-2] % multiple:
-            raise ValueError(
-                f"expected (B, {self.config.in_channels}, H, W) with H and W multiples of {multiple}, got {tuple(x.shape)}"
-            )
+        check_input(x, self.config.in_channels, self.config.size_multiple)
         skips = []
         for block in self.down:
             x = block(x)

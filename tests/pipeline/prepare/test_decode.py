@@ -9,7 +9,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from pipeline.prepare import decode
-from pipeline.prepare.reasons import DECODE_ERROR, Rejected
+from manifests.reasons import DECODE_ERROR
+from pipeline.prepare.rejected import Rejected
 from tests.helpers import jpeg_with_orientation, picture
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from pipeline.prepare.dedupe import Candidate, decide_duplicates
-from pipeline.prepare.reasons import DUPLICATE, NEAR_DUPLICATE
+from manifests.reasons import DUPLICATE, NEAR_DUPLICATE
 
 
 def _flip(phash: str, bits: int, shift: int = 0) -> str:

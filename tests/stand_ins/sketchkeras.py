@@ -6,8 +6,8 @@ convolutions to go down, each followed by BatchNormalization and ReLU), four dec
 final 3x3 convolution to one linear channel. Convolutions pad 'same'; BatchNorm epsilon is Keras's
 1e-3.
 
-This is for making stand-in files (random weights, the same layout) for tests and benchmarks. The
-real port never uses it: it follows whatever model_config the converted file carries.
+It makes stand-in files (random weights, the same layout) for tests and benchmarks; the
+port in extractors/sketchkeras never uses it: it follows whatever model_config the converted file carries.
 """
 
 from __future__ import annotations

@@ -1,0 +1,55 @@
+"""Every reason code a ledger can carry, in one place.
+
+Codes are stable and short: scripts filter on them and `pipe status` counts them. The `detail` column
+next to each says the measured value and the threshold, or the error message.
+"""
+
+from __future__ import annotations
+
+# ----------------------------------------------------------------- any stage
+EXCEPTION = "exception"  # the per-sample function raised (detail: type, message, file:line)
+WORKER_CRASHED = "worker_crashed"  # the worker process died on this sample twice (crash, out of memory)
+MISSING_INPUT = "missing_input"  # the file a ledger row points to is gone
+DECODE_ERROR = "decode_error"  # not an image, an unknown format, or truncated/corrupt data
+ENCODE_ERROR = "encode_error"  # an output could not be encoded or written (disk full, permissions)
+
+# ----------------------------------------------------------------- crawl (raw.parquet)
+# Decided from the API record, before any download.
+NO_FILE_URL = "no_file_url"  # the API hides the file (banned, paywalled) or gives no URL
+UNSUPPORTED_EXT = "unsupported_ext"  # videos, archives, Flash, or an image type not in --exts
+RATING_FILTERED = "rating_filtered"
+TOO_SMALL = "too_small"  # crawl: declared short side under --min-side; prepare: decoded short side
+TOO_LARGE = "too_large"  # crawl: declared or actual size over --max-file-mb; prepare: over --max-pixels
+DUPLICATE = "duplicate"  # same content (same bytes, same key) as an input already kept
+# Decided from the download.
+MD5_MISMATCH = "md5_mismatch"
+NOT_AN_IMAGE = "not_an_image"  # e.g. an HTML error page served with 200
+UNSUPPORTED_TYPE = "unsupported_type"  # an image, but of a type not in --exts (sniffed, not declared)
+ANIMATED = "animated"  # a GIF (or APNG/WebP) with more than one frame
+EMPTY_BODY = "empty_body"
+TRUNCATED = "truncated"  # the connection closed before Content-Length bytes arrived
+TIMEOUT = "timeout"
+NETWORK_ERROR = "network_error"
+ROBOTS_DISALLOWED = "robots_disallowed"
+
+
+def http_reason(status: int) -> str:
+    """HTTP failures are `http_<code>`."""
+    return f"http_{status}"
+
+
+# ----------------------------------------------------------------- prepare (prepared.parquet)
+READ_ERROR = "read_error"  # the file could not be read at all (permissions, vanished, I/O error)
+ASPECT_RATIO = "aspect_ratio"  # long side / short side above --max-aspect
+GRAYSCALE = "grayscale"  # too few coloured pixels: line art, monochrome pages, near-grey images
+TOO_BRIGHT = "too_bright"  # mean brightness above --max-brightness (high-key, mostly blank)
+TOO_DARK = "too_dark"  # mean brightness below --min-brightness (low-key)
+NO_FACE = "no_face"  # --crop face and the cascade found no face
+NEAR_DUPLICATE = "near_duplicate"  # perceptual hash within --near-duplicate-distance of a kept image
+
+# ----------------------------------------------------------------- shard (shards.parquet)
+NO_LINES = "no_lines"  # no line art of the chosen methods for this image
+
+# ----------------------------------------------------------------- eval (report.json, unscored samples)
+MISSING_FROM_SHARD = "missing_from_shard"  # listed in a shard's sidecar but never read from its tar
+MISSING_MEMBER = "missing_member"  # the tar holds the sample without a member eval needs

@@ -1,0 +1,82 @@
+"""`pipe eval`: score checkpoints on a split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline.commands.app import app
+from pipeline.commands.common import DEVICE_PANEL
+from pipeline.console import console
+from pipeline.errors import PipeError
+from pipeline.executors import default_workers
+
+EVAL_PANEL = "Scoring"
+
+
+def _eval_epilog() -> str:
+    from pipeline.eval.hints import __doc__ as settings_doc
+
+    return "[bold]Hint settings[/] (--hints, comma-separated; each is coloured and scored separately):\n\n" + "\n\n".join(
+        line.strip() for line in settings_doc.strip().splitlines()[2:] if line.strip()
+    )
+
+
+@app.command("eval", epilog=_eval_epilog())
+def eval_command(
+    root: Annotated[Optional[Path], typer.Argument(help="The dataset folder (after `pipe shard`): reads ROOT/shards/SPLIT, writes ROOT/reports/NAME.", show_default=False)] = None,
+    draft: Annotated[Optional[Path], typer.Option(help="Checkpoint of a trained draft stage (ROOT/runs/NAME/checkpoints/last.pt).", show_default=False)] = None,
+    refine: Annotated[Optional[Path], typer.Option(help="Checkpoint of a refinement stage, fed the draft's output. (default: draft only)", show_default=False)] = None,
+    split: Annotated[str, typer.Option(help="Which shard split to score.")] = "val",
+    hints: Annotated[str, typer.Option(help="Hint settings to colour under: none gives FID, cfid gives Lee & Lee's C-FID (see below).")] = "none,cfid",
+    name: Annotated[Optional[str], typer.Option(help="Report name: ROOT/reports/NAME. (default: the runs' names and the split)", show_default=False)] = None,
+    weights_dir: Annotated[Optional[Path], typer.Option(help="Folder holding pt_inception-2015-12-05-6726825d.pth (pytorch-fid's FID Inception; torch-fidelity's weights-inception-2015-12-05-6726825d.pth also works). (default: the weights folder, see `pipe weights list`)", show_default=False, rich_help_panel=EVAL_PANEL)] = None,
+    fid: Annotated[bool, typer.Option(help="Compute FID and KID (needs the Inception weights); --no-fid scores PSNR, SSIM and the hint scores only.", rich_help_panel=EVAL_PANEL)] = True,
+    kid_subsets: Annotated[int, typer.Option(min=1, help="KID: random subsets to average over.", rich_help_panel=EVAL_PANEL)] = 100,
+    kid_subset_size: Annotated[int, typer.Option(min=2, help="KID: samples per subset (capped by the split's size).", rich_help_panel=EVAL_PANEL)] = 1000,
+    limit: Annotated[Optional[int], typer.Option(min=2, help="Score only the first N samples of the split. (default: all)", show_default=False, rich_help_panel=EVAL_PANEL)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of KID's subsets and of points/patches/blur hint draws (cfid hints depend on the key only).", rich_help_panel=EVAL_PANEL)] = 0,
+    grid: Annotated[int, typer.Option(min=0, help="Samples per hint setting shown in the report's image grid.", rich_help_panel=EVAL_PANEL)] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.", rich_help_panel=DEVICE_PANEL)] = 16,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
+    workers: Annotated[int, typer.Option(min=0, help="Loader processes decoding the shards (0: in this process). The scores do not depend on it. (default: 4, or the CPUs if fewer)", show_default=False, rich_help_panel=DEVICE_PANEL)] = min(4, default_workers()),
+    out: Annotated[Optional[Path], typer.Option(help="Report folder. (default: ROOT/reports/NAME)", show_default=False)] = None,
+    compare: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Print two report.json files side by side instead (no ROOT needed).", show_default=False)] = None,
+) -> None:
+    """Score checkpoints on a split: FID, KID and C-FID, hint adherence, colour containment, PSNR and SSIM.
+
+    Every sample of the split is coloured under each hint setting; FID-family scores use the FID
+    Inception network with the reference preprocessing. Writes report.json and a self-contained
+    report.html (tables and a sketch | hints | output | truth grid).
+    """
+    from pipeline.eval.report import compare_table, read_report, summary_table, write_report
+
+    if compare is not None:
+        try:
+            console.print(compare_table(read_report(compare[0]), read_report(compare[1])))
+        except (FileNotFoundError, ValueError) as exc:
+            raise PipeError(str(exc)) from None
+        return
+    if root is None or draft is None:
+        raise PipeError("give ROOT and --draft CHECKPOINT (or --compare A.json B.json)")
+    from pipeline.eval.hints import parse_settings
+    from train.networks.inception import inception_weights_in
+    from manifests.layout import DatasetLayout
+    from pipeline.eval.run import EvalConfig, run_eval
+
+    try:
+        config = EvalConfig(
+            root=root, draft=draft, refine=refine, split=split, settings=parse_settings(hints), name=name,
+            inception_weights=inception_weights_in(weights_dir) if weights_dir else None, fid=fid,
+            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size, device=device, workers=workers, limit=limit,
+            grid_samples=grid, seed=seed,
+        )
+        report, grids = run_eval(config)
+    except (FileNotFoundError, ValueError) as exc:
+        raise PipeError(str(exc)) from None
+    folder = out or DatasetLayout(root).report(report["name"])
+    json_path, html_path = write_report(report, grids, folder)
+    console.print(summary_table(report))
+    console.print(f"report: {html_path} (numbers: {json_path})")

@@ -1,0 +1,69 @@
+"""`pipe shard`: pack the dataset into WebDataset shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline.commands.app import app
+from pipeline.commands.common import RUN_PANEL, Workers
+from pipeline.executors import default_workers
+
+SYNTH_PANEL = "Lines, hints and drafts"
+SHARD_PANEL = "Shards"
+
+
+def _shard_epilog() -> str:
+    from synth.artifacts import ARTIFACTS
+    from synth.hints import HINTS
+
+    lines = ["[bold]Hint schemes[/] (--hints; one drawn per sample):\n\n"]
+    lines += [f"[bold]{h.name}[/]: {h.summary}\n\n" for h in HINTS.values()]
+    lines.append("[bold]Artifacts[/] (--artifacts; all listed are applied, in this order, to make the draft):\n\n")
+    lines += [f"[bold]{name}[/]: {summary}\n\n" for name, (summary, _) in ARTIFACTS.items()]
+    return "".join(lines)
+
+
+@app.command(epilog=_shard_epilog())
+def shard(
+    root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe prepare` and `pipe extract`).")],
+    lines: Annotated[
+        Optional[str],
+        typer.Option(help="Line methods to draw from per sample, with optional weights: xdog,dilate or xdog=2,dilate=1. (default: every method in ROOT/lines.parquet, equal weights)", rich_help_panel=SYNTH_PANEL, show_default=False),
+    ] = None,
+    gray_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of samples given the grey image instead of line art (Lee & Lee).", rich_help_panel=SYNTH_PANEL)] = 0.0,
+    equalize_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of samples whose lines are histogram-equalized.", rich_help_panel=SYNTH_PANEL)] = 0.0,
+    jitter: Annotated[float, typer.Option(min=0.01, max=1.0, help="Lower bound of r in the line intensity jitter x*r + 1 - r, r uniform in [JITTER, 1]; 1 turns it off.", rich_help_panel=SYNTH_PANEL)] = 0.7,
+    hints: Annotated[str, typer.Option(help="Comma-separated hint schemes (see below).", rich_help_panel=SYNTH_PANEL)] = "patches",
+    no_hint_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of samples with no hint at all (AlacGAN-style trainers use 0.5).", rich_help_panel=SYNTH_PANEL)] = 0.0,
+    artifacts: Annotated[str, typer.Option(help="Draft artifacts: any of paste,warp,spray, or none (no draft member).", rich_help_panel=SYNTH_PANEL)] = "paste,warp,spray",
+    seed: Annotated[int, typer.Option(help="Seed of every per-sample draw (with the key): the same seed gives byte-identical shards.", rich_help_panel=SYNTH_PANEL)] = 0,
+    val: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share of keys in the val split (decided by a hash of the key).", rich_help_panel=SHARD_PANEL)] = 0.05,
+    shard_samples: Annotated[int, typer.Option(min=1, help="Samples per shard at most.", rich_help_panel=SHARD_PANEL)] = 1000,
+    shard_mb: Annotated[float, typer.Option(min=0.01, help="Megabytes per shard at most (a single larger sample gets a shard of its own).", rich_help_panel=SHARD_PANEL)] = 1024.0,
+    histogram_images: Annotated[int, typer.Option(min=1, help="Train images the dataset colour histogram is counted over (histogram hints).", rich_help_panel=SHARD_PANEL)] = 1000,
+    png_compression: Annotated[Optional[int], typer.Option(min=0, max=9, help="PNG zlib level 0-9 for line, hint and draft. (default: OpenCV's)", rich_help_panel=SHARD_PANEL, show_default=False)] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Write nothing: re-read every shard and check it against its sidecar and done-marker (exit 1 on problems).", rich_help_panel=RUN_PANEL)] = False,
+    contact_sheet: Annotated[Optional[Path], typer.Option(help="Write nothing else: save a PNG grid (colour, line, hint, draft) of the first train samples to this file.", rich_help_panel=RUN_PANEL, show_default=False)] = None,
+    workers: Workers = default_workers(),
+    save_every: Annotated[float, typer.Option(min=0.0, help="Save failed rows to the ledger at least this often (seconds).", rich_help_panel=RUN_PANEL)] = 5.0,
+    redo: Annotated[bool, typer.Option(help="Delete ROOT/shards and the shards ledger and build them again.", rich_help_panel=RUN_PANEL)] = False,
+) -> None:
+    """Pack every prepared image into WebDataset shards: ROOT/shards/{train,val}/NNNNN.tar.
+
+    Each sample holds <key>.color.png, .line.png (a line method drawn per sample, then augmented),
+    .hint.png (RGBA: colour, and where given in alpha), .draft.png (the colour image with the draft
+    artifacts), .palette.npy (with --hints palette) and .json with every drawn parameter. Each shard
+    has a Parquet sidecar and a _stats.json done-marker; a killed run resumes at the first unfinished
+    shard and gives the same bytes as an uninterrupted one. Outcomes go to ROOT/shards.parquet.
+    """
+    from pipeline.shard.cli_support import run_shard_command
+
+    run_shard_command(
+        root=root, lines=lines, gray_share=gray_share, equalize_share=equalize_share, jitter=jitter, hints=hints,
+        no_hint_share=no_hint_share, artifacts=artifacts, seed=seed, val=val, shard_samples=shard_samples,
+        shard_mb=shard_mb, histogram_images=histogram_images, png_compression=png_compression, verify=verify, contact_sheet=contact_sheet,
+        workers=workers, save_every=save_every, redo=redo,
+    )

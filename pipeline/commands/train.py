@@ -1,0 +1,105 @@
+"""`pipe train` and `pipe colorize`: train a recipe's stages, colour sketches with the checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline.commands.app import app
+from pipeline.commands.common import DEVICE_PANEL, RUN_PANEL
+from pipeline.console import console
+from pipeline.errors import PipeError
+
+TRAIN_PANEL = "Training"
+
+
+def _recipes_epilog() -> str:
+    from train.recipes import RECIPES
+
+    lines = ["[bold]Recipes[/] (--recipe) and their stages:\n\n"]
+    for recipe in RECIPES.values():
+        stages = ", ".join(f"{name} ({'+'.join(stage.inputs)} -> colour, {stage.size}px, batch {stage.batch_size})" for name, stage in recipe.stages.items())
+        lines.append(f"[bold]{recipe.name}[/]: {recipe.summary}. Stages: {stages}\n\n")
+    return "".join(lines)
+
+
+@app.command(epilog=_recipes_epilog())
+def train(
+    stage: Annotated[str, typer.Argument(help="Which stage to train: draft, refine, or ldm (lee2020's Line Detection Model, trained first).")],
+    root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe shard`): reads ROOT/shards/train, writes ROOT/runs/RUN.")],
+    recipe: Annotated[str, typer.Option(help="The published system to reproduce (see below).", rich_help_panel=TRAIN_PANEL)] = "xu2020",
+    steps: Annotated[int, typer.Option(min=1, help="Train until this step (counting steps of earlier runs with --resume).", rich_help_panel=TRAIN_PANEL)] = 10_000,
+    # Not --run: torchrun would take it for an abbreviation of its own --run-path.
+    name: Annotated[Optional[str], typer.Option(help="Run name: ROOT/runs/NAME holds checkpoints, samples, metrics and TensorBoard logs. (default: RECIPE-STAGE)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per step (per GPU under torchrun). (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    size: Annotated[Optional[int], typer.Option(min=16, help="Training resolution; shard images are resized on the device. (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    width: Annotated[float, typer.Option(min=0.01, help="Channel multiplier of both networks: 1 is the published size; less for quick trials.", rich_help_panel=TRAIN_PANEL)] = 1.0,
+    resume: Annotated[bool, typer.Option(help="Continue ROOT/runs/NAME from its last checkpoint, data stream included.", rich_help_panel=TRAIN_PANEL)] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights, the data order and the dropout noise.", rich_help_panel=TRAIN_PANEL)] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.", rich_help_panel=DEVICE_PANEL)] = "auto",
+    deterministic: Annotated[bool, typer.Option(help="Deterministic algorithms only (slower; makes resumed runs repeat an uninterrupted one exactly on CPU).", rich_help_panel=DEVICE_PANEL)] = False,
+    compile_generator: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (worth it on long GPU runs; the first steps are slow).", rich_help_panel=DEVICE_PANEL)] = False,
+    workers: Annotated[int, typer.Option(min=0, help="Loader worker processes decoding shards.", rich_help_panel=RUN_PANEL)] = 4,
+    log_every: Annotated[int, typer.Option(min=1, help="Write losses and images/s (metrics.jsonl, TensorBoard) every N steps.", rich_help_panel=RUN_PANEL)] = 50,
+    sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid (sketch | hint | draft | output | truth) every N steps.", rich_help_panel=RUN_PANEL)] = 500,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Save the whole training state every N steps (and at the end, and on Ctrl-C).", rich_help_panel=RUN_PANEL)] = 1000,
+    record_keys: Annotated[bool, typer.Option(help="Write each step's sample keys to ROOT/runs/NAME/keys/rank<R>.txt (an audit of what every rank trained on).", rich_help_panel=RUN_PANEL)] = False,
+    content_loss: Annotated[bool, typer.Option(help="Use the recipe's VGG16 content loss (needs torchvision's vgg16-397923af.pth, see `pipe weights list`); --no-content-loss trains without it and records that.", rich_help_panel=TRAIN_PANEL)] = True,
+    line_loss: Annotated[bool, typer.Option(help="Use the recipe's line loss through the Line Detection Model (train it first: `pipe train ldm ROOT --recipe lee2020`).", rich_help_panel=TRAIN_PANEL)] = True,
+    drafts_from: Annotated[Optional[Path], typer.Option(help="Refinement stages: drafts made on the fly by this trained draft checkpoint instead of the shards' synthesized ones.", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    feature_encoder: Annotated[Optional[Path], typer.Option(help="xu2020 refine: encode the draft with torchvision's ImageNet GoogLeNet from this file (googlenet-1378be20.pth) instead of a trained encoder.", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    vgg_weights: Annotated[Optional[Path], typer.Option(help="torchvision's VGG16 state dict. (default: the weights folder)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    ldm_weights: Annotated[Optional[Path], typer.Option(help="LDM checkpoint to read (draft) or also write (ldm stage). (default: the weights folder's ldm.pt)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+) -> None:
+    """Train one stage of a recipe on the shards of ROOT, on the GPU when there is one.
+
+    Under `torchrun --nproc-per-node N pipe train ...` every process trains on its own shards with
+    the same number of steps, and only rank 0 writes logs and checkpoints.
+    """
+    from pipeline.training import run_training
+    from train.trainer import TrainConfig
+
+    if stage not in ("draft", "refine", "ldm"):
+        raise PipeError(f"STAGE must be draft, refine or ldm, got {stage!r}")
+    config = TrainConfig(
+        root=root.resolve(), recipe=recipe, stage=stage, run=name, steps=steps, batch_size=batch_size, size=size, width=width,
+        workers=workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
+        checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume, record_keys=record_keys, compile=compile_generator,
+        content_loss=content_loss, line_loss=line_loss, vgg_weights=vgg_weights, ldm_weights=ldm_weights, drafts_from=drafts_from, feature_encoder=feature_encoder,
+    )
+    summary = run_training(config)
+    if summary.last_step == summary.first_step:
+        console.print(f"[green]nothing to do[/]: {summary.run_dir} is already at step {summary.last_step} (raise --steps to train on)")
+        return
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in summary.last_losses.items())
+    console.print(
+        f"trained steps {summary.first_step + 1}-{summary.last_step} in {summary.seconds:.1f} s "
+        f"({summary.images_per_second:.1f} images/s); last losses: {losses}\n"
+        f"run folder: {summary.run_dir} (checkpoints/last.pt, samples/, metrics.jsonl, tb/)"
+    )
+
+
+@app.command()
+def colorize(
+    sketches: Annotated[Path, typer.Argument(help="A sketch (PNG/JPEG, black lines on white) or a folder of them; any size.")],
+    draft: Annotated[Path, typer.Option(help="Checkpoint of a trained draft stage (ROOT/runs/NAME/checkpoints/last.pt).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the coloured images (<sketch name>.png, the sketch's size).")],
+    refine: Annotated[Optional[Path], typer.Option(help="Checkpoint of a refinement stage, fed the draft's output. (default: draft only)", show_default=False)] = None,
+    hints: Annotated[Optional[Path], typer.Option(help="RGBA hint PNG (opaque where a colour is given), or a folder of <sketch name>.png hints. (default: none)", show_default=False)] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Sketches per batch.")] = 8,
+) -> None:
+    """Colour sketches with trained checkpoints: scaled and padded in, cropped and resized back out."""
+    from train.colorize import colorize as run_colorize
+    from train.colorize import sketches_in
+    from train.device import resolve_device
+
+    try:
+        files = sketches_in(sketches)
+        written = run_colorize(files, out, draft, refine, hints, resolve_device(device), batch_size)
+    except (FileNotFoundError, ValueError) as exc:
+        raise PipeError(str(exc)) from None
+    console.print(f"coloured {len(written)} sketch(es) into {out}")

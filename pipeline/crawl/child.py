@@ -1,0 +1,112 @@
+"""The child process of `pipe crawl`: runs Scrapy once, records every post, and reports back.
+
+`pipeline.crawl.stage` starts it as `python -m pipeline.crawl.child CONFIG RESULT` (Scrapy's reactor
+cannot restart within one process); it writes a small JSON report to RESULT when the spider closes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from crawlers.config import CrawlConfig
+from manifests.ledger import Ledger
+from manifests.schema import RAW
+
+
+def crawl_in_child(config: CrawlConfig, result_path: str) -> None:
+    from scrapy.crawler import CrawlerProcess  # noqa: PLC0415 - only the child needs Scrapy
+
+    from crawlers.engines import spider_for  # noqa: PLC0415
+    from crawlers.settings import scrapy_settings  # noqa: PLC0415
+    from crawlers.state import CrawlState  # noqa: PLC0415
+
+    _configure_logging(config.verbose)
+    state = CrawlState(config, Ledger(config.root, RAW).read())
+    counts: Counter[tuple[str, str]] = Counter()
+    spider_cls = spider_for(config.site.engine)
+    with _Progress(config, state) as progress:
+
+        def on_row(row: dict) -> None:
+            counts[(row["status"], row["reason"] or "")] += 1
+            progress.advance(row)
+
+        state.on_row = on_row
+        process = CrawlerProcess(scrapy_settings(config))
+        _configure_logging(config.verbose)  # Scrapy resets the root level; put ours back
+        crawler = process.create_crawler(spider_cls)
+        process.crawl(crawler, config=config, state=state)
+        process.start()
+    spider = crawler.spider
+    if state.stop_reason is None and state.limit_reached:
+        state.stop_reason = f"--limit {config.limit} reached"
+    rows = sorted(((s, r, n) for (s, r), n in counts.items()), key=lambda row: (-row[2], row[0], row[1]))
+    result = {
+        "pages": spider.pages_listed if spider else 0,
+        "posts_listed": spider.posts_listed if spider else 0,
+        "new_counts": rows,
+        "stop_reason": state.stop_reason,
+        "error": spider.fatal_error if spider else None,
+    }
+    Path(result_path).write_text(json.dumps(result))
+
+
+def _configure_logging(verbose: int) -> None:
+    from rich.logging import RichHandler  # noqa: PLC0415
+
+    from pipeline.console import console  # noqa: PLC0415
+
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    # The level goes on the handler: Scrapy gives its own loggers explicit levels that bypass the root's.
+    handler = RichHandler(console=console, show_path=False, level=level)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+    # Download failures are ledger rows with reasons; Scrapy's own per-failure tracebacks are noise.
+    for name in ("scrapy.pipelines.media", "scrapy.pipelines.files", "scrapy.core.scraper", "scrapy.core.downloader.handlers.http11"):
+        logging.getLogger(name).setLevel(logging.CRITICAL if verbose < 2 else logging.DEBUG)
+
+
+class _Progress:
+    """A Rich bar over recorded posts (out of --limit when given), with ok/rejected/failed counts."""
+
+    def __init__(self, config: CrawlConfig, state) -> None:  # noqa: ANN001
+        from pipeline.console import console, make_progress  # noqa: PLC0415
+
+        self.enabled = config.progress
+        self.console = console
+        self.progress = make_progress()
+        self.tally = Counter()
+        self.state = state
+        self.label = f"crawl {config.site.name}"
+        self.total = None if config.limit is None else max(0, config.limit - state.ok_for_query)
+        self.last_log = time.monotonic()
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=self.total)
+        return self
+
+    def advance(self, row: dict) -> None:
+        self.tally[row["status"]] += 1
+        if not self.enabled:
+            return
+        summary = " ".join(f"{status} {self.tally[status]}" for status in ("ok", "rejected", "failed") if self.tally[status])
+        # With --limit, the bar counts downloads toward it; without, every recorded post.
+        advance = (1 if row["status"] == "ok" else 0) if self.total is not None else 1
+        self.progress.update(self.task, advance=advance, description=f"{self.label} [dim]({summary})[/]")
+        if not self.console.is_terminal and time.monotonic() - self.last_log > 30:
+            logging.getLogger(__name__).warning("%s: %s", self.label, summary)
+            self.last_log = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+
+if __name__ == "__main__":
+    crawl_in_child(pickle.loads(Path(sys.argv[1]).read_bytes()), sys.argv[2])  # noqa: S301 - our own file
