@@ -1,13 +1,15 @@
 """Benchmark `pipe prepare` against a plain single-process OpenCV loop on the same generated images.
 
-    python bench/prepare.py [--images 384] [--workers 2] [--min-side 900 --max-side 2400]
+    python bench/prepare.py [--images 384] [--workers 2] [--min-side 900 --max-side 2400] [--executor ray]
 
 The baseline is what a researcher writes first: for each file, cv2.imread, centre square, area
 resize to 512, PNG encode, write. `pipe prepare` does more per image (content hash, colour and
 brightness filters, perceptual hash, ledger rows, duplicate detection), so its 1-worker rate shows the
 cost of that bookkeeping, and its N-worker rate shows how the process pool scales. The plain loop
 split over N independent processes shows how far this machine's cores scale at all (on shared
-virtual CPUs, well under N times the single loop). Figures are images/second and ratios against the baseline
+virtual CPUs, well under N times the single loop). With `--executor ray` it also runs `pipe prepare`
+on a local Ray runtime with N CPUs (started before the clock, as a cluster would be running already)
+and prints its rate against the local pool's. Figures are images/second and ratios against the baseline
 measured in the same run.
 """
 
@@ -66,9 +68,9 @@ def plain_loop_in_processes(inputs: list[Path], out: Path, size: int, processes:
     return time.perf_counter() - start
 
 
-def pipe_prepare(source: Path, root: Path, workers: int) -> float:
+def pipe_prepare(source: Path, root: Path, workers: int, executor: str = "local") -> float:
     start = time.perf_counter()
-    report = run_stage(PrepareStage(source=source, root=root, config=PrepareConfig()), root, RunnerConfig(workers=workers))
+    report = run_stage(PrepareStage(source=source, root=root, config=PrepareConfig()), root, RunnerConfig(workers=workers, executor=executor))
     elapsed = time.perf_counter() - start
     ok = sum(count for status, _, count in report.total_counts if status == "ok")
     if ok != report.planned:
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-side", type=int, default=900)
     parser.add_argument("--max-side", type=int, default=2400)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--executor", choices=("local", "ray"), default="local", help="ray: also time the Ray executor")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="pipe-bench-"))
@@ -101,6 +104,14 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((f"plain loop split over {args.workers} processes", ceiling))
         for workers in sorted({1, args.workers}):
             rows.append((f"pipe prepare --workers {workers}", pipe_prepare(source, work / f"pipe{workers}", workers)))
+        if args.executor == "ray":
+            import ray
+
+            ray.init(num_cpus=args.workers, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+            try:
+                ray_seconds = pipe_prepare(source, work / "pipe-ray", args.workers, executor="ray")
+            finally:
+                ray.shutdown()
 
         print(f"\n{'run':<34}{'images/s':>10}{'vs plain':>10}")
         for name, seconds in rows:
@@ -109,6 +120,10 @@ def main(argv: list[str] | None = None) -> None:
             one, many = rows[2][1], rows[-1][1]
             print(f"\nscaling 1 -> {args.workers} workers: {one / many:.2f}x; "
                   f"pipe --workers {args.workers} vs the plain loop split over {args.workers} processes: {rows[1][1] / many:.2f}x")
+        if args.executor == "ray":
+            local_seconds = rows[-1][1]
+            print(f"pipe prepare --executor ray --workers {args.workers}: {args.images / ray_seconds:.1f} images/s, "
+                  f"{local_seconds / ray_seconds:.2f}x the local pool's rate ({baseline / ray_seconds:.2f}x the plain loop)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -21,8 +21,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from extractors.ops import check_uint8_rgb, to_uint8
+from extractors.weights import load_tensor_file
 
 FORMAT = "pipe.ldm/1"
+# What a file given as the LDM's weights must be (the one line a wrong file gets).
+WHAT = "an LDM checkpoint: give the ldm.pt that `pipe train ldm ROOT --recipe lee2020` writes"
 
 
 @dataclass(frozen=True)
@@ -92,12 +95,9 @@ def save_ldm(model: LineDetectionModel, path: Path, extra: dict | None = None) -
 
 
 def load_ldm(path: Path, device: torch.device | str = "cpu") -> LineDetectionModel:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path} is not an LDM checkpoint ({type(exc).__name__}: {exc})") from None
+    payload = load_tensor_file(path, WHAT)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an LDM checkpoint written by pipe")
+        raise ValueError(f"{path} is not {WHAT}")
     model = LineDetectionModel(LdmConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"], strict=True)
     return model.to(device).eval()

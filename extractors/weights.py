@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 WEIGHTS_ENV = "PIPE_WEIGHTS"
 
@@ -69,3 +70,16 @@ def require_weights(method: str, path: Path | None = None) -> Path:
     if not chosen.is_file():
         raise WeightsMissing(f"{method} needs its weights file {chosen}: {SOURCES[method].how_to_get}")
     return chosen
+
+
+def load_tensor_file(path: Path, what: str) -> Any:
+    """torch.load of a user-given weights file, tensors only (weights_only); a file torch cannot read
+    that way raises ValueError("PATH is not WHAT") instead of PyTorch's pages of advice."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception:  # noqa: BLE001 - whatever the bytes are, they are not the file asked for
+        raise ValueError(f"{path} is not {what}") from None

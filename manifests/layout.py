@@ -6,7 +6,8 @@
     ROOT/shards/<split>/NNNNN.tar ...     WebDataset shards (shard)   ROOT/shards.parquet
     ROOT/runs/<name>/                     training runs (train)
     ROOT/reports/<name>/                  evaluation reports (eval)
-    ROOT/.pipe/                           bookkeeping: ledger parts, temporaries, locks, run summaries
+    ROOT/.pipe/                           bookkeeping: ledger parts, temporaries, locks, run summaries,
+                                          the options each ledger was made with
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ SHARD_HISTOGRAM_FILE = "_histogram.npy"
 # Cached Inception features of the truths, per split (pipe eval).
 REPORTS_CACHE_DIR = ".cache"
 RUN_CHECKPOINT = "last.pt"
+RUN_CONFIG_FILE = "config.json"
+RUN_METRICS_FILE = "metrics.jsonl"
+REPORT_JSON_FILE = "report.json"
 
 
 def fanout(key: str) -> str:
@@ -56,6 +60,10 @@ class DatasetLayout:
     def summary(self, name: str) -> Path:
         """The machine-readable summary of the last finished run of `name`."""
         return self.root / STATE_DIR / "summaries" / f"{name}.json"
+
+    def options(self, stage: str) -> Path:
+        """The options a stage's ledger was made with (a resume with other values is refused)."""
+        return self.root / STATE_DIR / "options" / f"{stage}.json"
 
     def crawl_state(self) -> Path:
         return self.root / STATE_DIR / "crawl"
@@ -97,12 +105,21 @@ class DatasetLayout:
     def run_checkpoint(self, name: str) -> Path:
         return self.run(name) / "checkpoints" / RUN_CHECKPOINT
 
+    def run_config(self, name: str) -> Path:
+        return self.run(name) / RUN_CONFIG_FILE
+
+    def run_metrics(self, name: str) -> Path:
+        return self.run(name) / RUN_METRICS_FILE
+
     @property
     def reports(self) -> Path:
         return self.root / REPORTS_DIR
 
     def report(self, name: str) -> Path:
         return self.reports / name
+
+    def report_json(self, name: str) -> Path:
+        return self.report(name) / REPORT_JSON_FILE
 
     @property
     def reports_cache(self) -> Path:

@@ -73,6 +73,11 @@ class Ledger:
         seq = int(existing[-1].stem[len(_PART_PREFIX) :]) + 1 if existing else 1
         self._write(table, self.parts_dir / f"{_PART_PREFIX}{seq:08d}.parquet")
 
+    def delete(self) -> None:
+        """Forget every row: the main file and any pending parts (a stage started over)."""
+        for path in [self.path, *self.pending_parts()]:
+            path.unlink(missing_ok=True)
+
     def compact(self) -> bool:
         """Fold pending parts into the main file; returns False when there was nothing to fold."""
         parts = self.pending_parts()

@@ -27,6 +27,7 @@ import pipeline.commands.shard  # noqa: F401
 import pipeline.commands.train  # noqa: F401
 import pipeline.commands.eval  # noqa: F401
 import pipeline.commands.weights  # noqa: F401
+import pipeline.commands.serve  # noqa: F401
 import pipeline.commands.status  # noqa: F401
 import pipeline.commands.demo  # noqa: F401
 # isort: on

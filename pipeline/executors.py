@@ -1,11 +1,13 @@
 """Executors: where a stage's units of work run, and the one way a failing sample is isolated.
 
 A stage hands an executor *units* (lists of items, e.g. a chunk of input files, a batch of line images
-to encode, one sample to synthesize). The executor runs a per-item function over each unit, in this
-process (`inline`, for debugging and profiling) or in a pool of spawned processes (`process`), and
-hands back each finished unit with its results, one list per item, items in order.
+to encode, one sample to synthesize). The executor runs a per-item function (or a `BatchFunction` over
+the whole unit) and hands back each finished unit with its results, one list per item, items in order.
 
-Failure isolation is the same for every stage:
+Executors are named: `local` runs units in this process (`--workers 0`, for debugging and profiling)
+or in a pool of spawned processes; `ray` runs them as tasks on a Ray cluster (pipeline.ray_executor).
+
+Failure isolation is the same for every stage and executor:
 - an item whose function raises becomes the stage's failed result for that item (reason `exception`,
   the message and the line it came from), and the rest of its unit is unaffected;
 - a worker that dies outright (a segfaulting decoder, the OOM killer) takes every unit in flight with
@@ -22,11 +24,12 @@ import signal
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from manifests.reasons import EXCEPTION, WORKER_CRASHED
 
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 
 CRASH_DETAIL = "the worker process died while processing this sample (crash or out of memory)"
 
-EXECUTORS = ("inline", "process")
+EXECUTORS = ("local", "ray")
 
 # The per-item function: one item in, its results out (ledger rows, outcomes). Must be picklable.
 ItemFunction = Callable[[Any], list]
@@ -74,8 +77,19 @@ class _Raised:
     detail: str
 
 
-def run_items(function: ItemFunction, items: Sequence) -> list[list | _Raised]:
+@dataclass(frozen=True)
+class BatchFunction:
+    """Marks a function that takes a whole unit (a list of items) and returns one result list per item,
+    for work that batches on a device. If a batch raises, its items are run again one at a time, so
+    only the item that raises alone is recorded failed."""
+
+    function: Callable[[list], list[list]]
+
+
+def run_items(function: ItemFunction | BatchFunction, items: Sequence) -> list[list | _Raised]:
     """Run `function` on every item of a unit; an item that raises does not stop the others."""
+    if isinstance(function, BatchFunction):
+        return _run_batch(function.function, list(items))
     outcomes: list[list | _Raised] = []
     for item in items:
         try:
@@ -84,6 +98,34 @@ def run_items(function: ItemFunction, items: Sequence) -> list[list | _Raised]:
             log.debug("item failed", exc_info=True)
             outcomes.append(_Raised(describe_exception(exc)))
     return outcomes
+
+
+def _run_batch(function: Callable[[list], list[list]], items: list) -> list[list | _Raised]:
+    try:
+        return [list(results) for results in function(items)]
+    except Exception as exc:
+        if len(items) == 1:
+            log.debug("item failed", exc_info=True)
+            return [_Raised(describe_exception(exc))]
+        log.debug("batch of %d failed; running its items one by one", len(items), exc_info=True)
+        return [outcome for item in items for outcome in _run_batch(function, [item])]
+
+
+@contextmanager
+def children_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes inside this: they are born with SIGINT blocked.
+
+    A terminal's Ctrl-C reaches the whole process group, and a spawned worker spends its first
+    seconds importing this program (torch...) before `quiet_worker` can ignore SIGINT: interrupted
+    there, it printed its own KeyboardInterrupt traceback, and the DataLoader's teardown another. The
+    signal mask is inherited across fork and exec, so the workers never see the signal; this process
+    gets its Ctrl-C as soon as the block is lifted. (CPython starts its resource tracker the same way.)
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
@@ -120,8 +162,70 @@ class Finished:
         return [r for per_item in self.results for r in per_item]
 
 
-class LocalExecutor:
-    """Runs units inline (`workers` 0) or in a spawned process pool of `workers` processes.
+class Crashed(Exception):
+    """A backend's word that the worker running a unit died (the unit's results are lost)."""
+
+
+# `alone`: the unit is one item re-run after a crash (a backend may then skip its own retries).
+
+
+class Backend:
+    """Where units run. `start` launches one unit's `run_items` and returns a handle; `wait` returns
+    the handles that finished; `result` gives a finished unit's outcomes or raises `Crashed`; after a
+    crash, `restart` is called and returns whether every other unit in flight was lost with it."""
+
+    def start(self, items: list, alone: bool = False) -> Any: ...
+
+    def wait(self, handles: list, block: bool) -> list: ...
+
+    def result(self, handle: Any) -> list[list | _Raised]: ...
+
+    def restart(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class ProcessPoolBackend(Backend):
+    """A local pool of spawned processes (spawn, not fork: the parent runs a progress thread, and
+    forking a threaded process can deadlock). A dead worker breaks the whole pool."""
+
+    def __init__(self, function: ItemFunction | BatchFunction, workers: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+        self.function, self.workers, self.initializer, self.initargs = function, workers, initializer, initargs
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(self.initializer, self.initargs),
+        )
+
+    def start(self, items: list, alone: bool = False) -> Future:
+        with children_ignore_ctrl_c():  # the pool starts its worker processes on submits
+            return self.pool.submit(run_items, self.function, items)
+
+    def wait(self, handles: list, block: bool) -> list:
+        done, _ = wait(handles, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        return list(done)
+
+    def result(self, handle: Future) -> list[list | _Raised]:
+        try:
+            return handle.result()
+        except BrokenProcessPool:
+            raise Crashed from None
+
+    def restart(self) -> bool:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = self._new_pool()
+        return True
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Executor:
+    """Runs units of items through a backend (or inline, without one), isolating failures.
 
     `submit` queues a unit and returns once it is running (it waits while `window` units are in
     flight); `finished` returns the units finished so far, `drain` waits for all of them. With
@@ -130,25 +234,19 @@ class LocalExecutor:
 
     def __init__(
         self,
-        function: ItemFunction,
+        function: ItemFunction | BatchFunction,
         failed: FailedFunction,
-        workers: int,
-        window: int | None = None,
+        backend: Backend | None,
+        window: int = 2,
         ordered: bool = False,
-        initializer: Callable[..., None] | None = None,
-        initargs: tuple = (),
     ) -> None:
-        self.function, self.failed, self.workers, self.ordered = function, failed, workers, ordered
-        self.initializer, self.initargs = initializer, initargs
-        self.window = window or 2 * max(1, workers)
-        self.pool: ProcessPoolExecutor | None = None
+        self.function, self.failed, self.backend, self.ordered = function, failed, backend, ordered
+        self.window = max(1, window)
         self.units: dict[int, _Unit] = {}
         self.queue: deque[tuple[_Unit, int | None]] = deque()  # (unit, item index when isolated)
-        self.in_flight: dict[Future, tuple[_Unit, int | None]] = {}
+        self.in_flight: dict[Any, tuple[_Unit, int | None]] = {}
         self.next_number = 0
         self.next_out = 0
-        if workers <= 0 and initializer is not None:
-            initializer(*initargs)
 
     # ----------------------------------------------------------------- public
     def submit(self, items: Sequence) -> None:
@@ -157,13 +255,13 @@ class LocalExecutor:
         self.units[unit.number] = unit
         if not unit.items:
             return
-        if self.workers <= 0:
+        if self.backend is None:
             self._settle(unit, None, run_items(self.function, unit.items))
             return
         self.queue.append((unit, None))
         self._launch()
         while self.queue:
-            self._wait_one()
+            self._collect(block=True)
             self._launch()
 
     def finished(self) -> list[Finished]:
@@ -174,35 +272,24 @@ class LocalExecutor:
 
     def drain(self) -> Iterator[Finished]:
         while self.in_flight or self.queue:
-            self._wait_one()
+            self._collect(block=True)
             self._launch()
             yield from self._take_finished()
         yield from self._take_finished()
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        if self.backend is not None:
+            self.backend.close()
 
-    def __enter__(self) -> LocalExecutor:
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ----------------------------------------------------------------- internals
-    def _new_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the parent runs a progress thread, and forking a threaded process can deadlock.
-        return ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(self.initializer, self.initargs),
-        )
-
     def _launch(self) -> None:
-        if self.pool is None:
-            self.pool = self._new_pool()
+        assert self.backend is not None
         while self.queue:
             isolating = any(index is not None for _, index in self.in_flight.values()) or self.queue[0][1] is not None
             # A suspect item runs alone, so that a second crash names it.
@@ -210,20 +297,18 @@ class LocalExecutor:
                 return
             unit, index = self.queue.popleft()
             items = unit.items if index is None else [unit.items[index]]
-            self.in_flight[self.pool.submit(run_items, self.function, items)] = (unit, index)
-
-    def _wait_one(self) -> None:
-        if self.in_flight:
-            self._collect(block=True)
+            self.in_flight[self.backend.start(items, alone=index is not None)] = (unit, index)
 
     def _collect(self, block: bool) -> None:
-        done, _ = wait(self.in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        assert self.backend is not None
+        if not self.in_flight:
+            return
         broken: list[tuple[_Unit, int | None]] = []
-        for future in done:
-            unit, index = self.in_flight.pop(future)
+        for handle in self.backend.wait(list(self.in_flight), block):
+            unit, index = self.in_flight.pop(handle)
             try:
-                outcomes = future.result()
-            except BrokenProcessPool:
+                outcomes = self.backend.result(handle)
+            except Crashed:
                 broken.append((unit, index))
                 continue
             self._settle(unit, index, outcomes)
@@ -231,12 +316,11 @@ class LocalExecutor:
             self._recover(broken)
 
     def _recover(self, broken: list[tuple[_Unit, int | None]]) -> None:
-        """A worker died: every unit in flight failed with the pool; re-run their items one by one."""
-        broken += list(self.in_flight.values())
-        self.in_flight.clear()
-        assert self.pool is not None
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.pool = self._new_pool()
+        """A worker died: re-run the items of the units it took with it one by one, alone."""
+        assert self.backend is not None
+        if self.backend.restart():  # every unit in flight went down with the pool
+            broken += list(self.in_flight.values())
+            self.in_flight.clear()
         retry: list[tuple[_Unit, int]] = []
         for unit, index in broken:
             if index is not None:  # this item ran alone and killed its worker again: it is the culprit
@@ -267,15 +351,57 @@ class LocalExecutor:
         return [Finished(unit.items, unit.results) for unit in ready]
 
 
-def make_executor(name: str, function: ItemFunction, failed: FailedFunction, workers: int, **options: Any) -> LocalExecutor:
-    """The executor called `name`: `inline` (this process) or `process` (a local pool of `workers`)."""
-    if name == "inline":
-        return LocalExecutor(function, failed, 0, **options)
-    if name == "process":
-        return LocalExecutor(function, failed, max(1, workers), **options)
-    raise ValueError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Which executor a stage runs on: `local` (inline when `workers` is 0, else a process pool of
+    `workers`) or `ray` (tasks on a Ray cluster: `ray_address` None starts a local runtime with
+    `workers` CPUs, `auto` joins a running cluster)."""
+
+    name: str = "local"
+    workers: int = field(default_factory=default_workers)
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.name!r}; choose from {', '.join(EXECUTORS)}")
 
 
-def executor_name(workers: int) -> str:
-    """`--workers 0` runs in this process; any other count, a local process pool."""
-    return "inline" if workers <= 0 else "process"
+class ExecutorChoice(Protocol):
+    """A stage config's executor fields (RunnerConfig, ExtractConfig, ShardConfig)."""
+
+    executor: str
+    workers: int
+    ray_address: str | None
+
+
+def spec_of(config: ExecutorChoice) -> ExecutorSpec:
+    """The executor a stage config asks for."""
+    return ExecutorSpec(config.executor, config.workers, config.ray_address)
+
+
+def start_executor(
+    spec: ExecutorSpec,
+    function: ItemFunction | BatchFunction,
+    failed: FailedFunction,
+    window: int | None = None,
+    ordered: bool = False,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+    num_gpus: float = 0,
+) -> Executor:
+    """The executor `spec` names, running `function` over units of items."""
+    window = window or 2 * max(1, spec.workers)
+    if spec.name == "ray":
+        from pipeline.ray_executor import RayBackend  # noqa: PLC0415 - Ray is an optional extra
+
+        return Executor(function, failed, RayBackend(function, spec, initializer, initargs, num_gpus), window, ordered)
+    if spec.workers <= 0:
+        if initializer is not None:
+            initializer(*initargs)
+        return Executor(function, failed, None, window, ordered)
+    return Executor(function, failed, ProcessPoolBackend(function, spec.workers, initializer, initargs), window, ordered)
+
+
+def local(workers: int) -> ExecutorSpec:
+    """The local executor with `workers` processes (0: in this process)."""
+    return ExecutorSpec("local", workers)

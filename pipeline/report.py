@@ -17,5 +17,14 @@ def print_run_report(report: RunReport) -> None:
             f"{report.stage}: processed {report.processed:,} inputs in {report.seconds:.1f} s ({rate:.1f}/s); "
             f"{report.skipped:,} skipped as already done"
         )
-        console.print(counts_table(f"{report.stage}: this run", report.new_counts))
-    console.print(counts_table(f"{report.stage}: whole ledger", report.total_counts))
+    print_counts(report.stage, [] if report.nothing_to_do else report.new_counts, report.total_counts)
+
+
+def print_counts(stage: str, new_counts: list[tuple[str, str, int]], total_counts: list[tuple[str, str, int]]) -> None:
+    """This run's counts and the whole ledger's, as one table when they are the same (a first run)."""
+    if new_counts and new_counts == total_counts:
+        console.print(counts_table(f"{stage}: this run (the whole ledger)", new_counts))
+        return
+    if new_counts:
+        console.print(counts_table(f"{stage}: this run", new_counts))
+    console.print(counts_table(f"{stage}: whole ledger", total_counts))

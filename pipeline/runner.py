@@ -3,8 +3,10 @@
 A stage (see `Stage`) says what its inputs are and how to turn one input into ledger rows; the runner
 does the rest inside a `StageSession` (lock, temporaries, ledger buffer, Ctrl-C, compaction, summary):
 
-- resume: inputs whose id is already in the stage's ledger are skipped;
-- parallelism: chunks of inputs go to the executor (`inline`, or a local process pool of `workers`);
+- inputs first: the plan is made before anything is written (a bad source leaves no dataset folder);
+- resume: inputs whose id is already in the stage's ledger are skipped, and the stage's options must be
+  the ones recorded with the ledger (`redo` forgets the ledger and the stage's outputs instead);
+- parallelism: chunks of inputs go to the executor (this process, a local process pool, or Ray);
 - isolation: the executor's (see pipeline.executors): only the sample that raises or kills its worker
   gets a `failed` row;
 - one global `finalize` step after all samples (for decisions that need every sample, such as
@@ -24,8 +26,8 @@ import pyarrow as pa
 
 from manifests.layout import DatasetLayout
 from manifests.schema import STATUS_FAILED, LedgerSchema
-from pipeline.executors import default_workers, executor_name, make_executor
-from pipeline.session import DEFAULT_SAVE_EVERY, RunReport, StageSession
+from pipeline.executors import default_workers, spec_of, start_executor
+from pipeline.session import DEFAULT_SAVE_EVERY, RecordedOptions, RunReport, StageSession
 
 
 @dataclass(frozen=True)
@@ -66,20 +68,38 @@ class Stage(Protocol):
         """A global step after all samples; returns replacement rows (for whole ids), or []."""
         ...
 
+    def recorded_options(self) -> RecordedOptions | None:
+        """The options that decide the rows (a resume must use the same), or None."""
+        ...
+
+    def reset(self, context: StageContext) -> None:
+        """Remove the stage's outputs, for `redo` (the runner forgets the ledger itself)."""
+        ...
+
 
 @dataclass(frozen=True)
 class RunnerConfig:
     # 0 runs samples in this process (no isolation; for debugging and profiling).
     workers: int = field(default_factory=default_workers)
+    executor: str = "local"  # or "ray" (see pipeline.executors.ExecutorSpec)
+    ray_address: str | None = None
     chunk_size: int = 8
     flush_seconds: float = DEFAULT_SAVE_EVERY
+    # Start over: forget the ledger and the stage's outputs, whatever options they were made with.
+    redo: bool = False
 
 
 def run_stage(stage: Stage, root: Path, config: RunnerConfig = RunnerConfig(), label: str | None = None) -> RunReport:
     schema = stage.ledger_schema
-    with StageSession(root, schema.stage, schema, save_every=config.flush_seconds) as session:
+    plan = _unique(stage.plan())  # before anything is written: a bad source leaves no trace
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with StageSession(root, schema.stage, schema, save_every=config.flush_seconds, options=stage.recorded_options(), redo=config.redo) as session:
         context = StageContext(layout=session.layout, tmp_dir=session.tmp_dir)
-        planned, pending = _pending_items(stage.plan(), session.ledger.ids())
+        if config.redo:
+            session.ledger.delete()
+            stage.reset(context)
+        done = session.ledger.ids()
+        planned, pending = len(plan), [item for item in plan if item.id not in done]
         if pending:
             _process_all(stage, pending, context, session, config, label or schema.stage)
         session.flush()
@@ -89,21 +109,17 @@ def run_stage(stage: Stage, root: Path, config: RunnerConfig = RunnerConfig(), l
     return session.report(planned, {item.id for item in pending})
 
 
-def _pending_items(plan: Iterable[WorkItem], done: set[str]) -> tuple[int, list[WorkItem]]:
-    seen: set[str] = set()
-    pending = []
+def _unique(plan: Iterable[WorkItem]) -> list[WorkItem]:
+    """The plan's items in order, the first of each id."""
+    first: dict[str, WorkItem] = {}
     for item in plan:
-        if item.id in seen:
-            continue
-        seen.add(item.id)
-        if item.id not in done:
-            pending.append(item)
-    return len(seen), pending
+        first.setdefault(item.id, item)
+    return list(first.values())
 
 
 def _process_all(stage: Stage, items: list[WorkItem], context: StageContext, session: StageSession, config: RunnerConfig, label: str) -> None:
     process = functools.partial(stage.process, context=context)
-    executor = make_executor(executor_name(config.workers), process, stage.failed_rows, config.workers)
+    executor = start_executor(spec_of(config), process, stage.failed_rows)
     with executor, session.progress(label, total=len(items)) as bar:
 
         def record(finished) -> None:  # noqa: ANN001

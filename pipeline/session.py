@@ -11,6 +11,12 @@ as a ledger part every `save_every` seconds, so a killed run loses at most that 
 the buffer; on success it compacts the ledger into one file and removes the temporaries; on Ctrl-C it
 raises one `PipeError` line saying what was saved and how to resume. `report` summarizes the run and
 writes it, machine-readable, to ROOT/.pipe/summaries/<name>.json.
+
+The session never creates the dataset folder: a stage that makes a new dataset (prepare, crawl) creates
+it once its inputs are known to be valid, so a refused run leaves nothing behind. A stage whose results
+depend on options gives them as `RecordedOptions`: they are recorded with its ledger (by default in
+ROOT/.pipe/options/<name>.json) when the run first writes, and a later run that resumes with a changed
+value is refused with one line naming the option, unless it is a `redo`.
 """
 
 from __future__ import annotations
@@ -20,11 +26,11 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -93,6 +99,50 @@ class ProgressTracker:
             self.last_log = time.monotonic()
 
 
+@dataclass(frozen=True)
+class RecordedOptions:
+    """The options that decide a stage's results, recorded with its ledger so a resume cannot mix them.
+
+    `values` maps an option to a JSON value. An option only one side has (a method added to an
+    extraction, an option a newer pipe added) is no change: it is new work, and is added to the record.
+    `path` is where the record lives (default ROOT/.pipe/options/<session name>.json); `labels` says how
+    the user writes an option whose key is not already its flag.
+    """
+
+    values: Mapping[str, Any]
+    path: Path | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def options_json(values: Mapping[str, Any]) -> str:
+    return json.dumps(dict(values), sort_keys=True, indent=1) + "\n"
+
+
+def option_changes(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(option, recorded value, wanted value) of every option both have with different values."""
+    def plain(value: Any) -> Any:
+        return json.loads(json.dumps(value))  # tuples and lists alike, as the record stores them
+
+    return [(key, recorded[key], value) for key, value in sorted(wanted.items()) if key in recorded and plain(recorded[key]) != plain(value)]
+
+
+def shown(value: Any) -> str:
+    """An option value as the user would type it: `0.3,0.5`, `xdog=2.0,dilate=1.0`, `none`."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join("=".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for v in value)
+    return str(value)
+
+
+def require_dataset(root: Path) -> None:
+    """Refuse a dataset folder that does not exist (a typo), before anything is written."""
+    if not Path(root).is_dir():
+        raise PipeError(f"dataset folder not found: {root}")
+
+
 class StageSession:
     """Lock, temporaries, ledger buffer, interruption, compaction and summary of one stage run.
 
@@ -107,9 +157,14 @@ class StageSession:
         schema: LedgerSchema | None = None,
         save_every: float = DEFAULT_SAVE_EVERY,
         resume_hint: str = "run the same command again to resume",
+        options: RecordedOptions | None = None,
+        redo: bool = False,
     ) -> None:
         self.root, self.name, self.schema = Path(root), name, schema
         self.layout = DatasetLayout(self.root)
+        self.options, self.redo = options, redo
+        self.options_path = (options.path or self.layout.options(name)) if options is not None else None
+        self._options_saved = False
         self.tmp_dir = self.layout.tmp(name)
         self.ledger = Ledger(self.root, schema) if schema is not None else None
         self.buffer = LedgerBuffer(self.ledger, save_every) if self.ledger is not None else None
@@ -122,6 +177,7 @@ class StageSession:
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> StageSession:
+        require_dataset(self.root)
         path = self.layout.lock(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "w")  # noqa: SIM115 - held until the session ends
@@ -130,6 +186,12 @@ class StageSession:
         except BlockingIOError:
             handle.close()
             raise PipeError(f"another run of stage '{self.name}' holds {path}; wait for it to finish") from None
+        try:
+            if not self.redo:
+                self.check_options()
+        except PipeError:
+            handle.close()
+            raise
         self._lock = handle
         shutil.rmtree(self.tmp_dir, ignore_errors=True)  # leftovers of a killed run
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -141,6 +203,7 @@ class StageSession:
             if self.buffer is not None:
                 self.buffer.flush()
             if exc_type is None:
+                self.save_options()
                 if self.ledger is not None:
                     self.ledger.compact()
                 shutil.rmtree(self.tmp_dir, ignore_errors=True)
@@ -152,10 +215,49 @@ class StageSession:
             saved = self.saved_note if self.saved_note is not None else f"{self.rows_written} rows saved"
             raise PipeError(f"interrupted: {saved}; {self.resume_hint}") from None
 
+    # ----------------------------------------------------------------- recorded options
+    def recorded_options(self) -> dict[str, Any]:
+        """The options recorded by earlier runs ({} if none; a damaged record only a redo may replace)."""
+        if self.options_path is None or not self.options_path.is_file():
+            return {}
+        try:
+            recorded = json.loads(self.options_path.read_text())
+        except ValueError:
+            recorded = None
+        if isinstance(recorded, dict):
+            return recorded
+        if self.redo:
+            return {}
+        raise PipeError(f"{self.options_path} is damaged: add --redo to start over")
+
+    def check_options(self) -> None:
+        """Refuse a resume whose options differ from the recorded ones, naming each difference."""
+        if self.options is None:
+            return
+        changes = option_changes(self.recorded_options(), self.options.values)
+        if changes:
+            labels = self.options.labels
+            named = "; ".join(f"{labels.get(key, key)} was {shown(old)}, now {shown(new)}" for key, old, new in changes)
+            raise PipeError(
+                f"{self.name}: this run's options differ from the ones recorded in {self.options_path}: {named}; "
+                "use the recorded values to resume, or add --redo to start over"
+            )
+
+    def save_options(self) -> None:
+        """Record this run's options (once, before its first results): what the next run is checked against."""
+        if self.options_path is None or self._options_saved:
+            return
+        assert self.options is not None
+        text = options_json({**self.recorded_options(), **self.options.values})
+        if not self.options_path.is_file() or self.options_path.read_text() != text:
+            write_bytes_atomic(self.options_path, text.encode())
+        self._options_saved = True
+
     # ----------------------------------------------------------------- during the run
     def record(self, rows: list[dict]) -> None:
         """Buffer ledger rows; they reach the ledger within `save_every` seconds."""
         assert self.buffer is not None, f"session {self.name} has no ledger"
+        self.save_options()
         self.buffer.add(rows)
         self.rows_written += len(rows)
 
@@ -169,7 +271,8 @@ class StageSession:
         progress = make_progress()
         progress.disable = not enabled
         with progress:
-            task = progress.add_task(description, total=total, completed=completed)
+            # `resumed_from`: the count done before this run, left out of the rate (a resumed training).
+            task = progress.add_task(description, total=total, completed=completed, resumed_from=completed)
             yield ProgressTracker(progress, task, description, total)
 
     # ----------------------------------------------------------------- after the run

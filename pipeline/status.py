@@ -1,9 +1,17 @@
-"""`pipe status ROOT`: where every sample of a dataset went, stage by stage."""
+"""`pipe status ROOT`: where every sample of a dataset went, stage by stage, and its training runs and reports."""
 
 from __future__ import annotations
 
+import io
+import json
+import pickle
+import zipfile
 from pathlib import Path
+from typing import Any
 
+from rich.table import Table
+
+from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger, LedgerError, rows_by_status
 from manifests.schema import LEDGERS
 from pipeline.console import console, counts_table
@@ -11,7 +19,7 @@ from pipeline.errors import PipeError
 
 
 def show_status(root: Path) -> int:
-    """Print one table per stage ledger; returns the number of unreadable ledgers."""
+    """Print one table per stage ledger, then the runs and the reports; returns the number of unreadable ledgers."""
     if not root.is_dir():
         raise PipeError(f"dataset folder not found: {root}")
     found = unreadable = 0
@@ -33,6 +41,133 @@ def show_status(root: Path) -> int:
                 f"[yellow]  {len(ledger.pending_parts())} part file(s) from an unfinished run are included; "
                 "run the stage again to finish it[/]"
             )
-    if not found:
+    layout = DatasetLayout(root)
+    runs, reports = runs_table(layout), reports_table(layout)
+    for table in (runs, reports):
+        if table.row_count:
+            console.print(table)
+    if not found and not runs.row_count and not reports.row_count:
         console.print(f"no ledgers in {root} yet: run `pipe prepare SOURCE {root}` first")
     return unreadable
+
+
+def _folders(parent: Path) -> list[Path]:
+    """Sub-folders in name order, hidden ones (reports/.cache) left out."""
+    return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) if parent.is_dir() else []
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def last_metrics(path: Path) -> dict:
+    """The last record of a run's metrics.jsonl ({} when there is none yet)."""
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        return json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError):
+        return {}
+
+
+class _Opaque:
+    """Stands in for every object of a checkpoint that is not a plain value (tensors, arrays, classes)."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> _Opaque:
+        return object.__new__(cls)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, *args: object, **kwargs: object) -> _Opaque:
+        return _Opaque()
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def append(self, value: object) -> None:
+        pass
+
+    def extend(self, values: object) -> None:
+        pass
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads the plain values of a pickle and nothing else: no class is looked up, no code runs."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return _Opaque
+
+    def persistent_load(self, pid: object) -> None:
+        return None
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step a `pipe train` checkpoint was saved at, read without torch (or None if unreadable).
+
+    torch.save writes a zip whose data.pkl holds the payload dict; the tensors are stored apart, so
+    the step is read from that pickle alone, every object in it replaced by a stand-in.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+            payload = _PlainUnpickler(io.BytesIO(archive.read(name))).load()
+    except Exception:  # noqa: BLE001 - missing, truncated, not a zip: the step is unknown
+        return None
+    step = payload.get("step") if isinstance(payload, dict) else None
+    return step if isinstance(step, int) else None
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def runs_table(layout: DatasetLayout) -> Table:
+    """One row per ROOT/runs/<name>: recipe, last logged step, last checkpoint and its step, last metrics."""
+    table = Table(title="runs  (ROOT/runs/<name>)", title_justify="left")
+    for column in ("run", "recipe", "last step", "checkpoint", "last metrics"):
+        table.add_column(column, justify="right" if column == "last step" else "left")
+    for folder in _folders(layout.runs):
+        name = folder.name
+        config = _read_json(layout.run_config(name))
+        metrics = last_metrics(layout.run_metrics(name))
+        checkpoint = layout.run_checkpoint(name)
+        if checkpoint.is_file():
+            step = checkpoint_step(checkpoint)
+            saved = f"{layout.relative(checkpoint)} (step {step if step is not None else '?'})"
+        else:
+            saved = "none yet"
+        recipe = " ".join(str(config[k]) for k in ("recipe", "stage") if config.get(k))
+        steps = f"{metrics['step']:,}" if isinstance(metrics.get("step"), int) else "-"
+        if isinstance(config.get("steps"), int):
+            steps += f" / {config['steps']:,}"
+        values = ", ".join(f"{key} {_number(value)}" for key, value in metrics.items() if key != "step")
+        table.add_row(name, recipe or "-", steps, saved, values or "-")
+    return table
+
+
+def reports_table(layout: DatasetLayout) -> Table:
+    """One row per setting of each ROOT/reports/<name>/report.json: samples, FID (C-FID, ...), PSNR."""
+    table = Table(title="reports  (ROOT/reports/<name>/report.json)", title_justify="left")
+    for column in ("report", "samples", "setting", "FID", "PSNR (dB)"):
+        table.add_column(column, justify="left" if column in ("report", "setting") else "right")
+    for folder in _folders(layout.reports):
+        report = _read_json(layout.report_json(folder.name))
+        settings = report.get("settings")
+        if not isinstance(settings, dict):
+            continue
+        for index, (setting, entry) in enumerate(settings.items()):
+            fid = entry.get("fid")
+            fid_text = _number(fid, 5) if fid is not None else f"n/a: {entry.get('not_computed', {}).get('fid', 'not computed')}"
+            psnr = (entry.get("psnr") or {}).get("mean")
+            table.add_row(
+                folder.name if index == 0 else "", f"{report.get('samples', '-')}" if index == 0 else "",
+                f"{setting} ({entry.get('label', setting)})", fid_text, _number(psnr, 4),
+            )
+    return table

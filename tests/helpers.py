@@ -101,3 +101,12 @@ def jpeg_with_orientation(rgb: np.ndarray, orientation: int) -> bytes:
 
 __all__ = ["REAL_DATA", "jpeg_with_orientation", "make_prepared_dataset", "picture", "png_header_only", "rows_by_name", "run_prepare", "save_rgb", "write_bad_inputs"]
 
+
+def make_sharded_dataset(root: Path, count: int, size: int, *shard_options: str) -> Path:
+    """`count` generated size x size images, their xdog line art, and `pipe shard` with `shard_options`."""
+    from pipeline.cli import main  # noqa: PLC0415 - the CLI is what the tests drive
+
+    make_prepared_dataset(root, count, size=size)
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
+    assert main(["shard", str(root), *shard_options, "--workers", "0"]) == 0
+    return root

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.inference import LoadedGenerator, load_generator
+from train.inference import LoadedGenerator
 from train.inputs import generator_input
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -108,10 +108,8 @@ def _at_size(images: torch.Tensor, size: int) -> torch.Tensor:
     return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def colorize(sketches: list[Path], out: Path, draft: Path, refine: Path | None, hints: Path | None, device: torch.device, batch_size: int = 8) -> list[Path]:
-    """Colour every sketch; returns the written files (OUT/<name>.png)."""
-    draft_model = load_generator(draft, device)
-    refine_model = load_generator(refine, device) if refine is not None else None
+def colorize(sketches: list[Path], out: Path, draft_model: LoadedGenerator, refine_model: LoadedGenerator | None, hints: Path | None, device: torch.device, batch_size: int = 8) -> list[Path]:
+    """Colour every sketch with loaded generators (`train.inference.load_stage`); returns the written files (OUT/<name>.png)."""
     for model in filter(None, (draft_model, refine_model)):
         if "palette" in model.recipe.inputs:
             raise ValueError(f"{model.config['recipe']} needs a reference palette, which pipe colorize does not take yet")

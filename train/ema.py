@@ -6,9 +6,15 @@ decay_t = min(decay, (1 + t) / (10 + t)) at update t, so early updates follow th
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
+
+
+# The trainer's default decay (`TrainConfig.ema_decay`), assumed for checkpoints that do not record one.
+DEFAULT_EMA_DECAY = 0.999
 
 
 def warmup_ema_fn(decay: float):
@@ -26,6 +32,12 @@ def warmup_ema_fn(decay: float):
                 ema.copy_(model)
 
     return update
+
+
+def warm_after(decay: float) -> int:
+    """Steps after which the EMA counts as warmed up: 1 / (1 - decay), its averaging horizon (1000 at
+    0.999). Before that it still leans on the first, barely trained weights (a flat grey output)."""
+    return round(1.0 / (1.0 - decay)) if decay < 1.0 else sys.maxsize
 
 
 def make_ema(model: nn.Module, decay: float) -> AveragedModel:

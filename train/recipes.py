@@ -64,6 +64,11 @@ class StageRecipe:
     def in_channels(self) -> int:
         return input_channels(self.inputs)
 
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the generator reads a hint input (`hint`, `hint_rgb`)."""
+        return any(name.startswith("hint") for name in self.inputs)
+
 
 @dataclass(frozen=True)
 class Recipe:

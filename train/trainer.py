@@ -5,8 +5,10 @@ autocast precision; the generator's exponential moving average is updated after 
 `checkpoint_every` steps the whole state (models, optimizers, EMA, step, RNG, the resolved config)
 goes atomically to runs/<run>/checkpoints/last.pt; `resume` continues from it with the data stream at
 the same position, so the next losses equal an uninterrupted run's (CPU, deterministic mode). Logs:
-metrics.jsonl and TensorBoard scalars every `log_every` steps, a sample grid (sketch | hint | draft |
-output | truth) every `sample_every` steps as samples/step_NNNNNNN.png and in TensorBoard. Under
+metrics.jsonl and TensorBoard scalars every `log_every` steps, a sample grid (labelled columns line |
+hint | draft | output | truth; the output of the raw weights in training mode) every `sample_every`
+steps as samples/step_NNNNNNN.png and in TensorBoard. A run folder that already holds a run is trained
+again only with `resume` or `overwrite`. Under
 `torchrun` each rank reads its own shards, steps are equal across ranks, and only rank 0 writes.
 """
 
@@ -16,6 +18,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -33,12 +36,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
-from train.checkpoint import load_checkpoint, save_checkpoint
+from train.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
 from train.device import resolve_device
 from train.errors import TrainingError
 from train.feature_encoder import attach_feature_encoder
 from train.inference import load_generator
-from train.ema import make_ema
+from train.ema import DEFAULT_EMA_DECAY, make_ema
 from train.inputs import generator_input, resize_batch, target_image
 from train.loader import LoaderConfig, device_batches, make_loader
 from train.losses import ImagePool, adversarial_loss, clip_weights
@@ -70,7 +73,7 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000
-    ema_decay: float = 0.999
+    ema_decay: float = DEFAULT_EMA_DECAY
     deterministic: bool = False
     resume: bool = False
     # Append every step's sample keys to runs/RUN/keys/rank<R>.txt (which samples each rank saw).
@@ -87,6 +90,8 @@ class TrainConfig:
     drafts_from: Path | None = None
     # xu2020 refinement: encode the draft with torchvision's ImageNet GoogLeNet from this file.
     feature_encoder: Path | None = None
+    # Start an existing run (one with a checkpoint or metrics) over: its outputs are deleted first.
+    overwrite: bool = False
 
     @property
     def run_name(self) -> str:
@@ -107,6 +112,30 @@ class RunSummary:
     last_losses: dict[str, float] = field(default_factory=dict)
 
 
+# What a run writes into its folder, deleted by --overwrite (config.json is rewritten anyway).
+RUN_OUTPUTS = ("checkpoints", "samples", "metrics.jsonl", "tb", "keys")
+
+
+def run_exists(run_dir: Path) -> bool:
+    """A run folder holds a run once it has a checkpoint or metrics (an empty folder does not)."""
+    metrics = run_dir / "metrics.jsonl"
+    return (run_dir / "checkpoints" / "last.pt").is_file() or (metrics.is_file() and metrics.stat().st_size > 0)
+
+
+# The recorded settings the networks' shapes depend on, and the option (or argument) that sets each.
+SHAPE_OPTIONS = {"recipe": "--recipe", "stage": "STAGE", "size": "--size", "width": "--width", "feature_encoder": "--feature-encoder"}
+
+
+def _same_shapes(key: str, saved: Any, current: Any) -> bool:
+    """Whether two values of a recorded setting give the same shapes (the feature encoder's file
+    only matters by being given: its weights are in the checkpoint)."""
+    return bool(saved) == bool(current) if key == "feature_encoder" else saved == current
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value)
+
+
 def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
@@ -125,6 +154,10 @@ class Trainer:
         except ValueError as exc:
             raise TrainingError(str(exc)) from None
         self.config = config
+        if config.resume and config.overwrite:
+            raise TrainingError("--resume and --overwrite: choose one (continue the run, or start it over)")
+        if not config.resume and not config.overwrite and run_exists(config.run_dir):
+            raise TrainingError(f"{config.run_dir} already holds a run: use --resume to continue it, or --overwrite to start it over from step 0")
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
         self.size = config.size or self.recipe.size
@@ -179,11 +212,11 @@ class Trainer:
         if "draft" not in self.recipe.inputs:
             raise TrainingError(f"--drafts-from: {self.config.recipe} {self.config.stage} takes no draft")
         try:
-            source = load_generator(self.config.drafts_from, self.device)
+            source = load_generator(self.config.drafts_from, self.device, weights="ema")
         except (FileNotFoundError, ValueError) as exc:
             raise TrainingError(f"--drafts-from: {exc}") from None
-        if "draft" in source.recipe.inputs:
-            raise TrainingError(f"--drafts-from: {self.config.drafts_from} is itself a refinement stage")
+        if "draft" in source.recipe.inputs or source.recipe.target != "color":
+            raise TrainingError(f"--drafts-from: {self.config.drafts_from} is a {source.name} checkpoint, not a draft stage's")
         return source
 
     @torch.no_grad()
@@ -239,13 +272,33 @@ class Trainer:
         path = self.checkpoint_path()
         if not path.is_file():
             raise TrainingError(f"--resume: no checkpoint at {path}; start the run without --resume first")
-        info = load_checkpoint(path, self.modules(), map_location=self.device)
-        saved = info["extras"].get("config", {})
-        current = {"recipe": self.config.recipe, "stage": self.config.stage, "size": self.size, "width": self.config.width}
-        for name, value in current.items():
-            if saved.get(name) is not None and saved[name] != value:
-                raise TrainingError(f"--resume: {path} was trained with {name}={saved[name]}, this run has {name}={value}")
+        try:
+            payload = read_checkpoint(path, map_location=self.device)
+            self._check_resumable(path, payload["extras"].get("config") or {})
+            info = restore_checkpoint(path, payload, self.modules())
+        except ValueError as exc:
+            raise TrainingError(f"--resume: {exc}") from None
         self.step = info["step"]
+
+    def _check_resumable(self, path: Path, saved: dict) -> None:
+        """Raise TrainingError naming the first option whose value changes the networks' shapes
+        (what `resolved_config` recorded in the checkpoint against this run's)."""
+        config = self.config
+        current = {"recipe": config.recipe, "stage": config.stage, "size": self.size, "width": config.width, "feature_encoder": config.feature_encoder}
+        for key, value in current.items():
+            if key not in saved or _same_shapes(key, saved[key], value):
+                continue
+            option, was, now = SHAPE_OPTIONS[key], _shown(saved[key]), _shown(value)
+            raise TrainingError(f"{path} was trained with {option} {was}, this run has {option} {now}: resume with {option} {was}, or train a new run (--name)")
+
+    def _clear_run_dir(self) -> None:
+        """--overwrite: delete the run's checkpoints, samples, metrics, TensorBoard logs and key records."""
+        for name in RUN_OUTPUTS:
+            target = self.config.run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
 
     def _save(self) -> None:
         if self.rank != 0:
@@ -386,8 +439,9 @@ class Trainer:
 
     def loader(self, steps: int):
         inputs = self.recipe.inputs + (self.draft_source.recipe.inputs if self.draft_source is not None else ())
+        needs_hint = self.recipe.takes_hints or (self.draft_source is not None and self.draft_source.recipe.takes_hints)
         needs_draft_member = "draft" in self.recipe.inputs and self.draft_source is None
-        images = ["color", "line"] + [name for name, needed in (("hint", any(i.startswith("hint") for i in inputs)), ("draft", needs_draft_member)) if needed]
+        images = ["color", "line"] + [name for name, needed in (("hint", needs_hint), ("draft", needs_draft_member)) if needed]
         config = LoaderConfig(
             shards=(str(DatasetLayout(self.config.root).shard_split("train")),),
             batch_size=self.batch_size,
@@ -415,6 +469,8 @@ class Trainer:
             return RunSummary(config.run_dir, first, self.step, 0.0, 0.0)
         self.check_shards()
         if self.rank == 0:
+            if config.overwrite:
+                self._clear_run_dir()
             config.run_dir.mkdir(parents=True, exist_ok=True)
             (config.run_dir / "config.json").write_text(json.dumps(self.resolved_config(), indent=1, sort_keys=True) + "\n")
             forget_after(config.run_dir / "metrics.jsonl", self.step)
@@ -470,7 +526,8 @@ class Trainer:
                     self.writer.add_scalar(f"train/{name}", value, self.step)
 
     def _write_samples(self, batch: dict, fake: torch.Tensor) -> None:
-        grid = sample_grid(resize_batch(batch, self.size), fake)
+        # `fake` is this step's output of the generator in training mode (its raw weights, not the EMA).
+        grid = sample_grid(resize_batch(batch, self.size), fake, title=f"step {self.step}, output: raw weights (training mode)")
         folder = self.config.run_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / f"step_{self.step:07d}.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
@@ -496,8 +553,12 @@ def forget_after(metrics: Path, step: int) -> None:
         write_bytes_atomic(metrics, "".join(kept).encode())
 
 
-def sample_grid(batch: dict, fake: torch.Tensor, rows: int = 4) -> np.ndarray:
-    """uint8 RGB grid, one row per sample: sketch | hint (over grey) | draft | output | truth."""
+GRID_COLUMNS = ("line", "hint", "draft", "output", "truth")
+
+
+def sample_grid(batch: dict, fake: torch.Tensor, rows: int = 4, title: str = "") -> np.ndarray:
+    """uint8 RGB grid under a header strip (`title`, then each column's name), one row per sample:
+    line | hint (over grey) | draft | output | truth."""
     count = min(rows, fake.shape[0])
     height, width = fake.shape[-2:]
 
@@ -516,7 +577,23 @@ def sample_grid(batch: dict, fake: torch.Tensor, rows: int = 4) -> np.ndarray:
         output = rgb((fake[i] + 1) / 2)
         tiles.append(torch.cat([line, hint, draft, output, batch["color"][i]], dim=2))
     grid = torch.cat(tiles, dim=1).clamp(0, 1)
-    return (grid.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
+    image = (grid.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
+    return np.concatenate([_grid_header(width, title), image])
+
+
+def _grid_header(tile: int, title: str) -> np.ndarray:
+    """A white strip as wide as the grid: `title` on the first text line, each column's name over its tile below."""
+    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, 1
+    lines = [[(title, 0, len(GRID_COLUMNS) * tile)]] if title else []
+    lines.append([(name, i * tile, tile) for i, name in enumerate(GRID_COLUMNS)])
+    # One scale for every label: the largest (up to 0.5) at which each fits its space, 2 px margins.
+    scale = min(0.5, *(0.9 * (space - 4) / cv2.getTextSize(text, font, 1.0, thickness)[0][0] for line in lines for text, _, space in line))
+    line_height = cv2.getTextSize("Hg", font, scale, thickness)[0][1] + 6
+    strip = np.full((line_height * len(lines) + 2, len(GRID_COLUMNS) * tile, 3), 255, np.uint8)
+    for row, line in enumerate(lines):
+        for text, x, _ in line:
+            cv2.putText(strip, text, (x + 2, line_height * (row + 1) - 3), font, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    return strip
 
 
 def finish_distributed(trainer: Trainer) -> None:

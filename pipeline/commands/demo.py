@@ -1,4 +1,4 @@
-"""`pipe demo`: crawl a local fixture board and prepare the result."""
+"""`pipe demo`: crawl a local fixture board, then prepare, extract and shard the result."""
 
 from __future__ import annotations
 
@@ -20,10 +20,13 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 0,
     workers: Workers = default_workers(),
 ) -> None:
-    """Serve generated illustrations from a local fixture board (with misbehaving posts), crawl it, and prepare the result.
+    """Run every dataset stage on a local fixture board: crawl, prepare, extract line art, pack shards.
 
-    Nothing leaves the machine: the board listens on 127.0.0.1 only. OUT/expected.json says what
-    every post should become; `pipe status OUT/dataset` shows what did.
+    Serves generated illustrations (and misbehaving posts) from a board on 127.0.0.1, crawls it,
+    prepares what was downloaded, extracts line art with every method that needs no weights (xdog,
+    dilate, canny, highpass, gray) and packs WebDataset shards with every hint scheme and draft
+    artifact, into OUT/dataset. Nothing leaves the machine. OUT/expected.json says what every post
+    should become; `pipe status OUT/dataset` shows what did.
     """
     from pipeline.demo.run import run_demo
 

@@ -9,6 +9,7 @@ import typer
 
 from pipeline.commands.app import app
 from pipeline.commands.common import DEVICE_PANEL
+from pipeline.commands.train import WEIGHTS_HELP
 from pipeline.console import console
 from pipeline.errors import PipeError
 from pipeline.executors import default_workers
@@ -36,8 +37,9 @@ def eval_command(
     fid: Annotated[bool, typer.Option(help="Compute FID and KID (needs the Inception weights); --no-fid scores PSNR, SSIM and the hint scores only.", rich_help_panel=EVAL_PANEL)] = True,
     kid_subsets: Annotated[int, typer.Option(min=1, help="KID: random subsets to average over.", rich_help_panel=EVAL_PANEL)] = 100,
     kid_subset_size: Annotated[int, typer.Option(min=2, help="KID: samples per subset (capped by the split's size).", rich_help_panel=EVAL_PANEL)] = 1000,
-    limit: Annotated[Optional[int], typer.Option(min=2, help="Score only the first N samples of the split. (default: all)", show_default=False, rich_help_panel=EVAL_PANEL)] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N samples of the split. (default: all)", show_default=False, rich_help_panel=EVAL_PANEL)] = None,
     seed: Annotated[int, typer.Option(help="Seed of KID's subsets and of points/patches/blur hint draws (cfid hints depend on the key only).", rich_help_panel=EVAL_PANEL)] = 0,
+    weights: Annotated[str, typer.Option(help=WEIGHTS_HELP, rich_help_panel=EVAL_PANEL)] = "auto",
     grid: Annotated[int, typer.Option(min=0, help="Samples per hint setting shown in the report's image grid.", rich_help_panel=EVAL_PANEL)] = 8,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.", rich_help_panel=DEVICE_PANEL)] = 16,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
@@ -71,7 +73,7 @@ def eval_command(
             root=root, draft=draft, refine=refine, split=split, settings=parse_settings(hints), name=name,
             inception_weights=inception_weights_in(weights_dir) if weights_dir else None, fid=fid,
             kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size, device=device, workers=workers, limit=limit,
-            grid_samples=grid, seed=seed,
+            grid_samples=grid, seed=seed, weights=weights,
         )
         report, grids = run_eval(config)
     except (FileNotFoundError, ValueError) as exc:

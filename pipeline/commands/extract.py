@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from pipeline.commands.app import app
-from pipeline.commands.common import DEVICE_PANEL, RUN_PANEL, Workers
+from pipeline.commands.common import DEVICE_PANEL, RUN_PANEL, ExecutorOption, RayAddress, Workers, executor_choice
 from pipeline.errors import PipeError
 from pipeline.executors import default_workers
 
@@ -48,6 +48,8 @@ def extract(
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Images per device batch (per method).", rich_help_panel=DEVICE_PANEL)] = 16,
     workers: Workers = default_workers(),
+    executor: ExecutorOption = "local",
+    ray_address: RayAddress = None,
     png_compression: Annotated[Optional[int], typer.Option(min=0, max=9, help="PNG zlib level 0-9. (default: OpenCV's)", rich_help_panel=RUN_PANEL, show_default=False)] = None,
     save_every: Annotated[float, typer.Option(min=0.0, help="Save finished rows to the ledger at least this often (seconds).", rich_help_panel=RUN_PANEL)] = 5.0,
     redo: Annotated[bool, typer.Option(help="Extract again for images already in the ledger (with the current options), replacing their rows and files.", rich_help_panel=RUN_PANEL)] = False,
@@ -84,6 +86,8 @@ def extract(
         device=device,
         batch_size=batch_size,
         workers=workers,
+        executor=executor_choice(executor, ray_address),
+        ray_address=ray_address,
         size=size,
         equalize=equalize,
         binarize=binarize,

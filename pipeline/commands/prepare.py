@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from pipeline.commands.app import app
-from pipeline.commands.common import RUN_PANEL, Workers, choice
+from pipeline.commands.common import RUN_PANEL, ExecutorOption, RayAddress, Workers, executor_choice, choice
 from pipeline.errors import PipeError
 from pipeline.executors import default_workers
 from pipeline.runner import RunnerConfig
@@ -56,17 +56,23 @@ def prepare(
         typer.Option(min=-1, max=32, help="Reject (near_duplicate) images whose 64-bit perceptual hash is within this many bits of a kept one; -1 turns it off.", rich_help_panel=FILTER_PANEL),
     ] = 4,
     workers: Workers = default_workers(),
+    executor: ExecutorOption = "local",
+    ray_address: RayAddress = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Inputs per unit of work sent to a worker.", rich_help_panel=RUN_PANEL)] = 8,
     save_every: Annotated[
         float, typer.Option(min=0.0, help="Save finished rows to the ledger at least this often (seconds): what a killed run can lose.", rich_help_panel=RUN_PANEL)
     ] = 5.0,
+    redo: Annotated[
+        bool, typer.Option(help="Start over: forget ROOT/prepared.parquet and ROOT/prepared/ and prepare every input again with the current options.", rich_help_panel=RUN_PANEL)
+    ] = False,
 ) -> None:
     """Decode, filter, de-duplicate and crop images to SIZE x SIZE RGB PNGs under ROOT/prepared/.
 
     Every input gets a row in ROOT/prepared.parquet: ok, or rejected/failed with a reason
     (decode_error, too_large, too_small, aspect_ratio, grayscale, too_bright, too_dark, no_face,
     duplicate, near_duplicate). Files are decoded by content, whatever their extension. Running
-    the same command again resumes: inputs already in the ledger are skipped.
+    the same command again resumes: inputs already in the ledger are skipped. The options are
+    recorded with the ledger: resuming with another value is refused; `--redo` starts over.
     """
     from pipeline.prepare.faces import FaceDetectorConfig, load_cascade
     from pipeline.prepare.stage import CropMode, FaceSelection, PrepareConfig, PrepareStage
@@ -97,5 +103,5 @@ def prepare(
         png_compression=png_compression,
     )
     stage = PrepareStage(source=source, root=root.resolve(), config=config)
-    report = run_stage(stage, root.resolve(), RunnerConfig(workers=workers, chunk_size=chunk_size, flush_seconds=save_every), label="prepare")
+    report = run_stage(stage, root.resolve(), RunnerConfig(workers=workers, executor=executor_choice(executor, ray_address), ray_address=ray_address, chunk_size=chunk_size, flush_seconds=save_every, redo=redo), label="prepare")
     print_run_report(report)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from pipeline.commands.app import app
-from pipeline.commands.common import RUN_PANEL, Workers
+from pipeline.commands.common import RUN_PANEL, ExecutorOption, RayAddress, Workers, executor_choice
 from pipeline.executors import default_workers
 
 SYNTH_PANEL = "Lines, hints and drafts"
@@ -31,7 +31,7 @@ def shard(
     root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe prepare` and `pipe extract`).")],
     lines: Annotated[
         Optional[str],
-        typer.Option(help="Line methods to draw from per sample, with optional weights: xdog,dilate or xdog=2,dilate=1. (default: every method in ROOT/lines.parquet, equal weights)", rich_help_panel=SYNTH_PANEL, show_default=False),
+        typer.Option(help="Line methods to draw from per sample, with optional weights: xdog,dilate or xdog=2,dilate=1. (default: every method in ROOT/lines.parquet but gray, equal weights; gray is used through --gray-share, or when named here)", rich_help_panel=SYNTH_PANEL, show_default=False),
     ] = None,
     gray_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of samples given the grey image instead of line art (Lee & Lee).", rich_help_panel=SYNTH_PANEL)] = 0.0,
     equalize_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of samples whose lines are histogram-equalized.", rich_help_panel=SYNTH_PANEL)] = 0.0,
@@ -48,6 +48,8 @@ def shard(
     verify: Annotated[bool, typer.Option("--verify", help="Write nothing: re-read every shard and check it against its sidecar and done-marker (exit 1 on problems).", rich_help_panel=RUN_PANEL)] = False,
     contact_sheet: Annotated[Optional[Path], typer.Option(help="Write nothing else: save a PNG grid (colour, line, hint, draft) of the first train samples to this file.", rich_help_panel=RUN_PANEL, show_default=False)] = None,
     workers: Workers = default_workers(),
+    executor: ExecutorOption = "local",
+    ray_address: RayAddress = None,
     save_every: Annotated[float, typer.Option(min=0.0, help="Save failed rows to the ledger at least this often (seconds).", rich_help_panel=RUN_PANEL)] = 5.0,
     redo: Annotated[bool, typer.Option(help="Delete ROOT/shards and the shards ledger and build them again.", rich_help_panel=RUN_PANEL)] = False,
 ) -> None:
@@ -65,5 +67,5 @@ def shard(
         root=root, lines=lines, gray_share=gray_share, equalize_share=equalize_share, jitter=jitter, hints=hints,
         no_hint_share=no_hint_share, artifacts=artifacts, seed=seed, val=val, shard_samples=shard_samples,
         shard_mb=shard_mb, histogram_images=histogram_images, png_compression=png_compression, verify=verify, contact_sheet=contact_sheet,
-        workers=workers, save_every=save_every, redo=redo,
+        workers=workers, executor=executor_choice(executor, ray_address), ray_address=ray_address, save_every=save_every, redo=redo,
     )

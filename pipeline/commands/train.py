@@ -37,14 +37,15 @@ def train(
     size: Annotated[Optional[int], typer.Option(min=16, help="Training resolution; shard images are resized on the device. (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     width: Annotated[float, typer.Option(min=0.01, help="Channel multiplier of both networks: 1 is the published size; less for quick trials.", rich_help_panel=TRAIN_PANEL)] = 1.0,
     resume: Annotated[bool, typer.Option(help="Continue ROOT/runs/NAME from its last checkpoint, data stream included.", rich_help_panel=TRAIN_PANEL)] = False,
+    overwrite: Annotated[bool, typer.Option(help="Start an existing ROOT/runs/NAME over from step 0: its checkpoints, samples, metrics and TensorBoard logs are deleted first.", rich_help_panel=TRAIN_PANEL)] = False,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights, the data order and the dropout noise.", rich_help_panel=TRAIN_PANEL)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.", rich_help_panel=DEVICE_PANEL)] = "auto",
     precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.", rich_help_panel=DEVICE_PANEL)] = "auto",
     deterministic: Annotated[bool, typer.Option(help="Deterministic algorithms only (slower; makes resumed runs repeat an uninterrupted one exactly on CPU).", rich_help_panel=DEVICE_PANEL)] = False,
     compile_generator: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (worth it on long GPU runs; the first steps are slow).", rich_help_panel=DEVICE_PANEL)] = False,
-    workers: Annotated[int, typer.Option(min=0, help="Loader worker processes decoding shards.", rich_help_panel=RUN_PANEL)] = 4,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Loader worker processes decoding shards. (default: 4, or the CPUs this process may use if fewer)", rich_help_panel=RUN_PANEL, show_default=False)] = None,
     log_every: Annotated[int, typer.Option(min=1, help="Write losses and images/s (metrics.jsonl, TensorBoard) every N steps.", rich_help_panel=RUN_PANEL)] = 50,
-    sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid (sketch | hint | draft | output | truth) every N steps.", rich_help_panel=RUN_PANEL)] = 500,
+    sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid (labelled columns line | hint | draft | output | truth; the output of the raw weights in training mode) every N steps.", rich_help_panel=RUN_PANEL)] = 500,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Save the whole training state every N steps (and at the end, and on Ctrl-C).", rich_help_panel=RUN_PANEL)] = 1000,
     record_keys: Annotated[bool, typer.Option(help="Write each step's sample keys to ROOT/runs/NAME/keys/rank<R>.txt (an audit of what every rank trained on).", rich_help_panel=RUN_PANEL)] = False,
     content_loss: Annotated[bool, typer.Option(help="Use the recipe's VGG16 content loss (needs torchvision's vgg16-397923af.pth, see `pipe weights list`); --no-content-loss trains without it and records that.", rich_help_panel=TRAIN_PANEL)] = True,
@@ -59,6 +60,7 @@ def train(
     Under `torchrun --nproc-per-node N pipe train ...` every process trains on its own shards with
     the same number of steps, and only rank 0 writes logs and checkpoints.
     """
+    from pipeline.executors import default_workers
     from pipeline.training import run_training
     from train.trainer import TrainConfig
 
@@ -66,8 +68,8 @@ def train(
         raise PipeError(f"STAGE must be draft, refine or ldm, got {stage!r}")
     config = TrainConfig(
         root=root.resolve(), recipe=recipe, stage=stage, run=name, steps=steps, batch_size=batch_size, size=size, width=width,
-        workers=workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
-        checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume, record_keys=record_keys, compile=compile_generator,
+        workers=min(4, default_workers()) if workers is None else workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
+        checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume, overwrite=overwrite, record_keys=record_keys, compile=compile_generator,
         content_loss=content_loss, line_loss=line_loss, vgg_weights=vgg_weights, ldm_weights=ldm_weights, drafts_from=drafts_from, feature_encoder=feature_encoder,
     )
     summary = run_training(config)
@@ -82,6 +84,13 @@ def train(
     )
 
 
+WEIGHTS_HELP = (
+    "Which of a checkpoint's generators: ema (the moving average of the weights), raw (the trained weights), or auto: "
+    "the EMA once it has warmed up (step >= 1/(1 - EMA decay): 1000 steps at the default 0.999), raw before, "
+    "when the EMA still leans on the untrained start (flat grey)."
+)
+
+
 @app.command()
 def colorize(
     sketches: Annotated[Path, typer.Argument(help="A sketch (PNG/JPEG, black lines on white) or a folder of them; any size.")],
@@ -89,17 +98,27 @@ def colorize(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the coloured images (<sketch name>.png, the sketch's size).")],
     refine: Annotated[Optional[Path], typer.Option(help="Checkpoint of a refinement stage, fed the draft's output. (default: draft only)", show_default=False)] = None,
     hints: Annotated[Optional[Path], typer.Option(help="RGBA hint PNG (opaque where a colour is given), or a folder of <sketch name>.png hints. (default: none)", show_default=False)] = None,
+    weights: Annotated[str, typer.Option(help=WEIGHTS_HELP)] = "auto",
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Sketches per batch.")] = 8,
 ) -> None:
     """Colour sketches with trained checkpoints: scaled and padded in, cropped and resized back out."""
+    from pipeline.eval.hints import hintless_note
     from train.colorize import colorize as run_colorize
     from train.colorize import sketches_in
     from train.device import resolve_device
+    from train.inference import load_stage
 
     try:
         files = sketches_in(sketches)
-        written = run_colorize(files, out, draft, refine, hints, resolve_device(device), batch_size)
+        chosen = resolve_device(device)
+        models = [load_stage(draft, "draft", chosen, weights)] + ([load_stage(refine, "refine", chosen, weights)] if refine is not None else [])
+        ignored = hintless_note(models)
+        if hints is not None and ignored:
+            console.print(f"[yellow]warning:[/] --hints ignored: {ignored}", soft_wrap=True)
+        written = run_colorize(files, out, models[0], models[1] if refine is not None else None, hints, chosen, batch_size)
     except (FileNotFoundError, ValueError) as exc:
         raise PipeError(str(exc)) from None
-    console.print(f"coloured {len(written)} sketch(es) into {out}")
+    used = ", ".join(f"{model.name} step {model.step} ({model.weights} weights)" for model in models)
+    console.print(f"coloured {len(written)} sketch(es) into {out} with {used}")
+

@@ -7,7 +7,8 @@ from pathlib import Path
 from pipeline.crawl.stage import CrawlReport
 from manifests.ledger import Ledger, rows_by_status
 from manifests.schema import RAW
-from pipeline.console import console, counts_table
+from pipeline.console import console
+from pipeline.report import print_counts
 
 
 def print_crawl_report(report: CrawlReport, root: Path) -> None:
@@ -19,6 +20,4 @@ def print_crawl_report(report: CrawlReport, root: Path) -> None:
     if report.stop_reason:
         style = "red" if report.error else "dim"
         console.print(f"[{style}]stopped: {report.stop_reason}[/]")
-    if report.new_counts:
-        console.print(counts_table("crawl: this run", report.new_counts))
-    console.print(counts_table("crawl: whole ledger", rows_by_status(Ledger(root, RAW).read())))
+    print_counts("crawl", report.new_counts, rows_by_status(Ledger(root, RAW).read()))

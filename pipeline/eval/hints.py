@@ -8,11 +8,17 @@ points, patches, blur: that synthesis scheme, drawn from a generator seeded by (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
 
 from manifests.seeding import sample_rng
 from synth.common import DrawInput, SynthContext
 from synth.hints import HINTS, apply_hints, parse_names
+
+if TYPE_CHECKING:
+    from train.inference import LoadedGenerator
 
 SETTINGS = ("none", "cfid", "shard", "points", "patches", "blur")
 
@@ -39,3 +45,11 @@ def eval_hints(setting: str, colors: torch.Tensor, keys: list[str], stored: torc
     scheme = HINTS[setting]
     params = [{"scheme": setting, **scheme.draw(sample_rng(seed, "eval", setting, key), DrawInput(key, image), SynthContext())} for key, image in zip(keys, colors)]
     return apply_hints(colors, params)
+
+
+def hintless_note(models: Sequence[LoadedGenerator]) -> str | None:
+    """None when one of the models reads hints; else what each takes instead, for a warning
+    (`xu2020 draft takes no hints (its inputs: line)`)."""
+    if any(model.recipe.takes_hints for model in models):
+        return None
+    return "; ".join(f"{model.name} takes no hints (its inputs: {', '.join(model.recipe.inputs)})" for model in models)

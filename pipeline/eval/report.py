@@ -20,6 +20,7 @@ from manifests.images import encode_png
 from pipeline.eval.run import GridRow
 
 THUMBNAIL = 192
+METRIC_NAMES = {"fid": "FID", "kid": "KID", "adherence": "hint error", "containment": "colour containment"}
 # (path in a setting's entry, name, short name, True when lower is better, format)
 COMPARED = (
     (("fid",), "Frechet distance", "FD", True, "{:.3f}"),
@@ -74,6 +75,24 @@ def hint_picture(line: np.ndarray, hint: np.ndarray) -> np.ndarray:
     return picture
 
 
+def _reason(entry: dict, metric: str) -> str:
+    """`n/a`, with why when the report says (`not_computed`)."""
+    reason = (entry.get("not_computed") or {}).get(metric)
+    return f"n/a: {html.escape(reason)}" if reason else "n/a"
+
+
+def not_computed_notes(report: dict) -> list[str]:
+    """One line per reason some metrics were not computed, naming the metrics and the settings."""
+    grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for setting, entry in report["settings"].items():
+        by_reason: dict[str, list[str]] = {}
+        for metric, reason in (entry.get("not_computed") or {}).items():
+            by_reason.setdefault(reason, []).append(METRIC_NAMES.get(metric, metric))
+        for reason, metrics in by_reason.items():
+            grouped.setdefault((reason, tuple(metrics)), []).append(setting)
+    return [f"{' and '.join(metrics)} n/a under {', '.join(settings)}: {reason}" for (reason, metrics), settings in grouped.items()]
+
+
 def _fmt(value, pattern: str = "{:.4f}") -> str:
     return "n/a" if value is None else pattern.format(value)
 
@@ -94,8 +113,9 @@ def _distribution_rows(report: dict) -> list[list[str]]:
     rows = []
     for setting, entry in report["settings"].items():
         kid = entry.get("kid")
-        kid_text = f"{kid['mean']:.5f} &plusmn; {kid['std']:.5f} ({kid['subsets']} subsets of {kid['subset_size']})" if kid else "n/a"
-        rows.append([html.escape(setting), str(entry["samples"]), html.escape(entry["label"]), _fmt(entry.get("fid"), "{:.3f}"), kid_text])
+        kid_text = f"{kid['mean']:.5f} &plusmn; {kid['std']:.5f} ({kid['subsets']} subsets of {kid['subset_size']})" if kid else _reason(entry, "kid")
+        fid = entry.get("fid")
+        rows.append([html.escape(setting), str(entry["samples"]), html.escape(entry["label"]), _reason(entry, "fid") if fid is None else f"{fid:.3f}", kid_text])
     return rows
 
 
@@ -104,14 +124,14 @@ def _image_rows(report: dict) -> list[list[str]]:
     for setting, entry in report["settings"].items():
         adherence = entry.get("adherence")
         adherence_text = (f"{adherence['mean']:.2f} / {adherence['median']:.2f} / {adherence['p90']:.2f} (n={adherence['count']} hint pixels; the truth itself: {adherence['truth_mean']:.2f})"
-                          if adherence and adherence.get("count") else "n/a")
+                          if adherence and adherence.get("count") else _reason(entry, "adherence"))
         contained = entry.get("containment")
         if contained and contained.get("count"):
             contained_text = f"{contained['score']:.4f} (n={contained['count']} hints; {contained['absent']} absent, {contained['on_lines']} on lines)"
         elif contained:
             contained_text = f"n/a: no hint colour appears in the outputs ({contained['absent']} absent, {contained['on_lines']} on lines)"
         else:
-            contained_text = "n/a"
+            contained_text = _reason(entry, "containment")
         rows.append([html.escape(setting), _mean_std(entry["psnr"], "{:.2f}"), _mean_std(entry["ssim"], "{:.4f}"), adherence_text, contained_text])
     return rows
 
@@ -160,7 +180,7 @@ def _grid(setting: str, rows: list[GridRow]) -> str:
 
 def render_html(report: dict, grids: dict[str, list[GridRow]]) -> str:
     name = html.escape(report["name"])
-    small = report["samples"] < (report.get("feature_dim") or 0)
+    small = report["samples"] < (report.get("feature_dim") or 0) and any(entry.get("fid") is not None for entry in report["settings"].values())
     caution = (f'<p class="note">{report["samples"]} samples is fewer than the {report["feature_dim"]} feature dimensions: '
                "the Frechet distances are biased upwards and only comparable with runs of the same sample count; KID is unbiased.</p>") if small else ""
     return f"""<!DOCTYPE html>
@@ -172,6 +192,7 @@ def render_html(report: dict, grids: dict[str, list[GridRow]]) -> str:
 <h2>Distribution scores</h2>
 {_table(["hints", "samples", "metric", "value (lower is better)", "KID (lower is better)"], _distribution_rows(report), "distribution")}
 {caution}
+{"".join(f'<p class="note">{html.escape(note)}</p>' for note in not_computed_notes(report))}
 <h2>Per-image scores</h2>
 {_table(["hints", "PSNR dB (higher is better)", "SSIM (higher is better)", "hint error CIEDE2000: mean / median / p90 (lower is better)", "colour containment (higher is better)"], _image_rows(report), "per-image")}
 <p class="note">Hint error: CIEDE2000 between each hint pixel's colour and the output's mean colour within {report['config']['window_radius']} pixels of it
@@ -216,8 +237,9 @@ def summary_table(report: dict) -> Table | Group:
     for setting, entry in report["settings"].items():
         table.add_row(setting, entry["label"], *(_fmt(_lookup(entry, path), pattern) for path, _, _, _, pattern in COMPARED))
     table.caption = "FD: Frechet distance; dE00: hint error (CIEDE2000); contain: colour containment"
-    unscored = [Text(f"unscored {s['key']}: {s['reason']} ({s['detail']})") for s in unscored_of(report)]
-    return Group(table, *unscored) if unscored else table
+    notes = [Text(note) for note in not_computed_notes(report)]
+    notes += [Text(f"unscored {s['key']}: {s['reason']} ({s['detail']})") for s in unscored_of(report)]
+    return Group(table, *notes) if notes else table
 
 
 def compare_table(a: dict, b: dict) -> Table:

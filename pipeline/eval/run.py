@@ -21,8 +21,9 @@ from manifests.version import PIPE_VERSION
 from pipeline.executors import default_workers
 from pipeline.session import StageSession
 from train.colorize import colour_batch
-from pipeline.eval.hints import eval_hints, setting_label
-from train.inference import LoadedGenerator, load_generator
+from pipeline.console import console
+from pipeline.eval.hints import eval_hints, hintless_note, setting_label
+from train.inference import LoadedGenerator, load_stage
 from pipeline.eval.samples import Unscored, eval_loader, sample_positions, unscored_samples
 from train.loader import to_device
 from train.metrics.frechet import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, gaussian_stats, kernel_inception_distance
@@ -51,6 +52,7 @@ class EvalConfig:
     workers: int = field(default_factory=lambda: min(4, default_workers()))  # loader processes decoding the shards (0: in this process)
     grid_samples: int = 8
     seed: int = 0
+    weights: str = "auto"  # each checkpoint's EMA or raw generator (train.inference.chosen_weights)
     window_radius: int = WINDOW_RADIUS
     line_threshold: int = LINE_THRESHOLD
     colour_tolerance: float = COLOUR_TOLERANCE
@@ -132,12 +134,8 @@ def add_hint_scores(scores: ImageScores, output: np.ndarray, output_lab: torch.T
 
 
 def _models(config: EvalConfig, device: torch.device) -> tuple[LoadedGenerator, LoadedGenerator | None]:
-    draft = load_generator(config.draft, device)
-    refine = load_generator(config.refine, device) if config.refine is not None else None
-    if draft.config["stage"] == "ldm":
-        raise ValueError(f"{config.draft} is a Line Detection Model, not a colourizer: pass a draft stage's checkpoint")
-    if "draft" in draft.recipe.inputs:
-        raise ValueError(f"{config.draft} is a refinement stage ({draft.config['recipe']} {draft.config['stage']}): pass it as --refine, with a draft checkpoint as --draft")
+    draft = load_stage(config.draft, "draft", device, config.weights)
+    refine = load_stage(config.refine, "refine", device, config.weights) if config.refine is not None else None
     return draft, refine
 
 
@@ -164,7 +162,7 @@ def _score_batch(batch: dict, positions: list[int], truths: TruthBatch, setting:
     features = features_model(coloured) if features_model is not None else None
     images = [ImageScores(p, s) for p, s in zip(psnr(coloured, truths.images).tolist(), ssim(coloured, truths.images).tolist())]
     lines, hints, outputs = _hwc(batch["line"])[..., 0], _hwc(hint), _hwc(coloured)
-    output_lab = srgb_to_lab(coloured) if setting != "none" else None
+    output_lab = srgb_to_lab(coloured) if setting != "none" and truths.lab is not None else None
     for i, (position, image) in enumerate(zip(positions, images)):
         if features is not None:
             image.feature = features[i]
@@ -201,6 +199,7 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
         raise FileNotFoundError(f"no finished shards in {folder}: run `pipe shard {config.root}` first (with --val > 0 for a val split)")
     positions = sample_positions(folder, config.limit)
     draft, refine = _models(config, device)
+    reasons = _hintless_reasons(config, [m for m in (draft, refine) if m is not None])
     features_model, cached_truths, cache_path = None, None, None
     if config.fid:
         from train.networks.inception import inception_weights_in, load_fid_inception
@@ -216,7 +215,7 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
     scores = {setting: SettingScores() for setting in config.settings}
     truth_features: dict[int, np.ndarray] = {}
     failed: dict[int, Unscored] = {}
-    hinted = any(setting != "none" for setting in config.settings)
+    hinted = "adherence" not in reasons and any(setting != "none" for setting in config.settings)
     with StageSession(config.root, f"eval-{config.report_name()}") as session, session.progress(f"scoring {config.split}", total=len(positions) * len(config.settings)) as bar:
         for batch in loader:
             failed.update((positions[record.key], record) for record in batch["unscored"])
@@ -233,8 +232,11 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
                 bar.advance(len(batch_positions))
     scored = scores[config.settings[0]].images
     seen = len(scored)
-    if seen < 2:
-        raise ValueError(f"{folder} has {seen} sample(s) to score; FID and KID need at least 2")
+    if not seen:
+        first = next(iter(failed.values()), None)
+        raise ValueError(f"none of the {len(positions)} samples of {folder} could be scored" + (f" (first: {first.key}, {first.reason}: {first.detail})" if first else ""))
+    if config.fid and seen < 2:
+        reasons.update(dict.fromkeys(("fid", "kid"), f"FID and KID need at least 2 samples, {seen} scored"))
     if cached_truths is not None and len(cached_truths) != seen:
         raise ValueError(f"the cached truth features {cache_path} hold {len(cached_truths)} samples, not {seen}: delete the file and run again")
     truths = cached_truths if cached_truths is not None else (np.stack([truth_features[p] for p in sorted(truth_features)]) if truth_features else None)
@@ -242,24 +244,43 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
         buffer = io.BytesIO()
         np.save(buffer, truths)
         write_bytes_atomic(cache_path, buffer.getvalue())
-    report = _report(config, draft, refine, scores, truths, seen, len(positions), unscored_samples(positions, scored.keys(), failed))
+    report = _report(config, draft, refine, scores, truths, seen, len(positions), unscored_samples(positions, scored.keys(), failed), reasons)
     report["config"]["truth_features"] = None if truths is None else ("cached" if cached_truths is not None else "computed")
     session.write_summary({key: report[key] for key in ("name", "samples", "split_samples", "unscored")})
     return report, {setting: s.grid_rows() for setting, s in scores.items()}
 
 
+# Metrics scored only under hinted settings, and what the report says when no model takes hints.
+HINT_SCORES = ("adherence", "containment")
+NO_HINTS = "model takes no hints"
+
+
+def _hintless_reasons(config: EvalConfig, models: list[LoadedGenerator]) -> dict[str, str]:
+    """{metric: why it is not computed} for the hint scores when none of the models reads hints
+    (their outputs, and so their scores, would be the `none` setting's); warns when a hinted setting is asked for."""
+    note = hintless_note(models)
+    if note is None:
+        return {}
+    hinted = [setting for setting in config.settings if setting != "none"]
+    if hinted:
+        console.print(f"[yellow]warning:[/] --hints {','.join(hinted)}: {note}: hint error and containment marked \"{NO_HINTS}\"", soft_wrap=True)
+    return dict.fromkeys(HINT_SCORES, NO_HINTS)
+
+
 def _checkpoint_info(path: Path, loaded: LoadedGenerator) -> dict:
-    return {"path": str(path), "recipe": loaded.config["recipe"], "stage": loaded.config["stage"], "step": loaded.step, "size": loaded.size}
+    return {"path": str(path), "recipe": loaded.config["recipe"], "stage": loaded.config["stage"], "step": loaded.step, "size": loaded.size, "weights": loaded.weights}
 
 
 def _report(config: EvalConfig, draft: LoadedGenerator, refine: LoadedGenerator | None, scores: dict[str, SettingScores], real: np.ndarray | None, samples: int,
-            split_samples: int, unscored: list[Unscored]) -> dict:
-    """The report: `samples` scored of the `split_samples` within the limit, every other one named under `unscored`."""
-    real_stats = gaussian_stats(real) if real is not None else None
+            split_samples: int, unscored: list[Unscored], reasons: dict[str, str]) -> dict:
+    """The report: `samples` scored of the `split_samples` within the limit, every other one named under
+    `unscored`; each metric in `reasons` is null in every setting it applies to, with the reason under `not_computed`."""
+    real_stats = gaussian_stats(real) if real is not None and "fid" not in reasons else None
     settings = {}
     for setting, setting_scores in scores.items():
         s = setting_scores.ordered()
         entry: dict = {"label": setting_label(setting), "samples": samples}
+        not_computed = {metric: reason for metric, reason in reasons.items() if setting != "none" or metric not in HINT_SCORES}
         if real_stats is not None:
             fake = np.stack([image.feature for image in s])
             entry["fid"] = frechet_distance(real_stats, gaussian_stats(fake))
@@ -267,13 +288,15 @@ def _report(config: EvalConfig, draft: LoadedGenerator, refine: LoadedGenerator 
             entry["kid"] = {"mean": kid.mean, "std": kid.std, "subsets": kid.subsets, "subset_size": kid.subset_size}
         entry["psnr"] = _stats([image.psnr for image in s])
         entry["ssim"] = _stats([image.ssim for image in s])
-        if setting != "none":
+        if setting != "none" and "adherence" not in not_computed:
             entry["adherence"] = _stats(np.concatenate([image.adherence for image in s]).tolist())
             # What the truth itself scores: the window mean blurs texture and edges, so this is the floor.
             entry["adherence"]["truth_mean"] = float(np.concatenate([image.adherence_floor for image in s]).mean()) if entry["adherence"]["count"] else None
             leaks = _stats([share for image in s for share in image.leak_shares])
             on_lines, absent = sum(image.hints_on_lines for image in s), sum(image.hints_absent for image in s)
             entry["containment"] = {**leaks, "score": (1.0 - leaks["mean"]) if leaks["count"] else None, "on_lines": on_lines, "absent": absent}
+        if not_computed:
+            entry.update(dict.fromkeys(not_computed), not_computed=not_computed)
         settings[setting] = entry
     return {
         "name": config.report_name(),
@@ -285,7 +308,7 @@ def _report(config: EvalConfig, draft: LoadedGenerator, refine: LoadedGenerator 
         "feature_dim": int(real.shape[1]) if real is not None else None,
         "config": {
             "root": str(config.root), "split": config.split, "hints": list(config.settings),
-            "draft": _checkpoint_info(config.draft, draft), "refine": _checkpoint_info(config.refine, refine) if refine else None,
+            "weights": config.weights, "draft": _checkpoint_info(config.draft, draft), "refine": _checkpoint_info(config.refine, refine) if refine else None,
             "fid": config.fid, "kid_subsets": config.kid_subsets, "kid_subset_size": config.kid_subset_size, "limit": config.limit,
             "seed": config.seed, "window_radius": config.window_radius, "line_threshold": config.line_threshold,
             "colour_tolerance": config.colour_tolerance, "resize": "TensorFlow 1.x bilinear to 299, (x - 128) / 128",

@@ -25,8 +25,11 @@ class ExtractConfig:
     seed: int = 0
     device: str = "auto"
     batch_size: int = 16
-    # CPU worker processes for PNG decode and encode (0: everything in this process).
+    # CPU worker processes for PNG decode and encode (0: everything in this process); with
+    # executor "ray", the CPUs of the local Ray runtime (see pipeline.executors.ExecutorSpec).
     workers: int = field(default_factory=default_workers)
+    executor: str = "local"
+    ray_address: str | None = None
     size: int | None = None
     equalize: bool = False
     binarize: str | None = None
@@ -54,6 +57,17 @@ class ExtractConfig:
             settings["precision"] = "bf16" if device.type == "cuda" else "fp32"
         settings.update(size=self.size, equalize=self.equalize, binarize=self.binarize)
         return settings
+
+    def options(self, device: torch.device) -> dict[str, Any]:
+        """What decides each method's files, by flag and method (a resume must keep them; a new method is new work)."""
+        values: dict[str, Any] = {}
+        for method in self.methods:
+            settings = self.settings(method, device)
+            own = {option.name for option in METHODS[method].options}
+            run_wide = {"seed": self.seed, "png-compression": self.png_compression}
+            for name, value in {**settings, **run_wide}.items():
+                values[f"--set {method}.{name}" if name in own else f"--{name} for {method}"] = value
+        return values
 
     def weights_path(self, method: str) -> Path:
         return require_weights(method, self.weights.get(method))

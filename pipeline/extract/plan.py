@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 from manifests.ledger import Ledger
 from manifests.schema import PREPARED, STATUS_OK
 from pipeline.errors import PipeError
+from pipeline.session import require_dataset
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ def line_id(method: str, key: str) -> str:
 
 def prepared_images(root: Path) -> list[tuple[str, str]]:
     """(key, path) of every ok row of ROOT/prepared.parquet, in key order, one per key."""
+    require_dataset(root)
     ledger = Ledger(root, PREPARED)
     if not ledger.exists():
         raise PipeError(f"no prepared images in {root}: run `pipe prepare SOURCE {root}` first")
@@ -36,9 +38,8 @@ def prepared_images(root: Path) -> list[tuple[str, str]]:
     return sorted(pairs.items())
 
 
-def plan_extract(root: Path, methods: tuple[str, ...], done: set[str]) -> tuple[int, list[ExtractItem]]:
-    """(number of (image, method) pairs in scope, the items with work left)."""
-    images = prepared_images(root)
+def plan_extract(images: list[tuple[str, str]], methods: tuple[str, ...], done: set[str]) -> tuple[int, list[ExtractItem]]:
+    """(number of (image, method) pairs in scope, the items with work left) for `prepared_images`."""
     items = []
     for key, path in images:
         todo = tuple(m for m in methods if line_id(m, key) not in done)

@@ -16,53 +16,57 @@ from collections import defaultdict
 import torch
 from torch.utils.data import DataLoader
 
-from extractors.ldm import load_ldm
-from extractors.methods import METHODS, apply_lines, draw_params
-from extractors.sketchkeras.keras_file import KerasFileError
-from extractors.sketchkeras.weights import load_converted
-from extractors.weights import WeightsMissing
+from extractors.methods import apply_lines
 from manifests.reasons import EXCEPTION
 from manifests.schema import LINES
-from manifests.seeding import sample_rng
-from pipeline.errors import PipeError
-from pipeline.executors import LocalExecutor, describe_exception, executor_name, make_executor, quiet_worker
+from pipeline.executors import BatchFunction, Executor, Finished, children_ignore_ctrl_c, describe_exception, local, quiet_worker, spec_of, start_executor
 from pipeline.extract.config import ExtractConfig, resolve_device
 from pipeline.extract.io import DecodeDataset, LineOutput, RowContext, collate_decoded, failed_row, output_failed, write_line
-from pipeline.extract.plan import ExtractItem, line_id, plan_extract
-from pipeline.session import RunReport, StageSession
+from pipeline.extract.plan import ExtractItem, line_id, plan_extract, prepared_images
+from pipeline.extract.units import ExtractBatch, load_networks, method_params
+from pipeline.session import RecordedOptions, RunReport, StageSession
 
 log = logging.getLogger(__name__)
 
-SEED_STAGE = "extract"
-
-
-def load_networks(config: ExtractConfig, device: torch.device) -> dict[str, torch.nn.Module]:
-    """The networks the chosen methods need, on `device`; a missing or wrong file is one clear error."""
-    networks: dict[str, torch.nn.Module] = {}
-    for method in config.methods:
-        if not METHODS[method].needs_weights:
-            continue
-        try:
-            path = config.weights_path(method)
-            networks[method] = load_converted(path, device) if method == "sketchkeras" else load_ldm(path, device)
-        except (WeightsMissing, KerasFileError, ValueError) as exc:
-            raise PipeError(str(exc)) from None
-    return networks
 
 
 def run_extract(config: ExtractConfig) -> RunReport:
     device = resolve_device(config.device)
-    with StageSession(config.root, LINES.stage, LINES, save_every=config.flush_seconds) as session:
-        networks = load_networks(config, device)
-        planned, items = plan_extract(config.root, config.methods, set() if config.redo else session.ledger.ids())
+    images = prepared_images(config.root)  # before anything is written: a wrong ROOT leaves no trace
+    options = RecordedOptions(config.options(device))
+    with StageSession(config.root, LINES.stage, LINES, save_every=config.flush_seconds, options=options, redo=config.redo) as session:
+        planned, items = plan_extract(images, config.methods, set() if config.redo else session.ledger.ids())
         context = RowContext(root=config.root, tmp_dir=session.tmp_dir, seed=config.seed, device=str(device), png_compression=config.png_compression)
-        if items:
-            _Extraction(config, device, networks, context, session).run(items)
+        if items and config.executor == "ray":
+            _extract_on_cluster(config, device, context, session, items)
+        elif items:
+            _Extraction(config, device, load_networks(config, device), context, session).run(items)
     return session.report(planned, {line_id(method, item.key) for item in items for method in item.methods})
 
 
 def _init_decoder(worker_id: int) -> None:
     quiet_worker()
+
+
+def _extract_on_cluster(config: ExtractConfig, device: torch.device, context: RowContext, session: StageSession, items: list[ExtractItem]) -> None:
+    """Each unit of --batch-size images decoded, extracted and written by one worker (one GPU each
+    when the run is on CUDA)."""
+    batch = ExtractBatch(config, context)
+    num_gpus = 1 if device.type == "cuda" else 0
+    total = sum(len(item.methods) for item in items)
+    label = f"extract {','.join(config.methods)} on ray ({device.type})"
+    with start_executor(spec_of(config), BatchFunction(batch), batch.failed, num_gpus=num_gpus) as executor, session.progress(label, total=total) as bar:
+
+        def record(finished: list[Finished]) -> None:
+            for unit in finished:
+                rows = unit.flat()
+                session.record(rows)
+                bar.advance(len(rows))
+
+        for start in range(0, len(items), config.batch_size):
+            executor.submit(items[start : start + config.batch_size])
+            record(executor.finished())
+        record(list(executor.drain()))
 
 
 class _Extraction:
@@ -73,18 +77,16 @@ class _Extraction:
         self.local_rows: list[dict] = []
         self.settings = {method: config.settings(method, device) for method in config.methods}
         self.buckets: dict[tuple[str, tuple[int, ...]], list[tuple[ExtractItem, torch.Tensor]]] = defaultdict(list)
-        if config.workers <= 0:
+        workers = config.workers
+        if workers <= 0:
             self.decoders, encoders = 0, 0
-        elif config.workers == 1:
+        elif workers == 1:
             self.decoders, encoders = 1, 0
         else:
-            self.decoders = max(1, config.workers // 2)
-            encoders = config.workers - self.decoders
-        self.writer: LocalExecutor = make_executor(
-            executor_name(encoders),
-            functools.partial(write_line, context=context),
-            functools.partial(output_failed, context=context),
-            encoders,
+            self.decoders = max(1, workers // 2)
+            encoders = workers - self.decoders
+        self.writer: Executor = start_executor(
+            local(encoders), functools.partial(write_line, context=context), functools.partial(output_failed, context=context)
         )
 
     def run(self, items: list[ExtractItem]) -> None:
@@ -108,7 +110,9 @@ class _Extraction:
                 self.session.record(rows)
                 bar.advance(len(rows))
 
-            for chunk in loader:
+            with children_ignore_ctrl_c():
+                chunks = iter(loader)  # starts the decode workers
+            for chunk in chunks:
                 for index, reason, detail in chunk["failures"]:
                     item = items[index]
                     self.local_rows += [failed_row(item, m, self.context, reason, detail) for m in item.methods]
@@ -129,11 +133,8 @@ class _Extraction:
             if len(bucket) >= self.config.batch_size:
                 self._run_batch(method, self.buckets.pop(bucket_key))
 
-    def _params(self, method: str, item: ExtractItem) -> dict:
-        return draw_params(self.settings[method], sample_rng(self.config.seed, SEED_STAGE, method, item.key))
-
     def _run_batch(self, method: str, samples: list[tuple[ExtractItem, torch.Tensor]]) -> None:
-        params = [self._params(method, item) for item, _ in samples]
+        params = [method_params(self.config, self.settings[method], method, item.key) for item, _ in samples]
         images = torch.stack([image for _, image in samples]).to(self.device, non_blocking=True)
         try:
             lines = apply_lines(method, images, params, self.networks).cpu().numpy()
@@ -141,7 +142,10 @@ class _Extraction:
             log.debug("batch of %d for %s failed (%s); retrying one by one", len(samples), method, exc)
             self._run_one_by_one(method, samples, params, images)
             return
-        self.writer.submit([LineOutput(item, method, p, lines[i, 0]) for i, ((item, _), p) in enumerate(zip(samples, params))])
+        self._write([LineOutput(item, method, p, lines[i, 0]) for i, ((item, _), p) in enumerate(zip(samples, params))])
+
+    def _write(self, outputs: list[LineOutput]) -> None:
+        self.writer.submit(outputs)
 
     def _run_one_by_one(self, method: str, samples, params: list[dict], images: torch.Tensor) -> None:
         outputs = []
@@ -151,4 +155,4 @@ class _Extraction:
                 outputs.append(LineOutput(item, method, sample_params, lines[0, 0]))
             except Exception as exc:
                 self.local_rows.append(failed_row(item, method, self.context, EXCEPTION, describe_exception(exc), sample_params))
-        self.writer.submit(outputs)
+        self._write(outputs)

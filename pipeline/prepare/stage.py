@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,8 +29,8 @@ from pipeline.prepare.faces import FaceDetectorConfig, detect_faces
 from pipeline.prepare.measure import measure_colors, perceptual_hash, sample_pixels
 from pipeline.prepare.rejected import Rejected
 from pipeline.runner import StageContext, WorkItem, failed_row_defaults
+from pipeline.session import RecordedOptions
 from pipeline.sources import input_files
-
 
 
 class CropMode(str, enum.Enum):
@@ -74,6 +76,17 @@ class PrepareConfig:
         object.__setattr__(self, "faces", FaceSelection(self.faces))
         if self.crop is CropMode.face and self.face_detector is None:
             raise ValueError("--crop face needs a face cascade")
+
+    def options(self) -> dict[str, Any]:
+        """Every setting by its `pipe prepare` flag (what a resume must keep)."""
+        values: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "face_detector":
+                values["--face-cascade"] = str(value.cascade) if value is not None else None
+            else:
+                values["--" + item.name.replace("_", "-")] = value.value if isinstance(value, enum.Enum) else value
+        return values
 
 
 def content_key(data: bytes) -> str:
@@ -214,6 +227,12 @@ class PrepareStage:
 
     def finalize(self, ledger: pa.Table, context: StageContext) -> list[dict]:
         return settle_duplicates(ledger, context, self.config.near_duplicate_distance)
+
+    def recorded_options(self) -> RecordedOptions:
+        return RecordedOptions(self.config.options())
+
+    def reset(self, context: StageContext) -> None:
+        shutil.rmtree(context.layout.root / PREPARED_TREE, ignore_errors=True)
 
 
 def settle_duplicates(ledger: pa.Table, context: StageContext, max_distance: int | None) -> list[dict]:

@@ -10,6 +10,7 @@ from rich.table import Table
 from pipeline.console import console
 from pipeline.errors import PipeError
 from pipeline.report import print_run_report
+from pipeline.session import require_dataset
 from pipeline.shard.config import ShardConfig
 from pipeline.shard.plan import extracted_methods
 from pipeline.shard.sheet import contact_sheet as write_contact_sheet
@@ -17,16 +18,19 @@ from pipeline.shard.stage import ShardState, run_shard, shards_root
 from pipeline.shard.verify import verify_shards
 from synth.artifacts import parse_artifact_names
 from synth.hints import parse_hint_names
-from synth.lines import LineAugment, parse_line_weights
+from synth.lines import GRAY_SOURCE, LineAugment, parse_line_weights
 
 
 def build_config(root: Path, lines: str | None, gray_share: float, equalize_share: float, jitter: float, hints: str,
                  no_hint_share: float, artifacts: str, seed: int, val: float, shard_samples: int, shard_mb: float,
-                 histogram_images: int, png_compression: int | None, workers: int, save_every: float) -> ShardConfig:
+                 histogram_images: int, png_compression: int | None, workers: int, executor: str, ray_address: str | None,
+                 save_every: float) -> ShardConfig:
     root = root.resolve()
+    require_dataset(root)
     try:
         if lines is None:
-            methods = extracted_methods(root)
+            # The grey image is not line art: it feeds --gray-share only, unless --lines names it.
+            methods = [method for method in extracted_methods(root) if method != GRAY_SOURCE]
             if not methods:
                 raise PipeError(f"no line art in {root}: run `pipe extract {root} --method xdog` first (or give --lines)")
             weights = tuple((m, 1.0) for m in methods)
@@ -45,6 +49,8 @@ def build_config(root: Path, lines: str | None, gray_share: float, equalize_shar
             histogram_images=histogram_images,
             png_compression=png_compression,
             workers=workers,
+            executor=executor,
+            ray_address=ray_address,
             flush_seconds=save_every,
         )
     except ValueError as exc:

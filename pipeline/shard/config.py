@@ -11,6 +11,14 @@ from synth.lines import LineAugment
 
 SPLITS = ("train", "val")
 
+# How the user writes each option of the fingerprint (the keys of shards/_config.json).
+OPTION_FLAGS = {
+    "lines": "--lines", "gray_share": "--gray-share", "equalize_share": "--equalize-share", "min_jitter": "--jitter",
+    "hints": "--hints", "no_hint_share": "--no-hint-share", "artifacts": "--artifacts", "val_fraction": "--val",
+    "max_samples": "--shard-samples", "max_bytes": "--shard-mb (in bytes)", "seed": "--seed",
+    "histogram_images": "--histogram-images", "png_compression": "--png-compression",
+}
+
 
 @dataclass(frozen=True)
 class ShardConfig:
@@ -27,6 +35,8 @@ class ShardConfig:
     histogram_images: int = 1000
     png_compression: int | None = None
     workers: int = field(default_factory=default_workers)
+    executor: str = "local"  # or "ray" (see pipeline.executors.ExecutorSpec)
+    ray_address: str | None = None
     flush_seconds: float = 5.0
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,23 @@ class ShardJob:
     lines: tuple[tuple[str, str, str], ...]
 
 
+def _split_draw(key: str) -> float:
+    """The key's place in [0, 1): keys under --val go to val."""
+    digest = hashlib.sha256(f"split\x1f{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def split_of(key: str, val_fraction: float) -> str:
     """`val` for a fixed share of keys, decided by a hash of the key: stable as the dataset grows."""
-    digest = hashlib.sha256(f"split\x1f{key}".encode()).digest()
-    return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
+    return "val" if _split_draw(key) < val_fraction else "train"
+
+
+def val_share_for(keys: list[str], count: int) -> float | None:
+    """The smallest --val (rounded up to hundredths) that puts `count` of `keys` in val; None if there are too few keys."""
+    draws = sorted(_split_draw(key) for key in keys)
+    if len(draws) < count:
+        return None
+    return min(0.99, math.floor(draws[count - 1] * 100 + 1) / 100)
 
 
 def extracted_lines(root: Path, methods: set[str]) -> dict[str, list[tuple[str, str, str]]]:

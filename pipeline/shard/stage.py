@@ -27,16 +27,20 @@ from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger
 from manifests.schema import SHARDS, STATUS_FAILED, STATUS_OK
 from manifests.shards import finished_shards, shard_paths
+from pipeline.console import console
 from pipeline.errors import PipeError
-from pipeline.executors import executor_name, make_executor
-from pipeline.session import RunReport, StageSession
-from pipeline.shard.config import SPLITS, ShardConfig
-from pipeline.shard.plan import ShardJob, plan_shard
+from pipeline.executors import ExecutorSpec, spec_of, start_executor
+from pipeline.session import RecordedOptions, RunReport, StageSession
+from pipeline.shard.config import OPTION_FLAGS, SPLITS, ShardConfig
+from pipeline.shard.plan import ShardJob, plan_shard, val_share_for
 from pipeline.shard.synthesize import SampleOutcome, SynthInputs, init_synth_worker, read_rgb, synthesize_in_worker
 from pipeline.shard.writer import ShardSummary, ShardWriter
 from synth.common import color_histogram
 
 log = logging.getLogger(__name__)
+
+# FID and KID need at least this many samples (a covariance; pairs of distinct samples).
+VAL_MINIMUM = 2
 
 
 @dataclass
@@ -73,19 +77,6 @@ def scan_split(folder: Path, split: str) -> ShardState:
     return state
 
 
-def check_fingerprint(folder: Path, config: ShardConfig) -> None:
-    """Shards from earlier runs must have been made with the same options, or resuming would mix them."""
-    path = DatasetLayout(config.root).shard_config
-    wanted = config.fingerprint_json()
-    if path.exists():
-        if path.read_text() != wanted:
-            raise PipeError(
-                f"{path} records different shard options than this run's; run with the same options, or add --redo to rebuild the shards"
-            )
-        return
-    write_bytes_atomic(path, wanted.encode())
-
-
 def dataset_histogram(folder: Path, jobs: list[ShardJob], config: ShardConfig, session: StageSession) -> np.ndarray:
     """The 512-bin colour histogram of the first `histogram_images` train images (counted once, then reused)."""
     path = DatasetLayout(config.root).shard_histogram
@@ -116,11 +107,10 @@ def failed_outcome(job: ShardJob, reason: str, detail: str) -> list[SampleOutcom
     return [SampleOutcome(job, reason=reason, detail=detail)]
 
 
-def ordered_outcomes(jobs: list[ShardJob], inputs: SynthInputs, workers: int) -> Iterator[SampleOutcome]:
+def ordered_outcomes(jobs: list[ShardJob], inputs: SynthInputs, spec: ExecutorSpec) -> Iterator[SampleOutcome]:
     """Synthesize `jobs` on the executor, one job per unit, yielding outcomes in job order."""
-    executor = make_executor(
-        executor_name(workers), synthesize_in_worker, failed_outcome, workers,
-        window=4 * max(1, workers), ordered=True, initializer=init_synth_worker, initargs=(inputs,),
+    executor = start_executor(
+        spec, synthesize_in_worker, failed_outcome, window=4 * max(1, spec.workers), ordered=True, initializer=init_synth_worker, initargs=(inputs,)
     )
     with executor:
         for job in jobs:
@@ -176,18 +166,32 @@ def repair_ledger(ledger: Ledger, folder: Path, states: dict[str, ShardState], c
         ledger.append(missing)
 
 
+def warn_small_val(jobs: list[ShardJob], config: ShardConfig) -> None:
+    """`pipe eval` needs 2 val samples for FID/KID: say so, and which --val gives them, before packing."""
+    count = sum(job.split == "val" for job in jobs)
+    if config.val_fraction > 0 and count < VAL_MINIMUM:
+        enough = val_share_for([job.key for job in jobs], VAL_MINIMUM)
+        hint = f"--val {enough:.2f} gives at least {VAL_MINIMUM}" if enough is not None else f"it needs at least {VAL_MINIMUM} prepared images"
+        console.print(
+            f"[yellow]warning:[/] the val split will hold {count} of {len(jobs)} samples (--val {config.val_fraction}): "
+            f"pipe eval needs at least {VAL_MINIMUM} for FID/KID; a larger --val gives more ({hint})",
+            soft_wrap=True,
+        )
+
+
 def run_shard(config: ShardConfig, redo: bool = False) -> tuple[RunReport, dict[str, ShardState]]:
     folder = shards_root(config.root)
-    with StageSession(config.root, SHARDS.stage, SHARDS, save_every=config.flush_seconds) as session:
+    jobs = plan_shard(config)  # before anything is written: a wrong ROOT leaves no trace
+    warn_small_val(jobs, config)
+    options = RecordedOptions(config.fingerprint(), path=DatasetLayout(config.root).shard_config, labels=OPTION_FLAGS)
+    with StageSession(config.root, SHARDS.stage, SHARDS, save_every=config.flush_seconds, options=options, redo=redo) as session:
         session.saved_note = "finished shards are kept"
         ledger = session.ledger
         if redo:
             shutil.rmtree(folder, ignore_errors=True)
-            for path in [ledger.path, *ledger.pending_parts()]:
-                path.unlink(missing_ok=True)
-        jobs = plan_shard(config)
+            ledger.delete()
         folder.mkdir(parents=True, exist_ok=True)
-        check_fingerprint(folder, config)
+        session.save_options()  # before the first shard: a killed run's shards must be checked on resume
         states = {split: scan_split(folder / split, split) for split in SPLITS}
         repair_ledger(ledger, folder, states, config)
         done = set().union(*(s.done_keys for s in states.values()))
@@ -225,7 +229,7 @@ def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardS
 
     try:
         with session.progress(f"shard ({','.join(config.hints)} hints)", total=len(pending)) as bar:
-            for outcome in ordered_outcomes(pending, inputs, config.workers):
+            for outcome in ordered_outcomes(pending, inputs, spec_of(config)):
                 split = outcome.job.split
                 if outcome.members is None:
                     session.record([failed_ledger_row(outcome, config)])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from manifests.layout import DatasetLayout
 from pipeline.cli import main
+from tests.helpers import make_prepared_dataset, picture, save_rgb
 
 
 def test_help_lists_every_command(capsys):
@@ -57,3 +60,92 @@ def test_demo_crawls_the_fixture_board_and_every_post_lands_where_expected(tmp_p
     assert main(["status", str(dataset)]) == 0
     assert main(["demo", str(tmp_path / "demo"), "--images", "4", "--workers", "0"]) == 0
     assert "nothing to do" in capsys.readouterr().err
+
+
+def test_a_stage_that_refuses_to_start_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "does" / "not" / "exist"
+    assert main(["extract", str(missing), "--workers", "0"]) == 2
+    assert main(["shard", str(missing), "--lines", "xdog", "--workers", "0"]) == 2
+    assert main(["shard", str(missing), "--workers", "0"]) == 2
+    assert main(["prepare", str(tmp_path / "missing_dir"), str(tmp_path / "new_root")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "source not found" in err
+    assert not (tmp_path / "does").exists() and not (tmp_path / "new_root").exists()
+    # An existing folder that is not a dataset (yet) is left as it was.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["extract", str(empty), "--workers", "0"]) == 2
+    assert main(["shard", str(empty), "--lines", "xdog", "--workers", "0"]) == 2
+    assert list(empty.iterdir()) == []
+
+
+def test_help_says_what_the_demo_does(capsys):
+    assert main(["--help"]) == 0
+    top = " ".join(capsys.readouterr().out.split())
+    assert "extracts line art and packs shards" in top
+    assert main(["demo", "--help"]) == 0
+    demo = " ".join(capsys.readouterr().out.split())
+    assert "crawl, prepare, extract line art, pack shards" in demo
+    assert "and prepare the result" not in demo
+
+
+def test_progress_rate_agrees_with_the_summary_and_one_table_on_a_first_run(tmp_path, capsys):
+    src, root = tmp_path / "src", tmp_path / "root"
+    for seed in range(12):
+        save_rgb(src / f"{seed}.png", picture(seed, 640, 600))
+    assert main(["prepare", str(src), str(root), "--workers", "2"]) == 0
+    err = capsys.readouterr().err
+    bar = float(re.search(r"([\d,]+\.\d) it/s", err).group(1).replace(",", ""))
+    summary = float(re.search(r"\(([\d,]+\.\d)/s\)", err).group(1).replace(",", ""))
+    assert bar <= 1.5 * summary + 0.5, err
+    # A first run: this run is the whole ledger, one table says so.
+    assert "prepared: this run (the whole ledger)" in err
+    assert err.count("status") == 1 and "prepared: whole ledger" not in err
+    save_rgb(src / "new.png", picture(99, 640, 600))
+    assert main(["prepare", str(src), str(root), "--workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "prepared: this run" in err and "prepared: whole ledger" in err
+
+
+def test_progress_lines_are_not_cut_in_logs(tmp_path, capsys):
+    root = tmp_path / "root"
+    make_prepared_dataset(root, 2, size=64)
+    methods = "xdog,dilate,canny,highpass,gray"
+    assert main(["extract", str(root), "--method", methods, "--workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert f"extract {methods} on cpu" in err and "…" not in err
+    line = next(line for line in err.splitlines() if line.startswith(f"extract {methods}"))
+    assert "10/10" in line and "it/s" in line
+
+
+def test_status_shows_runs_and_reports(tmp_path, capsys):
+    import torch
+
+    from train.checkpoint import save_checkpoint
+
+    make_prepared_dataset(tmp_path, 1, size=64)
+    layout = DatasetLayout(tmp_path)
+    layout.run("xu-draft").mkdir(parents=True)
+    layout.run_config("xu-draft").write_text(json.dumps({"recipe": "xu2020", "stage": "draft", "steps": 40}))
+    layout.run_metrics("xu-draft").write_text("".join(json.dumps({"step": s, "loss_g": 1.0 / s, "images_per_second": 12.5}) + "\n" for s in (10, 20, 30)))
+    save_checkpoint(layout.run_checkpoint("xu-draft"), 20, {"g": torch.nn.Linear(2, 2)})
+    layout.run("empty").mkdir(parents=True)
+    layout.report("xu-draft").mkdir(parents=True)
+    report = {
+        "samples": 17,
+        "settings": {
+            "none": {"label": "FID", "samples": 17, "fid": 123.456, "psnr": {"mean": 18.25}},
+            "cfid": {"label": "C-FID", "samples": 17, "fid": None, "not_computed": {"fid": "no Inception weights"}, "psnr": {"mean": 21.5}},
+        },
+    }
+    layout.report_json("xu-draft").write_text(json.dumps(report))
+    (layout.reports / ".cache").mkdir()
+    assert main(["status", str(tmp_path)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "xu-draft" in err and "xu2020 draft" in err and "30 / 40" in err
+    assert "runs/xu-draft/checkpoints/last.pt (step 20)" in err
+    assert "loss_g 0.03333" in err and "images_per_second 12.5" in err
+    assert "empty" in err and "none yet" in err
+    assert "17" in err and "none (FID)" in err and "123.46" in err and "18.25" in err
+    assert "cfid (C-FID)" in err and "n/a: no Inception weights" in err and "21.5" in err
+    assert ".cache" not in err

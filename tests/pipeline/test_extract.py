@@ -80,7 +80,7 @@ def test_every_image_and_method_has_exactly_one_row_and_one_file(finished):
         assert (row["width"], row["height"]) == (256, 256)
     leftovers = {p.relative_to(finished).as_posix() for p in finished.rglob("*") if p.is_file() and not p.name.endswith((".png",))}
     # No temporaries, no ledger parts: the ledgers, the lock file and the run's summary.
-    assert leftovers == {"prepared.parquet", "lines.parquet", ".pipe/locks/lines.lock", ".pipe/summaries/lines.json"}
+    assert leftovers == {"prepared.parquet", "lines.parquet", ".pipe/locks/lines.lock", ".pipe/summaries/lines.json", ".pipe/options/lines.json"}
 
 
 def test_recorded_parameters_reproduce_every_file_exactly(finished):
@@ -197,3 +197,23 @@ def test_user_errors_are_one_line(tmp_path, monkeypatch, capsys, args, message):
 def test_extract_before_prepare_says_what_to_run(tmp_path, capsys):
     assert main(["extract", str(tmp_path), "--workers", "0"]) == 2
     assert "pipe prepare" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("delay", [0.5, 2.0])
+def test_ctrl_c_while_workers_start_is_one_line_without_tracebacks(tmp_path, delay):
+    """A terminal's Ctrl-C (SIGINT to the whole process group) while the decode and encode workers are
+    still importing: the run ends with the one "interrupted" line, no worker prints its own traceback."""
+    root = tmp_path / "root"
+    make_prepared_dataset(root, 60, size=256)
+    command = _command(root, "--workers", "2", "--batch-size", "4")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    started = root / ".pipe" / "tmp" / "lines"
+    deadline = time.monotonic() + 120
+    while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(delay)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2, err
+    assert "error: interrupted:" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "Exception ignored" not in err, err

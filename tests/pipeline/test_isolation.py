@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-from pipeline.executors import LocalExecutor
+from pipeline.executors import local, start_executor
 from tests.helpers import make_prepared_dataset
 from tests.pipeline import faults
 
@@ -72,7 +72,7 @@ def _failed(item: int, reason: str, detail: str) -> list[str]:
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_executor_hands_back_units_in_order_with_one_result_list_per_item(workers):
-    with LocalExecutor(_double, _failed, workers, ordered=True) as executor:
+    with start_executor(local(workers), _double, _failed, ordered=True) as executor:
         finished = []
         for start in range(0, 30, 4):
             executor.submit(list(range(start, min(start + 4, 30))))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -231,3 +232,37 @@ def test_shards_close_at_the_byte_limit(dataset, tmp_path):
     assert sum(s["count"] for s in stats) == COUNT - 1
     assert len(stats) > 1 and all(s["bytes"] <= 0.1 * 1024 * 1024 for s in stats[:-1])
     assert max(s["count"] for s in stats) < COUNT - 1
+
+
+def test_gray_is_not_line_art_unless_named(tmp_path, capsys):
+    root = tmp_path / "root"
+    make_prepared_dataset(root, 16, size=64)
+    assert main(["extract", str(root), "--method", "xdog,gray", "--workers", "0"]) == 0
+    assert main(["shard", str(root), "--gray-share", "0", "--val", "0.3", "--workers", "0"]) == 0
+    sources = [r["line_source"] for r in pq.read_table(root / "shards.parquet").to_pylist()]
+    assert len(sources) == 16 and set(sources) == {"xdog"}
+    # Named in --lines, gray is drawn like any method.
+    assert main(["shard", str(root), "--lines", "xdog,gray", "--val", "0.3", "--redo", "--workers", "0"]) == 0
+    sources = [r["line_source"] for r in pq.read_table(root / "shards.parquet").to_pylist()]
+    assert set(sources) == {"xdog", "gray"}
+    # Only gray extracted: there is no line art to default to.
+    other = tmp_path / "other"
+    make_prepared_dataset(other, 2, size=64)
+    assert main(["extract", str(other), "--method", "gray", "--workers", "0"]) == 0
+    assert main(["shard", str(other), "--workers", "0"]) == 2
+    assert "no line art" in capsys.readouterr().err
+
+
+def test_a_val_split_too_small_for_fid_is_a_warning_that_names_val(tmp_path, capsys):
+    root = tmp_path / "root"
+    keys = make_prepared_dataset(root, 10, size=64)  # one of them in val at 5%
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
+    capsys.readouterr()
+    assert main(["shard", str(root), "--workers", "0"]) == 0
+    val = sum(split_of(key, 0.05) == "val" for key in keys)
+    err = " ".join(capsys.readouterr().err.split())
+    assert val < 2 and f"warning: the val split will hold {val} of 10 samples (--val 0.05)" in err
+    suggested = float(re.search(r"--val (0\.\d\d) gives at least 2", err).group(1))
+    assert sum(split_of(key, suggested) == "val" for key in keys) >= 2
+    assert main(["shard", str(root), "--val", str(suggested), "--redo", "--workers", "0"]) == 0
+    assert "warning" not in capsys.readouterr().err

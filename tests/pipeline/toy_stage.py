@@ -41,3 +41,9 @@ class ToyStage:
 
     def finalize(self, ledger: pa.Table, context: StageContext) -> list[dict]:
         return []
+
+    def recorded_options(self) -> None:
+        return None
+
+    def reset(self, context: StageContext) -> None:
+        pass

@@ -18,7 +18,7 @@ import torch
 from extractors.weights import SOURCES
 from pipeline.cli import main
 from synth.hints.cfid import SEGMENT_COUNTS
-from tests.helpers import make_prepared_dataset
+from tests.helpers import make_sharded_dataset
 from pipeline.eval.hints import eval_hints
 from pipeline.eval.samples import Unscored, batch_reporting_unscored, split_keys
 from tests.stand_ins.inception import stand_in_state_dict
@@ -32,9 +32,7 @@ def scored(tmp_path_factory) -> dict:
     """A dataset with a val split, a 3-step draft (xu2020) and refinement (cheng2018) run, and stand-in FID Inception weights."""
     base = tmp_path_factory.mktemp("eval")
     root = base / "root"
-    make_prepared_dataset(root, 24, size=SIZE)
-    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
-    assert main(["shard", str(root), "--hints", "patches", "--val", "0.3", "--shard-samples", "4", "--workers", "0"]) == 0
+    make_sharded_dataset(root, 24, SIZE, "--hints", "patches", "--val", "0.3", "--shard-samples", "4")
     checkpoints = {}
     for recipe, stage in (("xu2020", "draft"), ("cheng2018", "refine")):
         args = ["train", stage, str(root), "--recipe", recipe, "--steps", "3", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--width", "0.25", "--name", stage]
@@ -112,7 +110,9 @@ def test_scores_do_not_depend_on_loader_workers_and_limit_keeps_the_first_sample
     runs = {}
     for workers in (0, 2):
         out = tmp_path / f"workers-{workers}"
-        assert main(eval_args(scored, "--hints", "none,cfid", "--limit", "5", "--kid-subset-size", "3", "--batch-size", "2", "--grid", "3", "--out", str(out), workers=workers)) == 0
+        # With the refinement (it reads hints): the draft alone takes none, and gets no hint scores.
+        args = ["--refine", str(scored["refine"]), "--hints", "none,cfid", "--limit", "5", "--kid-subset-size", "3", "--batch-size", "2", "--grid", "3"]
+        assert main(eval_args(scored, *args, "--out", str(out), workers=workers)) == 0
         report = json.loads((out / "report.json").read_text())
         html = (out / "report.html").read_text()
         runs[workers] = (report, re.findall(r'<tr><td title="([^"]+)">', html))
@@ -143,7 +143,7 @@ def test_compare_prints_both_reports_side_by_side(scored, report, capsys):
 
 def test_eval_errors_are_one_line(scored, tmp_path, capsys):
     capsys.readouterr()
-    assert main(eval_args(scored, "--weights-dir", str(tmp_path))) == 2
+    assert main(eval_args(scored, "--weights-dir", str(tmp_path), "--hints", "none")) == 2
     err = capsys.readouterr().err
     assert INCEPTION_FILE in err and "pytorch-fid" in err and len(err.strip().splitlines()) == 1
     assert main(eval_args(scored, "--hints", "sparkles")) == 2
@@ -151,7 +151,7 @@ def test_eval_errors_are_one_line(scored, tmp_path, capsys):
     assert main(eval_args(scored, "--split", "test")) == 2
     assert "no finished shards" in capsys.readouterr().err
     assert main(["eval", str(scored["root"]), "--draft", str(scored["refine"]), "--no-fid"]) == 2
-    assert "refinement stage" in capsys.readouterr().err
+    assert "is a refine checkpoint (cheng2018 refine): pass it as --refine" in capsys.readouterr().err
     assert main(["eval", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2
     assert "a.json not found" in capsys.readouterr().err
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from tests.helpers import REAL_DATA, make_prepared_dataset
+from tests.helpers import REAL_DATA, make_prepared_dataset, make_sharded_dataset
 from train.checkpoint import load_checkpoint
 from train.networks.layers import init_weights
 from train.recipes import stage_recipe
@@ -21,11 +21,7 @@ SIZE = 64
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train") / "root"
-    make_prepared_dataset(root, 24, size=SIZE)
-    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
-    assert main(["shard", str(root), "--hints", "blur,patches,palette", "--val", "0.1", "--shard-samples", "6", "--workers", "0"]) == 0
-    return root
+    return make_sharded_dataset(tmp_path_factory.mktemp("train") / "root", 24, SIZE, "--hints", "blur,patches,palette", "--val", "0.1", "--shard-samples", "6")
 
 
 def train_args(root: Path, *extra: str) -> list[str]:

@@ -15,8 +15,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from extractors.weights import require_weights
+from extractors.weights import load_tensor_file, require_weights
 from train.networks.vgg import IMAGENET_MEAN, IMAGENET_STD
+
+# What the file must be (the one line a wrong file gets).
+WHAT = "torchvision's GoogLeNet state dict (googlenet-1378be20.pth, see `pipe weights list`)"
 
 FEATURE_CHANNELS = 832
 
@@ -85,11 +88,13 @@ class GoogLeNet(nn.Module):
 def load_googlenet(path: Path | None = None) -> GoogLeNet:
     """torchvision's GoogLeNet ImageNet state dict from `path` or the weights folder, frozen, in eval mode."""
     file = require_weights("googlenet", path)
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    state = load_tensor_file(file, WHAT)
+    if not isinstance(state, dict):
+        raise ValueError(f"{file} is not {WHAT}")
     model = GoogLeNet()
     own = model.state_dict()
     missing = [key for key in own if key not in state]
     if missing:
-        raise ValueError(f"{file} is not torchvision's GoogLeNet state dict: it lacks {', '.join(missing[:3])}")
+        raise ValueError(f"{file} is not {WHAT}: it lacks {', '.join(missing[:3])}")
     model.load_state_dict({key: state[key] for key in own})
     return model.eval().requires_grad_(False)

@@ -23,7 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extractors.weights import SOURCES, require_weights, weights_dir
+from extractors.weights import SOURCES, load_tensor_file, require_weights, weights_dir
+
+# What the file must be (the one line a wrong file gets).
+WHAT = "the FID Inception state dict (pytorch-fid's pt_inception-2015-12-05-6726825d.pth, see `pipe weights list`)"
 
 # torch-fidelity publishes the same weights, in the same layout, under this name.
 TORCH_FIDELITY_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -223,9 +226,9 @@ def load_fid_inception(path: Path | None = None) -> FIDInception:
     file (torchvision's ImageNet one, say) is refused instead of giving incomparable numbers.
     """
     file = require_weights("inception", path if path is not None else inception_weights_in())
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    state = load_tensor_file(file, WHAT)
     if not isinstance(state, dict):
-        raise ValueError(f"{file} is not a state dict")
+        raise ValueError(f"{file} is not {WHAT}")
     state = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked") and not key.startswith("AuxLogits.")}
     model = FIDInception()
     counters = {key: value for key, value in model.state_dict().items() if key.endswith("num_batches_tracked")}

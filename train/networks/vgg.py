@@ -12,7 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from extractors.weights import require_weights
+from extractors.weights import load_tensor_file, require_weights
+
+# What the file must be (the one line a wrong file gets).
+WHAT = "torchvision's VGG16 state dict (vgg16-397923af.pth, see `pipe weights list`)"
 
 # Convolution widths per block; "M" is a 2x2 max-pool (torchvision's configuration "D").
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -53,12 +56,12 @@ class VGG16Features(nn.Module):
     def load_torchvision(self, path: Path | None = None) -> VGG16Features:
         """Load torchvision's vgg16 state dict (the `features.*` part) from `path` or the weights folder."""
         file = require_weights("vgg16", path)
-        state = torch.load(file, map_location="cpu", weights_only=True)
-        wanted = {key: value for key, value in state.items() if key.startswith("features.")}
+        state = load_tensor_file(file, WHAT)
+        wanted = {key: value for key, value in state.items() if key.startswith("features.")} if isinstance(state, dict) else {}
         own = self.state_dict()
         missing = [key for key in own if key not in wanted]
         if missing:
-            raise ValueError(f"{file} is not torchvision's VGG16 state dict: it lacks {', '.join(missing[:3])}")
+            raise ValueError(f"{file} is not {WHAT}: it lacks {', '.join(missing[:3])}")
         self.load_state_dict({key: wanted[key] for key in own})
         return self
 
