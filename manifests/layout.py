@@ -65,6 +65,14 @@ class DatasetLayout:
         """The options a stage's ledger was made with (a resume with other values is refused)."""
         return self.root / STATE_DIR / "options" / f"{stage}.json"
 
+    def generation(self, stage: str) -> Path:
+        """A token that changes each time a stage starts over (first run, --redo)."""
+        return self.root / STATE_DIR / "options" / f"{stage}.generation"
+
+    def upstream(self, stage: str) -> Path:
+        """The generations of the upstream stages a stage's ledger was made from."""
+        return self.root / STATE_DIR / "options" / f"{stage}.upstream.json"
+
     def crawl_state(self) -> Path:
         return self.root / STATE_DIR / "crawl"
 

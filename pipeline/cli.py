@@ -7,7 +7,9 @@ application's options (-v, --version) and the console-script entry point `main`.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from typing import Annotated, Optional
 
 import typer
@@ -16,7 +18,7 @@ from rich.logging import RichHandler
 from pipeline import __version__
 from pipeline.commands.app import app
 from pipeline.console import console
-from pipeline.errors import USER_ERRORS
+from pipeline.errors import PATH_ERRORS, USER_ERRORS
 
 # Importing a command module registers its command(s) on `app`: keep this order, the order of `pipe --help`.
 # isort: off
@@ -52,8 +54,16 @@ def _main(
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a batch scheduler's stop, `systemctl stop`, `kill`) ends a run as Ctrl-C does: the
+    stage saves what it finished (training writes a checkpoint) and exits with one line."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; also callable from tests with an argument list."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         app(args=argv, prog_name="pipe")
     except SystemExit as exit_:
@@ -61,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         console.print(f"[red]error:[/] {error}", soft_wrap=True)  # one line, whatever the width: greppable in logs
         return 2
+    except PATH_ERRORS as error:  # an output path that is a file, a folder without write permission
+        console.print(f"[red]error:[/] {error.filename}: {error.strerror}", soft_wrap=True)
+        return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

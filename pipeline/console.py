@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -35,7 +37,12 @@ class RateColumn(ProgressColumn):
     """
 
     def render(self, task: Task) -> Text:
-        elapsed, done = task.elapsed, task.completed - task.fields.get("resumed_from", 0)
+        done = task.completed - task.fields.get("resumed_from", 0)
+        since = task.fields.get("since")  # a time.monotonic() reading, Rich's own clock
+        if since is None:
+            elapsed = task.elapsed
+        else:
+            elapsed = (task.stop_time if task.stop_time is not None else time.monotonic()) - since
         speed = done / elapsed if elapsed and done else None
         return Text("-- it/s" if speed is None else f"{speed:,.1f} it/s", style="progress.data.speed")
 

@@ -14,3 +14,6 @@ class PipeError(Exception):
 
 
 USER_ERRORS: tuple[type[Exception], ...] = (PipeError, LedgerError, TrainingError)
+# Operating-system refusals of a path the user gave (an output folder that is a file, no permission):
+# printed as "PATH: reason".
+PATH_ERRORS: tuple[type[OSError], ...] = (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)

@@ -388,13 +388,15 @@ def start_executor(
     initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
     num_gpus: float = 0,
+    stateful: bool = False,
 ) -> Executor:
-    """The executor `spec` names, running `function` over units of items."""
+    """The executor `spec` names, running `function` over units of items. `stateful`: on Ray, units
+    go to long-lived actors that keep what the function loads (networks) between units."""
     window = window or 2 * max(1, spec.workers)
     if spec.name == "ray":
         from pipeline.ray_executor import RayBackend  # noqa: PLC0415 - Ray is an optional extra
 
-        return Executor(function, failed, RayBackend(function, spec, initializer, initargs, num_gpus), window, ordered)
+        return Executor(function, failed, RayBackend(function, spec, initializer, initargs, num_gpus, actors=stateful), window, ordered)
     if spec.workers <= 0:
         if initializer is not None:
             initializer(*initargs)

@@ -43,6 +43,21 @@ def _run_unit(function: ItemFunction | BatchFunction, init: tuple, token: str, i
     return run_items(function, items)
 
 
+class UnitWorker:
+    """A Ray actor that runs units: what the stage's function loads (networks) stays loaded in it
+    between units, and a GPU it holds is its own."""
+
+    def __init__(self, function: ItemFunction | BatchFunction, init: tuple) -> None:
+        quiet_worker()
+        initializer, initargs = init
+        if initializer is not None:
+            initializer(*initargs)
+        self.function = function
+
+    def run(self, items: list) -> list:
+        return run_items(self.function, items)
+
+
 def import_ray() -> Any:
     try:
         import ray  # noqa: PLC0415 - an optional extra
@@ -51,19 +66,30 @@ def import_ray() -> Any:
     return ray
 
 
+def connect(address: str | None, workers: int) -> bool:
+    """Join the cluster at `address`, or start a local runtime with `workers` CPUs (unless this process
+    is connected already); returns whether this call started a local runtime (to be stopped after)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    options = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    try:
+        if address:
+            ray.init(address=address, **options)
+            return False
+        ray.init(num_cpus=max(1, workers), **options)
+        return True
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise PipeError(f"--ray-address {address or '(local)'}: cannot start or join Ray: {exc}") from None
+
+
 class RayBackend(Backend):
-    def __init__(self, function: ItemFunction | BatchFunction, spec: ExecutorSpec, initializer, initargs: tuple, num_gpus: float = 0) -> None:  # noqa: ANN001
+    """Units as Ray tasks; with `actors`, as calls to a pool of `UnitWorker` actors (one per GPU when
+    each unit asks for `num_gpus`, else one per CPU of the cluster)."""
+
+    def __init__(self, function: ItemFunction | BatchFunction, spec: ExecutorSpec, initializer, initargs: tuple, num_gpus: float = 0, actors: bool = False) -> None:  # noqa: ANN001
         ray = self.ray = import_ray()
-        self.started_here = not ray.is_initialized()
-        if self.started_here:
-            options = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
-            try:
-                if spec.ray_address:
-                    ray.init(address=spec.ray_address, **options)
-                else:
-                    ray.init(num_cpus=max(1, spec.workers), **options)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise PipeError(f"--ray-address {spec.ray_address or '(local)'}: cannot start or join Ray: {exc}") from None
+        self.started_here = connect(spec.ray_address, spec.workers)
         self.function = ray.put(function)
         self.init = ray.put((initializer, initargs))
         self.token = uuid.uuid4().hex
@@ -71,10 +97,29 @@ class RayBackend(Backend):
         self.unit_task = task.options(num_gpus=num_gpus, max_retries=UNIT_RETRIES)
         # An item run alone after its unit crashed: once more is enough to name it.
         self.alone_task = task.options(num_gpus=num_gpus, max_retries=0)
+        self.workers = self._start_actors(num_gpus) if actors else []
+        self.running: dict[Any, Any] = {}  # handle -> the actor running it
+
+    def _start_actors(self, num_gpus: float) -> list:
+        resources = self.ray.cluster_resources()
+        count = int(resources.get("GPU", 0) // num_gpus) if num_gpus else int(resources.get("CPU", 1))
+        if count < 1:
+            raise PipeError(f"the Ray cluster has no GPU for --device cuda (resources: {resources})")
+        actor = self.ray.remote(UnitWorker).options(num_cpus=0 if num_gpus else 1, num_gpus=num_gpus, max_restarts=UNIT_RETRIES, max_task_retries=UNIT_RETRIES)
+        return [actor.remote(self.function, self.init) for _ in range(count)]
 
     def start(self, items: list, alone: bool = False) -> Any:
-        task = self.alone_task if alone else self.unit_task
-        return task.remote(self.function, self.init, self.token, items)
+        if not self.workers:
+            task = self.alone_task if alone else self.unit_task
+            return task.remote(self.function, self.init, self.token, items)
+        load = {id(worker): 0 for worker in self.workers}
+        for worker in self.running.values():
+            load[id(worker)] += 1
+        worker = min(self.workers, key=lambda w: load[id(w)])
+        method = worker.run.options(max_task_retries=0) if alone else worker.run
+        handle = method.remote(items)
+        self.running[handle] = worker
+        return handle
 
     def wait(self, handles: list, block: bool) -> list:
         ready, _ = self.ray.wait(handles, num_returns=1, timeout=None if block else 0)
@@ -85,6 +130,7 @@ class RayBackend(Backend):
 
     def result(self, handle: Any) -> list:
         exceptions = self.ray.exceptions
+        self.running.pop(handle, None)
         try:
             return self.ray.get(handle)
         except exceptions.RayTaskError:
@@ -97,5 +143,7 @@ class RayBackend(Backend):
         return False  # the other tasks in flight run on, in their own worker processes
 
     def close(self) -> None:
+        for worker in self.workers:
+            self.ray.kill(worker)
         if self.started_here and self.ray.is_initialized():
             self.ray.shutdown()

@@ -26,6 +26,7 @@ import json
 import logging
 import shutil
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -38,13 +39,15 @@ import pyarrow.compute as pc
 from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger, rows_by_status
-from manifests.schema import LedgerSchema
+from manifests.schema import LEDGERS, LedgerSchema, by_stage
 from pipeline.console import console, make_progress
 from pipeline.errors import PipeError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SAVE_EVERY = 5.0
+# The command that writes each ledger, for messages about its outputs.
+STAGE_COMMANDS = {"raw": "crawl", "prepared": "prepare", "lines": "extract", "shards": "shard"}
 FLUSH_ROWS = 1024
 # Unattended runs (cron, batch queues) get a plain progress line this often instead of a bar.
 PLAIN_PROGRESS_SECONDS = 30.0
@@ -159,10 +162,11 @@ class StageSession:
         resume_hint: str = "run the same command again to resume",
         options: RecordedOptions | None = None,
         redo: bool = False,
+        upstream: tuple[str, ...] = (),
     ) -> None:
         self.root, self.name, self.schema = Path(root), name, schema
         self.layout = DatasetLayout(self.root)
-        self.options, self.redo = options, redo
+        self.options, self.redo, self.upstream = options, redo, upstream
         self.options_path = (options.path or self.layout.options(name)) if options is not None else None
         self._options_saved = False
         self.tmp_dir = self.layout.tmp(name)
@@ -172,7 +176,7 @@ class StageSession:
         # What an interruption message says was kept; stages without ledger rows set their own.
         self.saved_note: str | None = None
         self.rows_written = 0
-        self.started = time.perf_counter()
+        self.started = time.monotonic()
         self._lock: IO[str] | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -189,13 +193,16 @@ class StageSession:
         try:
             if not self.redo:
                 self.check_options()
+                self.check_upstream()
         except PipeError:
             handle.close()
             raise
         self._lock = handle
+        if self.redo:
+            self.warn_downstream()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)  # leftovers of a killed run
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.started = time.perf_counter()
+        self.started = time.monotonic()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
@@ -244,14 +251,57 @@ class StageSession:
             )
 
     def save_options(self) -> None:
-        """Record this run's options (once, before its first results): what the next run is checked against."""
-        if self.options_path is None or self._options_saved:
+        """Record this run's options (once, before its first results): what the next run is checked against.
+
+        Also records which generation of the upstream stages' outputs this ledger is made from, and
+        starts a new generation of this stage's own when it starts over (first run or --redo)."""
+        if self._options_saved:
             return
-        assert self.options is not None
-        text = options_json({**self.recorded_options(), **self.options.values})
-        if not self.options_path.is_file() or self.options_path.read_text() != text:
-            write_bytes_atomic(self.options_path, text.encode())
         self._options_saved = True
+        if self.options_path is not None:
+            assert self.options is not None
+            # A redo of some extraction methods keeps the other methods' record.
+            text = options_json({**self.recorded_options(), **self.options.values})
+            if not self.options_path.is_file() or self.options_path.read_text() != text:
+                write_bytes_atomic(self.options_path, text.encode())
+        generation = self.layout.generation(self.name)
+        if self.schema is not None and (self.redo or not generation.is_file()):
+            write_bytes_atomic(generation, (uuid.uuid4().hex + "\n").encode())
+        if self.upstream:
+            made_from = {stage: self._generation_of(stage) for stage in self.upstream}
+            write_bytes_atomic(self.layout.upstream(self.name), options_json(made_from).encode())
+
+    def warn_downstream(self) -> None:
+        """A redo replaces outputs that later stages' ledgers were made from: say which must follow."""
+        order = [schema.stage for schema in LEDGERS]
+        if self.name not in order:
+            return
+        later = [stage for stage in order[order.index(self.name) + 1 :] if Ledger(self.root, by_stage(stage)).exists()]
+        if later:
+            commands = ", ".join(f"pipe {STAGE_COMMANDS[stage]}" for stage in later)
+            console.print(f"[yellow]warning:[/] {', '.join(f'{stage}.parquet' for stage in later)} were made from the outputs this --redo replaces: run {commands} with --redo after it", soft_wrap=True)
+
+    def _generation_of(self, stage: str) -> str | None:
+        path = self.layout.generation(stage)
+        return path.read_text().strip() if path.is_file() else None
+
+    def check_upstream(self) -> None:
+        """Refuse to resume from a ledger made from upstream outputs that a `--redo` has since replaced."""
+        path = self.layout.upstream(self.name)
+        if not self.upstream or not path.is_file():
+            return
+        try:
+            made_from = json.loads(path.read_text())
+        except ValueError:
+            made_from = {}
+        stale = [stage for stage in self.upstream if made_from.get(stage) and self._generation_of(stage) not in (None, made_from[stage])]
+        if stale:
+            redone = " and ".join(f"`pipe {STAGE_COMMANDS.get(stage, stage)} --redo`" for stage in stale)
+            verb = "have" if len(stale) > 1 else "has"
+            raise PipeError(
+                f"{self.name}: this ledger was made from outputs that {redone} {verb} since replaced, so what it holds is stale; "
+                "add --redo to make it again from the new ones"
+            )
 
     # ----------------------------------------------------------------- during the run
     def record(self, rows: list[dict]) -> None:
@@ -271,8 +321,9 @@ class StageSession:
         progress = make_progress()
         progress.disable = not enabled
         with progress:
-            # `resumed_from`: the count done before this run, left out of the rate (a resumed training).
-            task = progress.add_task(description, total=total, completed=completed, resumed_from=completed)
+            # `resumed_from`: the count done before this run, left out of the rate (a resumed training);
+            # `since`: the session's start, so the bar's rate is the summary's (start-up included).
+            task = progress.add_task(description, total=total, completed=completed, resumed_from=completed, since=self.started)
             yield ProgressTracker(progress, task, description, total)
 
     # ----------------------------------------------------------------- after the run
@@ -287,7 +338,7 @@ class StageSession:
             planned=planned,
             skipped=planned - len(new_ids),
             processed=len(new_ids),
-            seconds=time.perf_counter() - self.started,
+            seconds=time.monotonic() - self.started,
             new_counts=rows_by_status(new_table) if self.rows_written else [],
             total_counts=rows_by_status(total),
         )

@@ -153,7 +153,7 @@ RECIPES: dict[str, Recipe] = {
     ),
     "cheng2018": Recipe(
         "cheng2018",
-        "two-stage cGAN: U-Net 4->3 from sketch + blur hint, then 7->3 adding the draft; strided D; 0.01 GAN + L1; 5-10% label flips",
+        "two-stage cGAN: U-Net 4->3 from sketch + blur hint, then 7->3 adding the draft; strided D; 0.01 GAN + L1; 7.5% label flips (the document used 5% and 10%)",
         {
             "draft": StageRecipe(
                 inputs=("line", "hint_rgb"), make_generator=_cheng_generator, make_discriminator=_cheng_discriminator,

@@ -93,6 +93,10 @@ class TrainConfig:
     # Start an existing run (one with a checkpoint or metrics) over: its outputs are deleted first.
     overwrite: bool = False
 
+    def __post_init__(self) -> None:
+        if self.run is not None and (not self.run or self.run.startswith(".") or any(c in self.run for c in "/\\")):
+            raise TrainingError(f"--name {self.run!r}: a run name is one folder name under ROOT/runs (no '/', not starting with '.')")
+
     @property
     def run_name(self) -> str:
         return self.run or f"{self.recipe}-{self.stage}"

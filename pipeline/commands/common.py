@@ -48,9 +48,11 @@ def executor_choice(executor: str, ray_address: str | None) -> str:
     if ray_address and executor != "ray":
         raise PipeError("--ray-address goes with --executor ray")
     if executor == "ray":
-        from pipeline.ray_executor import import_ray  # noqa: PLC0415
+        from pipeline.ray_executor import connect, import_ray  # noqa: PLC0415
 
         import_ray()  # one line saying how to install it, before anything is written
+        if ray_address:
+            connect(ray_address, 0)  # a cluster that is not there: one line, before anything is written
     return executor
 
 

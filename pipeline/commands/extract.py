@@ -72,6 +72,9 @@ def extract(
         overrides = parse_overrides(set_ or [])
     except ValueError as exc:
         raise PipeError(str(exc)) from None
+    idle = sorted(set(overrides) - set(methods))
+    if idle:
+        raise PipeError(f"--set {idle[0]}.…: {idle[0]} is not among --method {','.join(methods)} (add it there, or drop the --set)")
     weight_paths = {}
     for entry in weights or []:
         name, sep, path = entry.partition("=")

@@ -42,7 +42,7 @@ def prepare(
     ] = 1.8,
     png_compression: Annotated[
         Optional[int],
-        typer.Option(min=0, max=9, help="PNG zlib level 0-9 [default: OpenCV's own, about twice as fast as 1, files 5% larger].", rich_help_panel=CROP_PANEL, show_default=False),
+        typer.Option(min=0, max=9, help="PNG zlib level 0-9. (default: OpenCV's own, about twice as fast as 1, files 5% larger)", rich_help_panel=CROP_PANEL, show_default=False),
     ] = None,
     min_side: Annotated[int, typer.Option(min=1, help="Reject (too_small) originals whose short side is under this.", rich_help_panel=FILTER_PANEL)] = 512,
     max_aspect: Annotated[float, typer.Option(min=1.0, help="Reject (aspect_ratio) when long side / short side exceeds this.", rich_help_panel=FILTER_PANEL)] = 2.0,

@@ -50,7 +50,7 @@ def shard(
     workers: Workers = default_workers(),
     executor: ExecutorOption = "local",
     ray_address: RayAddress = None,
-    save_every: Annotated[float, typer.Option(min=0.0, help="Save failed rows to the ledger at least this often (seconds).", rich_help_panel=RUN_PANEL)] = 5.0,
+    save_every: Annotated[float, typer.Option(min=0.0, help="Save finished rows to the ledger at least this often (seconds): what a killed run can lose.", rich_help_panel=RUN_PANEL)] = 5.0,
     redo: Annotated[bool, typer.Option(help="Delete ROOT/shards and the shards ledger and build them again.", rich_help_panel=RUN_PANEL)] = False,
 ) -> None:
     """Pack every prepared image into WebDataset shards: ROOT/shards/{train,val}/NNNNN.tar.

@@ -20,7 +20,7 @@ def _recipes_epilog() -> str:
 
     lines = ["[bold]Recipes[/] (--recipe) and their stages:\n\n"]
     for recipe in RECIPES.values():
-        stages = ", ".join(f"{name} ({'+'.join(stage.inputs)} -> colour, {stage.size}px, batch {stage.batch_size})" for name, stage in recipe.stages.items())
+        stages = ", ".join(f"{name} ({'+'.join(stage.inputs)} -> {'lines' if stage.target == 'line' else 'colour'}, {stage.size}px, batch {stage.batch_size})" for name, stage in recipe.stages.items())
         lines.append(f"[bold]{recipe.name}[/]: {recipe.summary}. Stages: {stages}\n\n")
     return "".join(lines)
 

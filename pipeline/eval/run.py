@@ -20,6 +20,7 @@ from manifests.shards import STATS_SUFFIX, finished_shards
 from manifests.version import PIPE_VERSION
 from pipeline.executors import default_workers
 from pipeline.session import StageSession
+from pipeline.shard.config import SPLITS
 from train.colorize import colour_batch
 from pipeline.console import console
 from pipeline.eval.hints import eval_hints, hintless_note, setting_label
@@ -195,6 +196,8 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
 
     device = resolve_device(config.device)
     folder = DatasetLayout(config.root).shard_split(config.split)
+    if config.split not in SPLITS:
+        raise ValueError(f"--split {config.split!r}: pipe shard makes the splits {' and '.join(SPLITS)}")
     if not finished_shards(folder):
         raise FileNotFoundError(f"no finished shards in {folder}: run `pipe shard {config.root}` first (with --val > 0 for a val split)")
     positions = sample_positions(folder, config.limit)
@@ -235,7 +238,9 @@ def run_eval(config: EvalConfig) -> tuple[dict, dict[str, list[GridRow]]]:
     if not seen:
         first = next(iter(failed.values()), None)
         raise ValueError(f"none of the {len(positions)} samples of {folder} could be scored" + (f" (first: {first.key}, {first.reason}: {first.detail})" if first else ""))
-    if config.fid and seen < 2:
+    if not config.fid:
+        reasons.update(dict.fromkeys(("fid", "kid"), "--no-fid"))
+    elif seen < 2:
         reasons.update(dict.fromkeys(("fid", "kid"), f"FID and KID need at least 2 samples, {seen} scored"))
     if cached_truths is not None and len(cached_truths) != seen:
         raise ValueError(f"the cached truth features {cache_path} hold {len(cached_truths)} samples, not {seen}: delete the file and run again")

@@ -34,7 +34,7 @@ def run_extract(config: ExtractConfig) -> RunReport:
     device = resolve_device(config.device)
     images = prepared_images(config.root)  # before anything is written: a wrong ROOT leaves no trace
     options = RecordedOptions(config.options(device))
-    with StageSession(config.root, LINES.stage, LINES, save_every=config.flush_seconds, options=options, redo=config.redo) as session:
+    with StageSession(config.root, LINES.stage, LINES, save_every=config.flush_seconds, options=options, redo=config.redo, upstream=("prepared",)) as session:
         planned, items = plan_extract(images, config.methods, set() if config.redo else session.ledger.ids())
         context = RowContext(root=config.root, tmp_dir=session.tmp_dir, seed=config.seed, device=str(device), png_compression=config.png_compression)
         if items and config.executor == "ray":
@@ -55,7 +55,7 @@ def _extract_on_cluster(config: ExtractConfig, device: torch.device, context: Ro
     num_gpus = 1 if device.type == "cuda" else 0
     total = sum(len(item.methods) for item in items)
     label = f"extract {','.join(config.methods)} on ray ({device.type})"
-    with start_executor(spec_of(config), BatchFunction(batch), batch.failed, num_gpus=num_gpus) as executor, session.progress(label, total=total) as bar:
+    with start_executor(spec_of(config), BatchFunction(batch), batch.failed, num_gpus=num_gpus, stateful=True) as executor, session.progress(label, total=total) as bar:
 
         def record(finished: list[Finished]) -> None:
             for unit in finished:

@@ -184,7 +184,7 @@ def run_shard(config: ShardConfig, redo: bool = False) -> tuple[RunReport, dict[
     jobs = plan_shard(config)  # before anything is written: a wrong ROOT leaves no trace
     warn_small_val(jobs, config)
     options = RecordedOptions(config.fingerprint(), path=DatasetLayout(config.root).shard_config, labels=OPTION_FLAGS)
-    with StageSession(config.root, SHARDS.stage, SHARDS, save_every=config.flush_seconds, options=options, redo=redo) as session:
+    with StageSession(config.root, SHARDS.stage, SHARDS, save_every=config.flush_seconds, options=options, redo=redo, upstream=("prepared", "lines")) as session:
         session.saved_note = "finished shards are kept"
         ledger = session.ledger
         if redo:

@@ -173,7 +173,7 @@ def test_eval_marks_hint_scores_of_a_model_that_takes_no_hints(trained, tmp_path
     assert "hint error and colour containment n/a under cfid: model takes no hints" in err
     cfid = json.loads((out / "report.json").read_text())["settings"]["cfid"]
     assert cfid["adherence"] is None and cfid["containment"] is None
-    assert cfid["not_computed"] == {"adherence": "model takes no hints", "containment": "model takes no hints"}
+    assert cfid["not_computed"] == {"adherence": "model takes no hints", "containment": "model takes no hints", "fid": "--no-fid", "kid": "--no-fid"}
     assert cfid["psnr"]["count"] > 0
     assert "n/a: model takes no hints" in (out / "report.html").read_text()
 
@@ -198,7 +198,7 @@ def test_eval_of_one_sample_scores_what_it_can_and_says_why_fid_is_not(trained, 
             assert entry["fid"] is None and entry["kid"] is None
             assert entry["not_computed"] == {"fid": "FID and KID need at least 2 samples, 1 scored", "kid": "FID and KID need at least 2 samples, 1 scored"}
         else:
-            assert "fid" not in entry
+            assert entry["fid"] is None and entry["not_computed"]["fid"] == "--no-fid"
     if fid:
         assert "FID and KID n/a under none, cfid: FID and KID need at least 2 samples, 1 scored" in printed
         assert "n/a: FID and KID need at least 2 samples, 1 scored" in (out / "report.html").read_text()

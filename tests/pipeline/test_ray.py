@@ -93,13 +93,14 @@ def _failed(item: int, reason: str, detail: str) -> list[str]:
     return [reason]
 
 
-def test_a_killed_ray_worker_only_reruns_its_unit_and_no_result_is_doubled(ray_runtime, tmp_path, monkeypatch):
+@pytest.mark.parametrize("stateful", [False, True], ids=["tasks", "actors"])
+def test_a_killed_ray_worker_only_reruns_its_unit_and_no_result_is_doubled(ray_runtime, tmp_path, monkeypatch, stateful):
     marker = tmp_path / "pid"
     monkeypatch.setenv("PIPE_TEST_PID_FILE", str(marker))
     ray.shutdown()  # a runtime that sees the variable
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False, runtime_env={"env_vars": {"PIPE_TEST_PID_FILE": str(marker)}})
     results = []
-    with start_executor(ExecutorSpec("ray", 2), _slow_double, _failed, ordered=True) as executor:
+    with start_executor(ExecutorSpec("ray", 2), _slow_double, _failed, ordered=True, stateful=stateful) as executor:
         for start in range(0, 12, 3):
             executor.submit(list(range(start, start + 3)))
             results += executor.finished()

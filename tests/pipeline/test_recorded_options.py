@@ -77,3 +77,28 @@ def test_shard_names_the_changed_option(tmp_path, capsys):
     assert before.read_text() == recorded
     assert main(["shard", str(root), "--hints", "blur", "--val", "0.5", "--redo", "--workers", "0"]) == 0
     assert json.loads(before.read_text())["hints"] == ["blur"]
+
+
+def test_stages_built_on_outputs_that_a_redo_replaced_refuse_to_resume_until_redone(tmp_path, capsys):
+    """prepare --redo remakes the images: extract and shard must not say "nothing to do" over stale outputs."""
+    src, root = tmp_path / "src", tmp_path / "root"
+    for seed in range(6):
+        save_rgb(src / f"{seed}.png", picture(seed, 700, 600))
+    assert main(["prepare", str(src), str(root), "--workers", "0", "--size", "128"]) == 0
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0
+    assert main(["shard", str(root), "--val", "0", "--workers", "0"]) == 0
+    assert main(["prepare", str(src), str(root), "--workers", "0", "--size", "96", "--redo"]) == 0
+    warning = _one_line(capsys.readouterr().err)
+    assert "lines.parquet, shards.parquet were made from the outputs this --redo replaces: run pipe extract, pipe shard with --redo" in warning
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "`pipe prepare --redo` has since replaced" in err and "add --redo" in err
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0", "--redo"]) == 0
+    assert {row["width"] for row in pq.read_table(root / "lines.parquet").to_pylist()} == {96}
+    capsys.readouterr()
+    assert main(["shard", str(root), "--val", "0", "--workers", "0"]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "`pipe prepare --redo` and `pipe extract --redo` have since replaced" in err
+    assert main(["shard", str(root), "--val", "0", "--workers", "0", "--redo"]) == 0
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0  # in step again: a plain resume
+    assert "nothing to do" in capsys.readouterr().err

@@ -131,7 +131,8 @@ def test_compare_prints_both_reports_side_by_side(scored, report, capsys):
     assert main(eval_args(scored, "--hints", "cfid", "--name", "draft-only", "--no-fid")) == 0
     draft_only = scored["root"] / "reports" / "draft-only" / "report.json"
     numbers = json.loads(draft_only.read_text())
-    assert "fid" not in numbers["settings"]["cfid"] and numbers["settings"]["cfid"]["psnr"]["count"] == scored["val"]
+    cfid = numbers["settings"]["cfid"]
+    assert cfid["fid"] is None and cfid["not_computed"]["fid"] == "--no-fid" and cfid["psnr"]["count"] == scored["val"]
     capsys.readouterr()
     assert main(["eval", "--compare", str(report["folder"] / "report.json"), str(draft_only)]) == 0
     out = capsys.readouterr().err
@@ -149,7 +150,7 @@ def test_eval_errors_are_one_line(scored, tmp_path, capsys):
     assert main(eval_args(scored, "--hints", "sparkles")) == 2
     assert "unknown hint setting sparkles" in capsys.readouterr().err
     assert main(eval_args(scored, "--split", "test")) == 2
-    assert "no finished shards" in capsys.readouterr().err
+    assert "--split 'test': pipe shard makes the splits train and val" in capsys.readouterr().err
     assert main(["eval", str(scored["root"]), "--draft", str(scored["refine"]), "--no-fid"]) == 2
     assert "is a refine checkpoint (cheng2018 refine): pass it as --refine" in capsys.readouterr().err
     assert main(["eval", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2

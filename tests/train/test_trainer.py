@@ -375,3 +375,26 @@ def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint_without_duplicate
     assert steps == list(range(1, saved + 5))  # each step once: what ran after the checkpoint was logged again
     assert load_checkpoint(checkpoint, {}, restore_random=False)["step"] == saved + 4
     assert not (dataset / ".pipe" / "tmp" / f"train-{name}").exists()
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does_with_a_checkpoint_and_one_line(dataset):
+    """A batch scheduler stops a job with SIGTERM: the run saves its state and says how to resume."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    name = "terminated"
+    command = [sys.executable, "-m", "pipeline.cli", *train_args(dataset, "--recipe", "xu2020", "--width", "0.25", "--name", name, "--steps", "400")]
+    run = dataset / "runs" / name
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not ((run / "metrics.jsonl").exists() and len(losses(run)) >= 3):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2, err[-2000:]
+    assert "Traceback" not in err
+    step = load_checkpoint(run / "checkpoints" / "last.pt", {}, restore_random=False)["step"]
+    assert 3 <= step < 400
+    assert f"interrupted: checkpoint saved at step {step}; continue with --resume" in " ".join(err.split())

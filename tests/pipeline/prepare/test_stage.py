@@ -187,4 +187,4 @@ def test_sigkill_halfway_then_resume_gives_exactly_one_of_everything(tmp_path):
     assert pngs == sorted(f"{key}.png" for key in table["key"].to_pylist())
     state = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and not p.name.endswith(".png")}
     # No temporaries, no ledger parts: the ledger, the lock file and the run's summary.
-    assert state == {"prepared.parquet", ".pipe/locks/prepared.lock", ".pipe/summaries/prepared.json", ".pipe/options/prepared.json"}
+    assert state == {"prepared.parquet", ".pipe/locks/prepared.lock", ".pipe/summaries/prepared.json", ".pipe/options/prepared.json", ".pipe/options/prepared.generation"}
