@@ -13,8 +13,11 @@ def print_run_report(report: RunReport) -> None:
         )
     else:
         rate = report.processed / report.seconds if report.seconds else 0.0
+        busy = report.busy_seconds
+        # The progress bar's rate is over the time until the bar ended; say so when global steps after it took a while.
+        while_processing = f", {report.processed / busy:.1f}/s until the last input" if busy and report.seconds - busy > 0.05 * report.seconds else ""
         console.print(
-            f"{report.stage}: processed {report.processed:,} inputs in {report.seconds:.1f} s ({rate:.1f}/s); "
+            f"{report.stage}: processed {report.processed:,} inputs in {report.seconds:.1f} s ({rate:.1f}/s{while_processing}); "
             f"{report.skipped:,} skipped as already done"
         )
     print_counts(report.stage, [] if report.nothing_to_do else report.new_counts, report.total_counts)

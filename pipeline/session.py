@@ -62,6 +62,9 @@ class RunReport:
     seconds: float
     new_counts: list[tuple[str, str, int]]
     total_counts: list[tuple[str, str, int]]
+    # From the session's start to the end of its progress bar: the time the bar's rate is over (the
+    # rest is global steps such as duplicate detection, and compaction).
+    busy_seconds: float | None = None
 
     @property
     def nothing_to_do(self) -> bool:
@@ -177,6 +180,7 @@ class StageSession:
         self.saved_note: str | None = None
         self.rows_written = 0
         self.started = time.monotonic()
+        self.busy_until: float | None = None
         self._lock: IO[str] | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -325,6 +329,7 @@ class StageSession:
             # `since`: the session's start, so the bar's rate is the summary's (start-up included).
             task = progress.add_task(description, total=total, completed=completed, resumed_from=completed, since=self.started)
             yield ProgressTracker(progress, task, description, total)
+        self.busy_until = time.monotonic()
 
     # ----------------------------------------------------------------- after the run
     def report(self, planned: int, new_ids: set[str]) -> RunReport:
@@ -339,6 +344,7 @@ class StageSession:
             skipped=planned - len(new_ids),
             processed=len(new_ids),
             seconds=time.monotonic() - self.started,
+            busy_seconds=self.busy_until - self.started if self.busy_until is not None else None,
             new_counts=rows_by_status(new_table) if self.rows_written else [],
             total_counts=rows_by_status(total),
         )
