@@ -111,3 +111,42 @@ def test_a_killed_ray_worker_only_reruns_its_unit_and_no_result_is_doubled(ray_r
         results += list(executor.drain())
     assert [item for unit in results for item in unit.items] == list(range(12))
     assert [r for unit in results for r in unit.flat()] == [2 * i for i in range(12)]  # each once, none failed
+
+
+def _busy_ray_task_pids() -> list[int]:
+    """PIDs of Ray worker processes running one of pipe's units (Ray titles them `ray::_run_unit`)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::_run_unit"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_prepare_on_ray_survives_a_worker_killed_mid_run(ray_runtime, tmp_path):
+    import threading
+
+    source, root = tmp_path / "source", tmp_path / "root"
+    for index in range(40):
+        save_rgb(source / f"img{index:02d}.png", picture(index, 900, 800))
+    outcome: list[int] = []
+    run = threading.Thread(target=lambda: outcome.append(main(["prepare", str(source), str(root), "--executor", "ray", "--workers", "2", "--chunk-size", "4"])))
+    run.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and run.is_alive() and time.monotonic() < deadline:
+        pids = _busy_ray_task_pids()
+        if pids:
+            killed = pids[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.01)
+    run.join(timeout=300)
+    assert killed is not None, "no Ray worker was seen running a unit"
+    assert outcome == [0]
+    rows = pq.read_table(root / "prepared.parquet").to_pylist()
+    assert sorted(row["source"] for row in rows) == sorted(str(p) for p in source.iterdir())  # every input once
+    assert {row["status"] for row in rows} == {"ok"}  # the lost unit was re-run, not recorded failed
+    assert len(list((root / "prepared").rglob("*.png"))) == 40
