@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from pipeline.console import console
 from pipeline.errors import PipeError
 from pipeline.session import StageSession
 from train.errors import TrainingError
@@ -22,6 +23,9 @@ def run_training(config: TrainConfig) -> RunSummary:
         raise PipeError(str(exc)) from None
     # Under torchrun every rank trains; each holds its own lock, rank 0 alone reports.
     name = f"train-{config.run_name}" + (f"-rank{trainer.rank}" if trainer.distributed else "")
+    mismatch = trainer.hint_mismatch()
+    if mismatch and trainer.rank == 0:
+        console.print(f"[yellow]warning:[/] {mismatch}", soft_wrap=True)
     with StageSession(config.root, name, resume_hint="continue with --resume") as session:
         description = f"train {config.recipe} {config.stage}"
         with session.progress(description, total=config.steps, completed=trainer.step, enabled=trainer.rank == 0) as bar:

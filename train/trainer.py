@@ -441,6 +441,17 @@ class Trainer:
         if "draft" in inputs and self.draft_source is None and not made.get("artifacts"):
             raise TrainingError(f"recipe {self.config.recipe} {self.config.stage} reads drafts: make the shards with `pipe shard --artifacts paste,warp,spray`")
 
+    def hint_mismatch(self) -> str | None:
+        """How the shards' hint schemes differ from the ones the recipe's system trained with, or None."""
+        settings = DatasetLayout(self.config.root).shard_config
+        if not self.recipe.takes_hints or not self.recipe.hints or not settings.is_file():
+            return None
+        made = [scheme for scheme in json.loads(settings.read_text()).get("hints", []) if scheme != "palette"]
+        if set(made) & set(self.recipe.hints):
+            return None
+        return (f"{self.config.recipe} {self.config.stage} was published with {','.join(self.recipe.hints)} hints, the shards carry "
+                f"{','.join(made) or 'none'}: shard with `--hints {','.join(self.recipe.hints)}` (then --redo) to train as published")
+
     def loader(self, steps: int):
         inputs = self.recipe.inputs + (self.draft_source.recipe.inputs if self.draft_source is not None else ())
         needs_hint = self.recipe.takes_hints or (self.draft_source is not None and self.draft_source.recipe.takes_hints)

@@ -248,3 +248,14 @@ def test_sample_grids_say_which_weights_and_label_their_columns(trained):
     label_line = strip[header // 2 :]
     for column in range(5):
         assert (label_line[:, column * SIZE : (column + 1) * SIZE] < 128).any(), column
+
+
+def test_training_on_other_hint_schemes_than_the_recipes_warns(tmp_path, capsys):
+    from tests.helpers import make_sharded_dataset
+
+    root = make_sharded_dataset(tmp_path / "root", 8, 64, "--hints", "patches", "--val", "0", "--shard-samples", "4")
+    args = ["train", "draft", str(root), "--recipe", "cheng2018", "--steps", "1", "--batch-size", "2", "--size", "64", "--width", "0.25", "--workers", "0"]
+    capsys.readouterr()
+    assert main(args) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "warning: cheng2018 draft was published with blur hints, the shards carry patches: shard with `--hints blur` (then --redo)" in err
