@@ -41,11 +41,6 @@ def finished_tars(folder: Path) -> list[Path]:
     return [shard_paths(folder, index)[0] for index in finished_shards(folder)]
 
 
-def is_shard_file(path: Path) -> bool:
-    """A tar or sidecar of some shard (named NNNNN.tar / NNNNN.parquet)."""
-    return path.suffix in (".tar", ".parquet") and path.stem.isdigit()
-
-
 def sidecar_keys(sidecar: Path) -> list[str]:
     """The sample keys of one shard, in tar order, from its sidecar."""
     if not sidecar.is_file():

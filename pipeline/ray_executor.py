@@ -123,9 +123,8 @@ class RayBackend(Backend):
 
     def wait(self, handles: list, block: bool) -> list:
         ready, _ = self.ray.wait(handles, num_returns=1, timeout=None if block else 0)
-        if ready:  # everything else that is already done too
-            more, _ = self.ray.wait([h for h in handles if h not in ready], num_returns=len(handles) - len(ready), timeout=0) if len(handles) > len(ready) else ([], [])
-            ready += more
+        if ready and len(handles) > 1:  # with it, everything else that is already done
+            ready, _ = self.ray.wait(handles, num_returns=len(handles), timeout=0)
         return ready
 
     def result(self, handle: Any) -> list:

@@ -27,7 +27,8 @@ import pyarrow as pa
 from manifests.layout import DatasetLayout
 from manifests.schema import STATUS_FAILED, LedgerSchema
 from pipeline.executors import default_workers, spec_of, start_executor
-from pipeline.session import DEFAULT_SAVE_EVERY, RecordedOptions, RunReport, StageSession
+from pipeline.recorded_options import RecordedOptions
+from pipeline.session import DEFAULT_SAVE_EVERY, RunReport, StageSession
 
 
 @dataclass(frozen=True)

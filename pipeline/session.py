@@ -27,9 +27,9 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,6 +42,7 @@ from manifests.ledger import Ledger, rows_by_status
 from manifests.schema import LEDGERS, LedgerSchema, by_stage
 from pipeline.console import console, make_progress
 from pipeline.errors import PipeError
+from pipeline.recorded_options import RecordedOptions, option_changes, options_json, shown
 
 log = logging.getLogger(__name__)
 
@@ -103,44 +104,6 @@ class ProgressTracker:
             done = int(self.progress.tasks[0].completed)
             log.warning("%s: %d%s done", description or self.description, done, f"/{self.total}" if self.total is not None else "")
             self.last_log = time.monotonic()
-
-
-@dataclass(frozen=True)
-class RecordedOptions:
-    """The options that decide a stage's results, recorded with its ledger so a resume cannot mix them.
-
-    `values` maps an option to a JSON value. An option only one side has (a method added to an
-    extraction, an option a newer pipe added) is no change: it is new work, and is added to the record.
-    `path` is where the record lives (default ROOT/.pipe/options/<session name>.json); `labels` says how
-    the user writes an option whose key is not already its flag.
-    """
-
-    values: Mapping[str, Any]
-    path: Path | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-def options_json(values: Mapping[str, Any]) -> str:
-    return json.dumps(dict(values), sort_keys=True, indent=1) + "\n"
-
-
-def option_changes(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(option, recorded value, wanted value) of every option both have with different values."""
-    def plain(value: Any) -> Any:
-        return json.loads(json.dumps(value))  # tuples and lists alike, as the record stores them
-
-    return [(key, recorded[key], value) for key, value in sorted(wanted.items()) if key in recorded and plain(recorded[key]) != plain(value)]
-
-
-def shown(value: Any) -> str:
-    """An option value as the user would type it: `0.3,0.5`, `xdog=2.0,dilate=1.0`, `none`."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (list, tuple)):
-        return ",".join("=".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for v in value)
-    return str(value)
 
 
 def require_dataset(root: Path) -> None:

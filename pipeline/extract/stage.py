@@ -24,7 +24,8 @@ from pipeline.extract.config import ExtractConfig, resolve_device
 from pipeline.extract.io import DecodeDataset, LineOutput, RowContext, collate_decoded, failed_row, output_failed, write_line
 from pipeline.extract.plan import ExtractItem, line_id, plan_extract, prepared_images
 from pipeline.extract.units import ExtractBatch, load_networks, method_params
-from pipeline.session import RecordedOptions, RunReport, StageSession
+from pipeline.recorded_options import RecordedOptions
+from pipeline.session import RunReport, StageSession
 
 log = logging.getLogger(__name__)
 

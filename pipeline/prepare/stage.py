@@ -29,7 +29,7 @@ from pipeline.prepare.faces import FaceDetectorConfig, detect_faces
 from pipeline.prepare.measure import measure_colors, perceptual_hash, sample_pixels
 from pipeline.prepare.rejected import Rejected
 from pipeline.runner import StageContext, WorkItem, failed_row_defaults
-from pipeline.session import RecordedOptions
+from pipeline.recorded_options import RecordedOptions
 from pipeline.sources import input_files
 
 

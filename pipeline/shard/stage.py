@@ -30,7 +30,8 @@ from manifests.shards import finished_shards, shard_paths
 from pipeline.console import console
 from pipeline.errors import PipeError
 from pipeline.executors import ExecutorSpec, spec_of, start_executor
-from pipeline.session import RecordedOptions, RunReport, StageSession
+from pipeline.recorded_options import RecordedOptions
+from pipeline.session import RunReport, StageSession
 from pipeline.shard.config import OPTION_FLAGS, SPLITS, ShardConfig
 from pipeline.shard.plan import ShardJob, plan_shard, val_share_for
 from pipeline.shard.synthesize import SampleOutcome, SynthInputs, init_synth_worker, read_rgb, synthesize_in_worker
