@@ -1,6 +1,6 @@
 """Benchmark `pipe extract` per method against the plain one-image-at-a-time OpenCV loop, in the same run.
 
-    python bench/extract.py [--images 96] [--size 512] [--methods xdog,dilate,canny,highpass,gray]
+    python bench/extract.py [--images 256] [--size 512] [--methods xdog,dilate,canny,highpass,gray]
                             [--workers 2] [--batch-size 16] [--device cpu]
     python bench/extract.py --device cuda --batch-sizes 8,16,32,64 --sketchkeras   # on a GPU box
 
@@ -18,7 +18,9 @@ are meaningful only on the machine they were taken on; compare the ratios.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,11 +61,21 @@ def plain_loop(paths: list[Path], out: Path, method: str | None) -> float:
 
 
 def stage_rate(root: Path, method: str, args: argparse.Namespace, weights: dict[str, Path]) -> float:
+    """Images/s of `pipe extract` as a user runs it (the `pipe` command, its workers started as it starts
+    them), from the stage's own summary: the session's time, worker start-up included, interpreter and
+    imports not. Without the console script (not installed), the stage runs in this process."""
     shutil.rmtree(root / "lines", ignore_errors=True)
     (root / "lines.parquet").unlink(missing_ok=True)
-    config = ExtractConfig(root=root, methods=(method,), device=args.device, batch_size=args.batch_size, workers=args.workers, weights=weights)
-    report = run_extract(config)
-    return report.processed / report.seconds
+    pipe = shutil.which("pipe", path=str(Path(sys.executable).parent)) or shutil.which("pipe")
+    if pipe is None:
+        config = ExtractConfig(root=root, methods=(method,), device=args.device, batch_size=args.batch_size, workers=args.workers, weights=weights)
+        report = run_extract(config)
+        return report.processed / report.seconds
+    command = [pipe, "extract", str(root), "--method", method, "--device", args.device, "--batch-size", str(args.batch_size), "--workers", str(args.workers)]
+    command += [f"--weights={name}={path}" for name, path in weights.items()]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    summary = json.loads((root / ".pipe" / "summaries" / "lines.json").read_text())
+    return summary["processed"] / summary["seconds"]
 
 
 def device_rates(method: str, size: int, batch_sizes: list[int], device: torch.device, networks: dict, precision: str | None = None) -> dict[int, float]:
@@ -104,7 +116,7 @@ def random_sketchkeras(folder: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--methods", default="xdog,dilate,canny,highpass,gray")
     parser.add_argument("--workers", type=int, default=2)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from extractors import canny, dilate, highpass, xdog
+from extractors import canny, dilate, highpass, opencv_forms, xdog
+from extractors.draws import draw_params  # noqa: F401 - part of this module's interface
 from extractors.gray import extract_gray
 from extractors.postprocess import binarize_otsu, equalize_histogram, resize_lines
 
@@ -149,16 +150,6 @@ def method_options(method: str, overrides: dict[str, Any] | None = None) -> dict
     return settings
 
 
-def draw_params(settings: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """One sample's values: each tuple setting drawn uniformly, other settings as they are."""
-    drawn = {}
-    for name, value in settings.items():
-        if isinstance(value, tuple):
-            value = value[int(rng.integers(len(value)))]
-        drawn[name] = value.item() if isinstance(value, np.generic) else value
-    return drawn
-
-
 def post_process(lines: torch.Tensor, size: int | None, equalize: bool, binarize: str | None) -> torch.Tensor:
     """Resize, then equalize the histogram, then binarize (each optional), in that order."""
     if size:
@@ -180,11 +171,15 @@ def apply_lines(method: str, images: torch.Tensor, params: list[dict[str, Any]],
     spec = METHODS[method]
     if len(params) != images.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {len(params)} parameter sets")
+    outputs: list[torch.Tensor | None] = [None] * len(params)
     groups: dict[tuple, list[int]] = {}
     for index, sample in enumerate(params):
+        if sample.get("impl") == opencv_forms.IMPL:  # made by the OpenCV form: made again by it
+            rgb = images[index].permute(1, 2, 0).cpu().numpy()
+            outputs[index] = torch.from_numpy(opencv_forms.extract(method, rgb, sample)).unsqueeze(0).to(images.device)
+            continue
         shared = tuple(sorted((k, v) for k, v in sample.items() if k not in spec.per_sample))
         groups.setdefault(shared, []).append(index)
-    outputs: list[torch.Tensor | None] = [None] * len(params)
     for shared, indices in groups.items():
         settings = dict(shared)
         post = {key: settings.pop(key, None) for key in POST_KEYS}

@@ -24,6 +24,8 @@ LINES_TREE = "lines"
 SHARDS_DIR = "shards"
 RUNS_DIR = "runs"
 REPORTS_DIR = "reports"
+# `pipe run`: one folder per job run (job.toml as it ran, job.log, summary.json).
+JOBS_DIR = "jobs"
 # The options the shards were made with, and the dataset colour histogram (histogram hints).
 SHARD_CONFIG_FILE = "_config.json"
 SHARD_HISTOGRAM_FILE = "_histogram.npy"
@@ -132,3 +134,11 @@ class DatasetLayout:
     @property
     def reports_cache(self) -> Path:
         return self.reports / REPORTS_CACHE_DIR
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / JOBS_DIR
+
+    def job_state(self, stage: str) -> Path:
+        """What `pipe run` remembers between runs of a stage it schedules (train targets, eval inputs)."""
+        return self.root / STATE_DIR / "jobs" / f"{stage}.json"

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from manifests.atomic import atomic_target
+from manifests.atomic import TMP_SUFFIX, atomic_target
 from manifests.layout import DatasetLayout
 from manifests.schema import SCHEMA_VERSION, LedgerSchema
 
@@ -45,6 +45,16 @@ class Ledger:
         if not self.parts_dir.is_dir():
             return []
         return sorted(p for p in self.parts_dir.iterdir() if p.name.startswith(_PART_PREFIX) and p.suffix == ".parquet")
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete what a killed write left: `<stage>.parquet.<pid>.tmp` beside the ledger and temporary
+        parts. Call only while holding the stage's lock (no write of this ledger is under way)."""
+        stale = list(self.path.parent.glob(f"{self.path.name}.*{TMP_SUFFIX}"))
+        if self.parts_dir.is_dir():
+            stale += list(self.parts_dir.glob(f"*{TMP_SUFFIX}"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
 
     def read(self) -> pa.Table:
         """Main file and pending parts merged: for each input id, the rows of its newest write."""

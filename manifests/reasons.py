@@ -53,3 +53,15 @@ NO_LINES = "no_lines"  # no line art of the chosen methods for this image
 # ----------------------------------------------------------------- eval (report.json, unscored samples)
 MISSING_FROM_SHARD = "missing_from_shard"  # listed in a shard's sidecar but never read from its tar
 MISSING_MEMBER = "missing_member"  # the tar holds the sample without a member eval needs
+
+# ----------------------------------------------------------------- import pairs (imports.parquet)
+# A pair is a colour image and its line drawing (sketch); besides these, the colour half gets
+# prepare's reasons (decode_error, too_large, too_small, aspect_ratio, grayscale, too_bright,
+# too_dark) and `duplicate` (same colour bytes as a kept pair).
+MISSING_COLOR = "missing_color"  # folders layout: a sketch file with no colour file of the same name
+MISSING_SKETCH = "missing_sketch"  # folders layout: a colour file with no sketch file of the same name
+AMBIGUOUS_PAIR = "ambiguous_pair"  # folders layout: two files of one folder share a name (001.png, 001.jpg)
+SIZE_MISMATCH = "size_mismatch"  # the colour and the sketch differ in width or height
+ODD_WIDTH = "odd_width"  # side-by-side layout: an odd width cannot be split into two equal halves
+SKETCH_NOT_GREY = "sketch_not_grey"  # the sketch has coloured pixels: not line art
+HALVES_SWAPPED = "halves_swapped"  # the colour half is grey and the sketch half coloured: wrong --order or folders

@@ -190,3 +190,53 @@ def by_stage(stage: str) -> LedgerSchema:
         if schema.stage == stage:
             return schema
     raise KeyError(f"unknown ledger {stage!r}; known: {', '.join(s.stage for s in LEDGERS)}")
+
+# What `pipe import pairs` made of each pair of an existing paired dataset (a colour image and its
+# line drawing). It is the import's own, resumable ledger: every settled row is also published as
+# one row of prepared.parquet (`source` = `pair`) and, for ok pairs, a `real/<key>` row of
+# lines.parquet, so later stages see an imported pair as a prepared image with the line method `real`.
+IMPORTS = LedgerSchema(
+    stage="imports",
+    id_column="pair",
+    fields=(
+        # The side-by-side file, or the colour file (the sketch file when the colour is missing).
+        pa.field("pair", pa.string(), nullable=False),
+        pa.field("layout", pa.string()),
+        # `train` / `val` when the source keeps a split (its train/ and val/ folders); null: pipe shard hashes the key.
+        pa.field("split", pa.string()),
+        pa.field("color_source", pa.string()),
+        pa.field("sketch_source", pa.string()),
+        # Bytes of the colour file (side-by-side: of the pair's file, which the key hashes too) and of the sketch file.
+        pa.field("source_bytes", pa.int64()),
+        pa.field("sketch_bytes", pa.int64()),
+        pa.field("format", pa.string()),
+        pa.field("frames", pa.int32()),
+        # The colour half after EXIF orientation, before any crop; the sketch half likewise.
+        pa.field("orig_width", pa.int32()),
+        pa.field("orig_height", pa.int32()),
+        pa.field("sketch_width", pa.int32()),
+        pa.field("sketch_height", pa.int32()),
+        # One crop box for both halves, in the halves' pixels.
+        pa.field("crop_x", pa.int32()),
+        pa.field("crop_y", pa.int32()),
+        pa.field("crop_w", pa.int32()),
+        pa.field("crop_h", pa.int32()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        # The written colour (prepared/ab/<key>.png) and line art (lines/real/ab/<key>.png).
+        pa.field("path", pa.string()),
+        pa.field("line_path", pa.string()),
+        pa.field("phash", pa.string()),
+        pa.field("colorfulness", pa.float32()),
+        pa.field("color_fraction", pa.float32()),
+        pa.field("brightness", pa.float32()),
+        # Share of the sketch's pixels with chroma above the threshold (a sketch must be grey).
+        pa.field("sketch_color_fraction", pa.float32()),
+        # Share of the written line art's pixels darker than mid-grey.
+        pa.field("ink_fraction", pa.float32()),
+        # For `duplicate` rows: the kept pair with the same colour bytes.
+        pa.field("duplicate_of", pa.string()),
+        # True once the row is final (ok rows: after duplicate detection); only settled rows are published.
+        pa.field("dedupe_settled", pa.bool_()),
+    ),
+)

@@ -6,6 +6,7 @@ application's options (-v, --version) and the console-script entry point `main`.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import signal
 import sys
@@ -14,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from pipeline import __version__
 from pipeline.commands.app import app
@@ -23,13 +25,16 @@ from pipeline.errors import PATH_ERRORS, USER_ERRORS
 # Importing a command module registers its command(s) on `app`: keep this order, the order of `pipe --help`.
 # isort: off
 import pipeline.commands.prepare  # noqa: F401
+import pipeline.commands.import_pairs  # noqa: F401
 import pipeline.commands.crawl  # noqa: F401
 import pipeline.commands.extract  # noqa: F401
 import pipeline.commands.shard  # noqa: F401
 import pipeline.commands.train  # noqa: F401
 import pipeline.commands.eval  # noqa: F401
+import pipeline.commands.fid  # noqa: F401
 import pipeline.commands.weights  # noqa: F401
 import pipeline.commands.serve  # noqa: F401
+import pipeline.commands.run  # noqa: F401
 import pipeline.commands.status  # noqa: F401
 import pipeline.commands.demo  # noqa: F401
 # isort: on
@@ -60,8 +65,19 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def light_worker_start() -> None:
+    """Spawned worker processes re-run the parent's `__main__`; under the `pipe` console script (a file
+    with no module spec) that is this whole CLI. Name `pipeline.spawned`, an empty module, as the main
+    module's spec instead, so workers start without importing PyTorch (`python -m ...` and pytest set a
+    spec of their own, which is kept)."""
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and getattr(main_module, "__spec__", None) is None and getattr(main_module, "__file__", None):
+        main_module.__spec__ = importlib.util.find_spec("pipeline.spawned")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; also callable from tests with an argument list."""
+    light_worker_start()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
@@ -69,10 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except USER_ERRORS as error:
-        console.print(f"[red]error:[/] {error}", soft_wrap=True)  # one line, whatever the width: greppable in logs
+        console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)  # one line, whatever the width: greppable in logs
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a stage session (before it starts, after it finished)
+        console.print("[red]error:[/] interrupted", soft_wrap=True)
         return 2
     except PATH_ERRORS as error:  # an output path that is a file, a folder without write permission
-        console.print(f"[red]error:[/] {error.filename}: {error.strerror}", soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(error.filename))}: {error.strerror}", soft_wrap=True)
         return 2
     finally:
         if in_main_thread:

@@ -13,6 +13,10 @@ class PipeError(Exception):
     """A bad option, a missing file, a locked dataset: the message says what and how to fix it."""
 
 
+class Interrupted(PipeError):
+    """Ctrl-C or SIGTERM ended a stage after it saved its work; the message says how to resume."""
+
+
 USER_ERRORS: tuple[type[Exception], ...] = (PipeError, LedgerError, TrainingError)
 # Operating-system refusals of a path the user gave (an output folder that is a file, no permission):
 # printed as "PATH: reason".

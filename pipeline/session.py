@@ -41,7 +41,7 @@ from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger, rows_by_status
 from manifests.schema import LEDGERS, LedgerSchema, by_stage
 from pipeline.console import console, make_progress
-from pipeline.errors import PipeError
+from pipeline.errors import Interrupted, PipeError
 from pipeline.recorded_options import RecordedOptions, option_changes, options_json, shown
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,8 @@ class StageSession:
         if self.redo:
             self.warn_downstream()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)  # leftovers of a killed run
+        if self.ledger is not None:
+            self.ledger.remove_stale_temporaries()
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
         return self
@@ -187,7 +189,7 @@ class StageSession:
             self._lock = None
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
             saved = self.saved_note if self.saved_note is not None else f"{self.rows_written} rows saved"
-            raise PipeError(f"interrupted: {saved}; {self.resume_hint}") from None
+            raise Interrupted(f"interrupted: {saved}; {self.resume_hint}") from None
 
     # ----------------------------------------------------------------- recorded options
     def recorded_options(self) -> dict[str, Any]:

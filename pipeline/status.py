@@ -13,7 +13,7 @@ from rich.table import Table
 
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger, LedgerError, rows_by_status
-from manifests.schema import LEDGERS
+from manifests.schema import IMPORTS, LEDGERS
 from pipeline.console import console, counts_table
 from pipeline.errors import PipeError
 
@@ -23,7 +23,8 @@ def show_status(root: Path) -> int:
     if not root.is_dir():
         raise PipeError(f"dataset folder not found: {root}")
     found = unreadable = 0
-    for schema in LEDGERS:
+    # `pipe import pairs` keeps its own ledger beside the stages' (before prepared: it feeds prepared and lines).
+    for schema in (IMPORTS, *LEDGERS):
         ledger = Ledger(root, schema)
         if not ledger.exists():
             continue
@@ -42,8 +43,8 @@ def show_status(root: Path) -> int:
                 "run the stage again to finish it[/]"
             )
     layout = DatasetLayout(root)
-    runs, reports = runs_table(layout), reports_table(layout)
-    for table in (runs, reports):
+    runs, reports, jobs = runs_table(layout), reports_table(layout), jobs_table(layout)
+    for table in (runs, reports, jobs):
         if table.row_count:
             console.print(table)
     if not found and not runs.row_count and not reports.row_count:
@@ -149,6 +150,27 @@ def runs_table(layout: DatasetLayout) -> Table:
             steps += f" / {config['steps']:,}"
         values = ", ".join(f"{key} {_number(value)}" for key, value in metrics.items() if key != "step")
         table.add_row(name, recipe or "-", steps, saved, values or "-")
+    return table
+
+
+JOBS_SHOWN = 5
+
+
+def jobs_table(layout: DatasetLayout) -> Table:
+    """The last `pipe run`s of this dataset (ROOT/jobs/<time>/summary.json): when, exit code, each stage's outcome."""
+    table = Table(title=f"job runs  (ROOT/jobs/<time>/, the last {JOBS_SHOWN})", title_justify="left")
+    for column in ("run", "exit", "stages"):
+        table.add_column(column)
+    for folder in _folders(layout.jobs)[-JOBS_SHOWN:]:
+        record = _read_json(folder / "summary.json")
+        if not record:
+            continue
+        code = record.get("exit_code")
+        exit_text = "running or killed" if code is None else str(code)
+        if code is None and record.get("running"):
+            exit_text += f" (in {record['running']})"
+        stages = ", ".join(f"{s.get('name')} {s.get('status')}" for s in record.get("stages") or [])
+        table.add_row(folder.name, exit_text, stages or "-")
     return table
 
 

@@ -8,12 +8,38 @@ one line; the run's summary goes to ROOT/.pipe/summaries/train-<run>.json.
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 from pipeline.console import console
 from pipeline.errors import PipeError
 from pipeline.session import StageSession
 from train.errors import TrainingError
 from train.trainer import RunSummary, TrainConfig, Trainer, finish_distributed
+
+
+def show_training_config(recipe: str, stage: str, root: Path | None, **options: Any) -> dict:
+    """`pipe train --show-config`: the resolved settings (train.settings) as JSON-ready data, without
+    training and without needing a dataset; with a ROOT holding train shards, --epochs is also
+    resolved to steps (ceil(samples / batch) per epoch, one process)."""
+    from manifests.layout import DatasetLayout
+    from manifests.shards import split_keys
+    from train.schedule import steps_per_epoch
+    from train.settings import SettingOptions, resolve_settings
+
+    preset = options.pop("preset") or "paper"
+    try:
+        settings = resolve_settings(recipe, stage, preset, SettingOptions(**options))
+    except ValueError as exc:
+        raise PipeError(str(exc)) from None
+    if settings["epochs"] is not None and root is not None:
+        samples = len(split_keys(DatasetLayout(root).shard_split("train")))
+        if samples:
+            per_epoch = steps_per_epoch(samples, settings["batch_size"])
+            settings["steps"] = settings["epochs"] * per_epoch
+            settings["sources"]["steps"] = (f"{settings['epochs']} epochs x {per_epoch} steps (ceil({samples} train samples / batch "
+                                            f"{settings['batch_size']}), one process; under torchrun divide by the processes)")
+    return settings
 
 
 def run_training(config: TrainConfig) -> RunSummary:
@@ -26,9 +52,15 @@ def run_training(config: TrainConfig) -> RunSummary:
     mismatch = trainer.hint_mismatch()
     if mismatch and trainer.rank == 0:
         console.print(f"[yellow]warning:[/] {mismatch}", soft_wrap=True)
+    try:
+        target = trainer.plan()
+    except TrainingError as exc:
+        raise PipeError(str(exc)) from None
+    if trainer.settings["preset"] != "paper" and trainer.rank == 0:
+        console.print(f"[yellow]note:[/] {trainer.settings['preset_note']}", soft_wrap=True)
     with StageSession(config.root, name, resume_hint="continue with --resume") as session:
         description = f"train {config.recipe} {config.stage}"
-        with session.progress(description, total=config.steps, completed=trainer.step, enabled=trainer.rank == 0) as bar:
+        with session.progress(description, total=target, completed=trainer.step, enabled=trainer.rank == 0) as bar:
             try:
                 summary = trainer.train(on_step=lambda step: bar.advance())
             except KeyboardInterrupt:

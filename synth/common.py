@@ -37,10 +37,22 @@ class SynthContext:
 
     `dataset_histogram`: the 512-bin colour histogram of the dataset (probabilities), for the
     histogram hint. `donor_keys`: keys whose images the paste artifact may cut rectangles from.
+    `hint_points`: (N, 2) int (y, x) of the sample's hint pixels, when the draft errors go near the
+    hints (`pipe shard --artifacts-near-hints`; Xu's thesis sec. 5.2.2: a user corrects where the draft
+    is wrong); None places them uniformly.
     """
 
     dataset_histogram: np.ndarray | None = None
     donor_keys: tuple[str, ...] = field(default_factory=tuple)
+    hint_points: np.ndarray | None = None
+
+    def near_hint(self, rng: np.random.Generator, h: int, w: int, height: int, width: int) -> list[int] | None:
+        """Top-left [y, x] of an h x w box centred on a hint pixel drawn uniformly (clipped to the
+        image), or None when there are no hint points to aim at."""
+        if self.hint_points is None or not len(self.hint_points):
+            return None
+        y, x = (int(v) for v in self.hint_points[int(rng.integers(len(self.hint_points)))])
+        return [min(max(y - h // 2, 0), height - h), min(max(x - w // 2, 0), width - w)]
 
 
 def check_images(images: torch.Tensor, params: list[dict]) -> None:

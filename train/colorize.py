@@ -2,7 +2,9 @@
 
 Each sketch is read as grey, scaled so its long side is the model's size, padded with white to a
 square, and coloured in batches; the result is cropped back and resized to the sketch's own size.
-Optional hints (RGBA PNGs, colour where given) go through the same placement. With a refinement
+Optional hints (RGBA PNGs, colour where given) go through the same placement, resampled as hints
+(`place_hint`: alpha max-pooled, colour the mean of the given pixels), so a one-pixel hint stays a
+full-strength hint at the model's size. With a refinement
 checkpoint, its generator gets the draft generator's output as its `draft` input.
 """
 
@@ -16,8 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from manifests.seeding import sample_rng
+from synth.guess import guess_hints
 from train.inference import LoadedGenerator
-from train.inputs import generator_input
+from train.inputs import generator_input, resize_batch, resize_hint
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -45,7 +49,12 @@ def sketches_in(path: Path) -> list[Path]:
 
 
 def place(image: np.ndarray, size: int, fill: float) -> tuple[np.ndarray, Placement]:
-    """Scale `image` (H, W[, C]) so its long side is `size`, pad to size x size with `fill`."""
+    """Scale `image` (H, W[, C]) so its long side is `size`, pad to size x size with `fill`.
+
+    An RGBA image is a hint layer (alpha = where given) and goes through `place_hint` (never
+    averaged; padded with "nothing given"), whoever places it: colorize, serve, eval."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        return place_hint(image, size)
     height, width = image.shape[:2]
     scale = size / max(height, width)
     placement = Placement(height, width, scale)
@@ -54,6 +63,25 @@ def place(image: np.ndarray, size: int, fill: float) -> tuple[np.ndarray, Placem
     resized = cv2.resize(image, (inner_w, inner_h), interpolation=interpolation)
     canvas = np.full((size, size, *image.shape[2:]), fill, dtype=image.dtype)
     canvas[:inner_h, :inner_w] = resized
+    return canvas, placement
+
+
+def _hint_resized(rgba: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 RGBA (H, W, 4) at height x width by `resize_hint` (alpha max-pooled, colour the mean of
+    the given pixels): a one-pixel hint stays one full-strength hint at any scale."""
+    tensor = torch.from_numpy(np.ascontiguousarray(rgba)).permute(2, 0, 1)[None].float().div(255)
+    resized = resize_hint(tensor, (height, width))[0].permute(1, 2, 0).mul(255).round()
+    return resized.to(torch.uint8).numpy()
+
+
+def place_hint(hint: np.ndarray, size: int) -> tuple[np.ndarray, Placement]:
+    """`place` for an RGBA hint (H, W, 4): scaled by `resize_hint`, never averaged, padded with
+    "nothing given" (alpha 0)."""
+    height, width = hint.shape[:2]
+    placement = Placement(height, width, size / max(height, width))
+    inner_h, inner_w = placement.inner(size)
+    canvas = np.zeros((size, size, 4), dtype=np.uint8)
+    canvas[:inner_h, :inner_w] = _hint_resized(hint, inner_h, inner_w)
     return canvas, placement
 
 
@@ -82,15 +110,14 @@ def read_hint(path: Path | None, shape: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"hint {path} has no alpha channel: save it as RGBA, opaque where you give a colour")
     rgba = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
     if rgba.shape[:2] != shape:
-        rgba = cv2.resize(rgba, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+        rgba = _hint_resized(rgba, *shape)
     return rgba
 
 
 @torch.no_grad()
 def run_generator(loaded: LoadedGenerator, batch: dict, device: torch.device) -> torch.Tensor:
     """Float [0, 1] RGB (B, 3, S, S) from a batch of [0, 1] tensors at the generator's size."""
-    size = loaded.size
-    resized = {k: (F.interpolate(v, size=(size, size), mode="area") if v.shape[-1] > size else F.interpolate(v, size=(size, size), mode="bilinear", align_corners=False)) if v.shape[-1] != size else v for k, v in batch.items()}
+    resized = resize_batch(batch, loaded.size)  # the hint max-pooled, never averaged
     output = loaded.generator(generator_input(resized, loaded.recipe.inputs).to(device))
     return ((output + 1) / 2).clamp(0, 1)
 
@@ -108,8 +135,12 @@ def _at_size(images: torch.Tensor, size: int) -> torch.Tensor:
     return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def colorize(sketches: list[Path], out: Path, draft_model: LoadedGenerator, refine_model: LoadedGenerator | None, hints: Path | None, device: torch.device, batch_size: int = 8) -> list[Path]:
-    """Colour every sketch with loaded generators (`train.inference.load_stage`); returns the written files (OUT/<name>.png)."""
+def colorize(sketches: list[Path], out: Path, draft_model: LoadedGenerator, refine_model: LoadedGenerator | None, hints: Path | None, device: torch.device,
+             batch_size: int = 8, guess: tuple[np.ndarray, int] | None = None) -> list[Path]:
+    """Colour every sketch with loaded generators (`train.inference.load_stage`); returns the written files (OUT/<name>.png).
+
+    `guess`: (a 512-bin colour histogram, a seed) to colour under hints guessed from the histogram (Fu et
+    al.; `synth.guess`) instead of `hints`: drawn at the model's size, seeded by (seed, sketch name)."""
     for model in filter(None, (draft_model, refine_model)):
         if "palette" in model.recipe.inputs:
             raise ValueError(f"{model.config['recipe']} needs a reference palette, which pipe colorize does not take yet")
@@ -123,7 +154,10 @@ def colorize(sketches: list[Path], out: Path, draft_model: LoadedGenerator, refi
             sketch = read_sketch(path)
             hint_path = _hint_for(path, hints)
             placed, placement = place(sketch, size, 255)
-            hint, _ = place(read_hint(hint_path, sketch.shape), size, 0)
+            if guess is not None:
+                hint = _guessed_hint(guess, path.name, placement, size)
+            else:
+                hint, _ = place_hint(read_hint(hint_path, sketch.shape), size)
             lines.append(placed)
             hint_images.append(hint)
             placements.append(placement)
@@ -138,6 +172,17 @@ def colorize(sketches: list[Path], out: Path, draft_model: LoadedGenerator, refi
             cv2.imwrite(str(target), cv2.cvtColor(unplace(image, placement, size), cv2.COLOR_RGB2BGR))
             written.append(target)
     return written
+
+
+def _guessed_hint(guess: tuple[np.ndarray, int], name: str, placement: Placement, size: int) -> np.ndarray:
+    """RGBA (size, size, 4): hints guessed from the histogram over the sketch's part of the model input
+    (patch sizes in model pixels, as in training)."""
+    counts, seed = guess
+    inner_h, inner_w = placement.inner(size)
+    guessed, _ = guess_hints(counts, [sample_rng(seed, "colorize", "histogram-guess", name)], inner_h, inner_w)
+    hint = np.zeros((size, size, 4), np.uint8)
+    hint[:inner_h, :inner_w] = guessed[0].permute(1, 2, 0).cpu().numpy()
+    return hint
 
 
 def _hint_for(sketch: Path, hints: Path | None) -> Path | None:

@@ -51,6 +51,10 @@ def load_generator(path: Path, device: torch.device | str = "cpu", weights: str 
     if not config:
         raise ValueError(f"{path} is not a `pipe train` checkpoint (no recorded config)")
     recipe = stage_recipe(config["recipe"], config["stage"])
+    revision = config.get("generator_revision", 1)
+    if revision != recipe.generator_revision:
+        raise ValueError(f"{path} was trained by an earlier pipe version of the {config['recipe']} {config['stage']} recipe (generator revision {revision}, "
+                         f"now {recipe.generator_revision}: {recipe.revision_note}): this version no longer builds its generator; train it again")
     generator = recipe.make_generator(recipe.in_channels, config["size"], config.get("width", 1.0))
     if config.get("feature_encoder"):
         attach_feature_encoder(generator, None)  # the checkpoint holds the encoder's weights

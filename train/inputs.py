@@ -1,4 +1,7 @@
-"""What a stage's generator sees: loader batches (float [0, 1]) turned into [-1, 1] input stacks.
+"""What a stage's generator sees: loader batches (float [0, 1]) turned into [-1, 1] input stacks,
+and every batch member brought to a model's size (`resize_batch`: dense images area-resized, the
+sparse RGBA hint by `resize_hint`, which keeps a given hint a full-strength hint at any size; the
+trainer, `pipe colorize`, `pipe serve` and `pipe eval` all resize through it).
 
 Input names a recipe can ask for, with their channels:
   line      1  the line art
@@ -26,15 +29,56 @@ def input_channels(names: tuple[str, ...]) -> int:
     return sum(INPUT_CHANNELS[n] for n in names)
 
 
+def resize_dense(images: torch.Tensor, size: int) -> torch.Tensor:
+    """A dense image (colour, line, draft, palette) at size x size: area when shrinking, bilinear when growing."""
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    if images.shape[-1] > size:
+        return F.interpolate(images, size=(size, size), mode="area")
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def resize_hint(hint: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """RGBA hints (B, 4, H, W) in [0, 1], alpha = where given, at `size` (side, or (height, width))
+    without washing them out.
+
+    Shrinking max-pools the alpha (a window holding a full-strength hint pixel is a full-strength
+    hint) and takes the colour as the alpha-weighted mean over the window (the given colours only,
+    not the empty pixels around them); where nothing is given the colour is 0. Growing repeats
+    pixels (nearest): a hint stays a hint of the same strength and colour. Area or bilinear
+    resampling would instead give a one-pixel hint at 512 px an alpha of 1/16 at 128 px.
+    """
+    if hint.ndim != 4 or hint.shape[1] != 4:
+        raise ValueError(f"expected RGBA hints (B, 4, H, W), got {tuple(hint.shape)}")
+    target = (size, size) if isinstance(size, int) else tuple(size)
+    height, width = hint.shape[-2:]
+    if (height, width) == target:
+        return hint
+    if height < target[0] or width < target[1]:
+        hint = F.interpolate(hint, size=(max(height, target[0]), max(width, target[1])), mode="nearest-exact")
+        if tuple(hint.shape[-2:]) == target:
+            return hint
+    rgb, alpha = hint[:, :3], hint[:, 3:]
+    given = F.adaptive_max_pool2d(alpha, target)
+    weight = F.adaptive_avg_pool2d(alpha, target)
+    colour = F.adaptive_avg_pool2d(rgb * alpha, target) / weight.clamp_min(torch.finfo(hint.dtype).tiny)
+    colour = torch.where(weight > 0, colour, torch.zeros_like(colour)).clamp(0, 1)
+    return torch.cat([colour, given], dim=1)
+
+
+# Members that mark where something is given (sparse): resampled by resize_hint, never averaged.
+SPARSE_KEYS = ("hint",)
+
+
 def resize_batch(batch: dict, size: int) -> dict:
-    """Every image tensor of the batch at size x size (area when shrinking, bilinear when growing)."""
+    """Every image tensor of the batch at size x size: dense members by `resize_dense`, the RGBA
+    hint (sparse) by `resize_hint`, so a given hint keeps its full strength at any training size."""
     out = dict(batch)
     for key in IMAGE_KEYS:
         image = out.get(key)
         if image is None or tuple(image.shape[-2:]) == (size, size):
             continue
-        mode = "area" if image.shape[-1] > size else "bilinear"
-        out[key] = F.interpolate(image, size=(size, size), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
+        out[key] = resize_hint(image, size) if key in SPARSE_KEYS else resize_dense(image, size)
     return out
 
 

@@ -1,10 +1,16 @@
 """The training loop every recipe shares: `pipe train draft|refine ROOT --recipe NAME`.
 
-One step is a discriminator step then a generator step (two small functions), under the run's
-autocast precision; the generator's exponential moving average is updated after each step. Every
-`checkpoint_every` steps the whole state (models, optimizers, EMA, step, RNG, the resolved config)
-goes atomically to runs/<run>/checkpoints/last.pt; `resume` continues from it with the data stream at
-the same position, so the next losses equal an uninterrupted run's (CPU, deterministic mode). Logs:
+What a run trains with is `train.settings.resolve_settings` of its recipe, stage, preset and options
+(size, crop, batch, optimizer, LR schedule, length in steps or epochs, losses, D's condition). Each
+step first crops and flips the batch (one seeded draw per sample, the same for all its members, on
+the device), brings it to the training size (hints max-pooled, never averaged: `train.inputs`), sets
+the step's learning rate from the schedule (a pure function of the step), then takes a
+discriminator step and a generator step (two small functions), under the run's autocast precision;
+the generator's exponential moving average is updated after each step. Every
+`checkpoint_every` steps the whole state (models, optimizers, EMA, step, RNG, the resolved config and
+LR schedule) goes atomically to runs/<run>/checkpoints/last.pt; `resume` continues from it with the
+data stream at the same position and the recorded settings and schedule, so the next losses and
+learning rates equal an uninterrupted run's (CPU, deterministic mode). Logs:
 metrics.jsonl and TensorBoard scalars every `log_every` steps, a sample grid (labelled columns line |
 hint | draft | output | truth; the output of the raw weights in training mode) every `sample_every`
 steps as samples/step_NNNNNNN.png and in TensorBoard. A run folder that already holds a run is trained
@@ -36,6 +42,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
+from manifests.shards import split_keys
+from train.augment import augment_batch, draw_augment
 from train.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
 from train.device import resolve_device
 from train.errors import TrainingError
@@ -50,6 +58,8 @@ from train.networks.vgg import content_loss
 from train.networks.attention_unet import GuidedOutput
 from train.precision import autocast, resolve_precision
 from train.recipes import StageRecipe, stage_recipe
+from train.schedule import LrSchedule, steps_per_epoch
+from train.settings import PRESET_NOTES, SettingOptions, resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +71,24 @@ class TrainConfig:
     recipe: str
     stage: str
     run: str | None = None  # default: <recipe>-<stage>
-    steps: int = 10_000
+    # The run's length: train until this step, or for this many epochs (passes over the train split:
+    # ceil(samples / global batch) steps each); default: the preset's (or, resuming, the recorded one).
+    steps: int | None = None
+    epochs: int | None = None
+    # "paper" (the published schedule) or "quick" (a short trial, not the paper's); None: paper, or the recorded one.
+    preset: str | None = None
     batch_size: int | None = None  # default: the recipe's
     size: int | None = None  # default: the recipe's resolution
+    # The LR schedule (train.schedule) and augmentation; None: the recipe's (resuming: the recorded ones).
+    lr: float | None = None
+    lr_schedule: str | None = None
+    lr_milestones: tuple[int, ...] | None = None
+    lr_gamma: float | None = None
+    warmup_steps: int | None = None
+    crop: int | None = None  # 0: no crop
+    flip: bool | None = None
+    label_flip: float | None = None
+    critic_steps: int | None = None
     width: float = 1.0  # channel multiplier of both networks (1: as published)
     workers: int = 4
     device: str = "auto"
@@ -128,6 +153,9 @@ def run_exists(run_dir: Path) -> bool:
 
 # The recorded settings the networks' shapes depend on, and the option (or argument) that sets each.
 SHAPE_OPTIONS = {"recipe": "--recipe", "stage": "STAGE", "size": "--size", "width": "--width", "feature_encoder": "--feature-encoder"}
+# Settings a resumed run takes from its checkpoint unless the user gives them again.
+RECORDED_OPTIONS = ("size", "batch_size", "crop", "flip", "lr", "lr_schedule", "lr_milestones", "lr_gamma", "warmup_steps", "label_flip", "critic_steps")
+SCHEDULE_OPTIONS = {"kind": "--lr-schedule", "base_lr": "--lr", "milestones": "--lr-milestones", "gamma": "--lr-gamma", "warmup_steps": "--warmup-steps", "decay_steps": "--steps"}
 
 
 def _same_shapes(key: str, saved: Any, current: Any) -> bool:
@@ -164,8 +192,18 @@ class Trainer:
             raise TrainingError(f"{config.run_dir} already holds a run: use --resume to continue it, or --overwrite to start it over from step 0")
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
-        self.size = config.size or self.recipe.size
-        self.batch_size = config.batch_size or self.recipe.batch_size
+        self.payload = self._read_resumed() if config.resume else None
+        self.settings = self._resolve_settings()
+        self.size = self.settings["size"]
+        self.batch_size = self.settings["batch_size"]
+        self.critic_steps = self.settings["critic_steps"] or 1
+        # The LR schedule: built when training starts (cosine and linear decay over the run's length),
+        # or restored from the checkpoint; None leaves the optimizers' rates alone (benchmarks).
+        self.schedule: LrSchedule | None = None
+        self._target: int | None = None
+        self._steps_per_epoch: int | None = None
+        self.last_batch: dict | None = None
+        self.current_lr: float | None = None
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
@@ -176,13 +214,13 @@ class Trainer:
         torch.manual_seed(config.seed)
         in_channels = self.recipe.in_channels
         self.generator = self.recipe.make_generator(in_channels, self.size, config.width).to(self.device)
-        out_channels = 1 if self.recipe.target == "line" else 3
         make_d = self.recipe.make_discriminator
-        self.discriminator = make_d(in_channels + out_channels, config.width).to(self.device) if make_d else None
-        self.generator.apply(init_weights)
+        self.discriminator = make_d(self.recipe.d_in_channels, config.width).to(self.device) if make_d else None
+        # pix2pix's initialization, or the network's own (He's, for those without normalization layers).
+        self.generator.apply(getattr(self.generator, "weight_init", init_weights))
         if config.feature_encoder is not None:
             # After the initialization, which must not touch the pretrained weights.
-            attach_feature_encoder(self.generator, config.feature_encoder)
+            attach_feature_encoder(self.generator, config.feature_encoder, fine_tune=self.recipe.fine_tune_encoder)
             self.generator.to(self.device)
         if self.discriminator is not None:
             self.discriminator.apply(init_weights)
@@ -199,7 +237,7 @@ class Trainer:
         # Per-rank randomness (dropout, label flips) differs across ranks but is reproducible.
         torch.manual_seed(config.seed * 1000 + self.rank + 1)
         self.step = 0
-        if config.resume:
+        if self.payload is not None:
             self._resume()
         if config.compile:
             self.generator = torch.compile(self.generator)
@@ -209,6 +247,49 @@ class Trainer:
             if self.discriminator is not None:
                 self.discriminator = DistributedDataParallel(self.discriminator, device_ids=device_ids)
         self.writer = None
+
+    def _read_resumed(self) -> dict:
+        """The checkpoint a resumed run continues (read once: its settings decide the networks' sizes)."""
+        path = self.checkpoint_path()
+        if not path.is_file():
+            raise TrainingError(f"--resume: no checkpoint at {path}; start the run without --resume first")
+        try:
+            return read_checkpoint(path, map_location=self.device)
+        except ValueError as exc:
+            raise TrainingError(f"--resume: {exc}") from None
+
+    def _resolve_settings(self) -> dict:
+        """The run's settings: the recipe under the preset, with the user's options; a resumed run takes
+        what it recorded (size, batch, crop, LR schedule, length, ...) for every option not given again."""
+        config = self.config
+        given = {key: getattr(config, key) for key in (*RECORDED_OPTIONS, "steps", "epochs")}
+        recorded_sources: dict[str, str] = {}
+        preset = config.preset
+        saved = (self.payload["extras"].get("config") or {}) if self.payload is not None else {}
+        # Another recipe or stage than the checkpoint's: _check_resumable names the mismatch.
+        if self.payload is not None and (saved.get("recipe"), saved.get("stage")) == (config.recipe, config.stage):
+            settings = saved.get("settings") or {}
+            preset = preset or settings.get("preset")
+            for key in RECORDED_OPTIONS:
+                if given[key] is None and key in settings:
+                    given[key] = tuple(settings[key]) if key == "lr_milestones" else settings[key]
+                    recorded_sources[key] = settings.get("sources", {}).get(key, "recorded by the run")
+            if given["crop"] is None and "crop" in settings and settings["crop"] is None:
+                given["crop"] = 0
+            for key in ("size", "batch_size"):  # checkpoints from before settings recorded these alone
+                if given[key] is None and saved.get(key) is not None:
+                    given[key] = saved[key]
+                    recorded_sources[key] = "recorded by the run"
+            if given["steps"] is None and given["epochs"] is None:
+                given["steps"], given["epochs"] = (settings.get("steps"), settings.get("epochs")) if settings else (saved.get("steps"), None)
+                recorded_sources.update({k: settings.get("sources", {}).get(k, "recorded by the run") for k in ("steps", "epochs")})
+        try:
+            settings = resolve_settings(config.recipe, config.stage, preset or "paper", SettingOptions(**given))
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
+        for key, source in recorded_sources.items():
+            settings["sources"][key] = source
+        return settings
 
     def _draft_source(self):
         if self.config.drafts_from is None:
@@ -242,7 +323,7 @@ class Trainer:
         vgg = ldm = None
         try:
             if self.recipe.content_weight and self.config.content_loss:
-                vgg = VGG16Features().load_torchvision(self.config.vgg_weights).to(self.device)
+                vgg = VGG16Features(self.recipe.content_layers).load_torchvision(self.config.vgg_weights).to(self.device)
             if self.recipe.line_weight and self.config.line_loss:
                 ldm = load_ldm(require_weights("ldm", self.config.ldm_weights), self.device).eval().requires_grad_(False)
         except WeightsMissing as exc:
@@ -253,12 +334,12 @@ class Trainer:
         return vgg, ldm
 
     def _optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
-        recipe = self.recipe
-        if recipe.optimizer == "rmsprop":
-            return torch.optim.RMSprop(module.parameters(), lr=recipe.lr)
-        if recipe.optimizer == "adam":
-            return torch.optim.Adam(module.parameters(), lr=recipe.lr, betas=recipe.betas, fused=self.device.type == "cuda")
-        raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
+        optimizer, lr = self.settings["optimizer"], self.settings["lr"]
+        if optimizer == "rmsprop":
+            return torch.optim.RMSprop(module.parameters(), lr=lr)
+        if optimizer == "adam":
+            return torch.optim.Adam(module.parameters(), lr=lr, betas=tuple(self.settings["betas"]), fused=self.device.type == "cuda")
+        raise ValueError(f"unknown optimizer {optimizer!r}")
 
     # ------------------------------------------------------------------ state
     def modules(self) -> dict[str, Any]:
@@ -274,20 +355,35 @@ class Trainer:
 
     def _resume(self) -> None:
         path = self.checkpoint_path()
-        if not path.is_file():
-            raise TrainingError(f"--resume: no checkpoint at {path}; start the run without --resume first")
+        payload, self.payload = self.payload, None
         try:
-            payload = read_checkpoint(path, map_location=self.device)
             self._check_resumable(path, payload["extras"].get("config") or {})
             info = restore_checkpoint(path, payload, self.modules())
         except ValueError as exc:
             raise TrainingError(f"--resume: {exc}") from None
         self.step = info["step"]
+        self._recorded_schedule = payload["extras"].get("schedule")
+        if self._recorded_schedule is None and not self._schedule_given():
+            # A checkpoint from before LR schedules trained at its optimizer's constant rate: keep it.
+            lr = self.opt_g.param_groups[0]["lr"]
+            self.settings.update(lr=lr, lr_schedule="constant", lr_milestones=[], warmup_steps=0)
+            for key in ("lr", "lr_schedule", "lr_milestones", "warmup_steps"):
+                self.settings["sources"][key] = "recorded: the run began before LR schedules, at this constant rate"
+
+    def _schedule_given(self) -> bool:
+        return any(getattr(self.config, key) is not None for key in ("lr", "lr_schedule", "lr_milestones", "lr_gamma", "warmup_steps"))
 
     def _check_resumable(self, path: Path, saved: dict) -> None:
         """Raise TrainingError naming the first option whose value changes the networks' shapes
-        (what `resolved_config` recorded in the checkpoint against this run's)."""
+        (what `resolved_config` recorded in the checkpoint against this run's), or saying that the
+        checkpoint comes from an older revision of the recipe, whose networks this version no longer builds."""
         config = self.config
+        revision = saved.get("recipe_revision", 1)
+        if saved.get("recipe", config.recipe) == config.recipe and saved.get("stage", config.stage) == config.stage and revision != self.recipe.revision:
+            raise TrainingError(
+                f"{path} was trained by an earlier pipe version of the {config.recipe} {config.stage} recipe (revision {revision}, now "
+                f"{self.recipe.revision}: {self.recipe.revision_note}), so it cannot resume: train a new run (--name) or start this one over (--overwrite)"
+            )
         current = {"recipe": config.recipe, "stage": config.stage, "size": self.size, "width": config.width, "feature_encoder": config.feature_encoder}
         for key, value in current.items():
             if key not in saved or _same_shapes(key, saved[key], value):
@@ -309,7 +405,8 @@ class Trainer:
             return
         if self.recipe.target == "line":
             self._save_ldm()
-        extras = {"config": self.resolved_config(), "loader_position": {"batches": self.step, "workers": self.config.workers, "batch_size": self.batch_size}}
+        extras = {"config": self.resolved_config(), "loader_position": {"batches": self.step, "workers": self.config.workers, "batch_size": self.batch_size},
+                  "schedule": self.schedule.to_dict() if self.schedule is not None else None}
         save_checkpoint(self.checkpoint_path(), self.step, self.modules(), extras)
 
     def _save_ldm(self) -> None:
@@ -323,28 +420,92 @@ class Trainer:
         save_ldm(ldm, self.config.ldm_weights or default_weights_path("ldm"), extra)
 
     def resolved_config(self) -> dict:
-        data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config).items()}
+        data = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()}
         data.update(
             size=self.size, batch_size=self.batch_size, inputs=list(self.recipe.inputs), target=self.recipe.target,
             precision_dtype=str(self.dtype), device_type=self.device.type,
             content_loss_active=self.vgg is not None, line_loss_active=self.ldm is not None,
+            preset=self.settings["preset"], preset_note=PRESET_NOTES[self.settings["preset"]], recipe_revision=self.recipe.revision, generator_revision=self.recipe.generator_revision,
+            settings=self.settings, target_steps=self._target, steps_per_epoch=self._steps_per_epoch,
+            lr_schedule_resolved=self.schedule.to_dict() if self.schedule is not None else None,
         )
         return data
 
+    # ------------------------------------------------------------------ length and learning rate
+    def world_size(self) -> int:
+        return dist.get_world_size() if self.distributed and dist.is_initialized() else 1
+
+    def target_steps(self) -> int:
+        """The step the run trains to: --steps, or --epochs times the steps of one pass over the train
+        split (ceil(samples / (batch per process x processes)))."""
+        if self._target is None:
+            if self.settings["steps"] is not None:
+                self._target = int(self.settings["steps"])
+            else:
+                folder = DatasetLayout(self.config.root).shard_split("train")
+                try:
+                    samples = len(split_keys(folder))
+                except FileNotFoundError as exc:
+                    raise TrainingError(str(exc)) from None
+                if samples == 0:
+                    raise TrainingError(f"no shards in {folder}: --epochs counts the train split's samples; run `pipe shard {self.config.root}` first")
+                self._steps_per_epoch = steps_per_epoch(samples, self.batch_size * self.world_size())
+                self._target = int(self.settings["epochs"]) * self._steps_per_epoch
+        return self._target
+
+    def plan(self) -> int:
+        """Resolve the run's target step and its LR schedule (raising TrainingError for a resume that
+        changes the recorded schedule) before anything is written; returns the target."""
+        target = self.target_steps()
+        if self.schedule is None:
+            self.schedule = self.build_schedule()
+        return target
+
+    def build_schedule(self) -> LrSchedule:
+        """The run's LR schedule; a resumed run's must be the one it recorded (its decay horizon included)."""
+        settings = self.settings
+        recorded = getattr(self, "_recorded_schedule", None)
+        kind = settings["lr_schedule"]
+        horizon = None
+        if kind in ("cosine", "linear"):
+            horizon = recorded["decay_steps"] if recorded and recorded.get("kind") == kind else max(1, self.target_steps() - settings["warmup_steps"])
+        try:
+            schedule = LrSchedule(kind, settings["lr"], tuple(settings["lr_milestones"]), settings["lr_gamma"], settings["warmup_steps"], horizon)
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
+        if recorded:
+            saved = LrSchedule.from_dict(recorded)
+            for key, option in SCHEDULE_OPTIONS.items():
+                was, now = getattr(saved, key), getattr(schedule, key)
+                if was != now:
+                    raise TrainingError(f"{self.checkpoint_path()} was trained with the LR schedule's {key} {was}, this run has {now} ({option}): "
+                                        "resume without changing the schedule, or train a new run (--name)")
+            schedule = saved
+        return schedule
+
+    def _apply_lr(self, step: int) -> float:
+        lr = self.schedule.lr_at(step)
+        for optimizer in filter(None, (self.opt_g, self.opt_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        return lr
+
     # ------------------------------------------------------------------ steps
-    def discriminator_step(self, condition: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
-        """One update of D on real and generated pairs (one forward over both: DDP sees one call)."""
+    def discriminator_step(self, condition: torch.Tensor | None, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+        """One update of D on real and generated pairs (one forward over both: DDP sees one call);
+        `condition` is what D sees beside the image (None: the image alone)."""
         recipe = self.recipe
         self._discriminator_trainable(True)
         self.opt_d.zero_grad(set_to_none=True)
-        fake_pairs = torch.cat([condition, fake.detach().to(real.dtype)], dim=1)
+        fake_pairs = _joined(condition, fake.detach().to(real.dtype))
         if self.pool is not None:
             fake_pairs = self.pool.query(fake_pairs)
-        pairs = self._noisy(torch.cat([fake_pairs, torch.cat([condition, real], dim=1)]))
+        pairs = self._noisy(torch.cat([fake_pairs, _joined(condition, real)]))
+        flip = self.settings["label_flip"] or 0.0
         with autocast(self.device, self.dtype):
             fake_logits, real_logits = self.discriminator(pairs).float().chunk(2)
-            loss_fake = adversarial_loss(recipe.gan_loss, fake_logits, real=False, flip=recipe.label_flip)
-            loss_real = adversarial_loss(recipe.gan_loss, real_logits, real=True, flip=recipe.label_flip)
+            loss_fake = adversarial_loss(recipe.gan_loss, fake_logits, real=False, flip=flip)
+            loss_real = adversarial_loss(recipe.gan_loss, real_logits, real=True, flip=flip)
             loss = 0.5 * (loss_fake + loss_real)
         loss.backward()
         self.opt_d.step()
@@ -352,8 +513,9 @@ class Trainer:
             clip_weights(_unwrap(self.discriminator), recipe.clip_weights)
         return {"d_real": loss_real.item(), "d_fake": loss_fake.item()}
 
-    def generator_step(self, condition: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, guides: list[torch.Tensor] = ()) -> dict[str, float]:
-        """One update of G: fool D on (condition, fake), stay close to the truth (and so do its guide images)."""
+    def generator_step(self, condition: torch.Tensor | None, real: torch.Tensor, fake: torch.Tensor, guides: list[torch.Tensor] = ()) -> dict[str, float]:
+        """One update of G: fool D on (condition, fake) (`condition`: D's, None for the image alone),
+        stay close to the truth (and so do its guide images)."""
         recipe = self.recipe
         self.opt_g.zero_grad(set_to_none=True)
         losses: dict[str, float] = {}
@@ -361,7 +523,7 @@ class Trainer:
             recon = (F.mse_loss if recipe.recon_loss == "l2" else F.l1_loss)(fake.float(), real)
             loss = recipe.recon_weight * recon
             if self.vgg is not None:
-                content = content_loss(self.vgg, (fake.float() + 1) / 2, (real + 1) / 2)
+                content = content_loss(self.vgg, (fake.float() + 1) / 2, (real + 1) / 2, recipe.content_distance)
                 loss = loss + recipe.content_weight * content
                 losses["g_content"] = content.item()
             if self.ldm is not None:
@@ -377,7 +539,7 @@ class Trainer:
                 losses[f"g_guide{index + 1}"] = guide_loss.item()
             if self.discriminator is not None:
                 self._discriminator_trainable(False)
-                logits = self.discriminator(self._noisy(torch.cat([condition, fake], dim=1))).float()
+                logits = self.discriminator(self._noisy(_joined(condition, fake))).float()
                 gan = adversarial_loss(recipe.gan_loss, logits, real=True)
                 loss = loss + recipe.gan_weight * gan
                 losses["g_gan"] = gan.item()
@@ -412,20 +574,38 @@ class Trainer:
             return self.discriminator.no_sync()
         return nullcontext()
 
-    def train_step(self, batch: dict) -> tuple[dict[str, float], torch.Tensor]:
+    def prepare_batch(self, batch: dict, step: int) -> dict:
+        """A loader batch as step `step` trains on it: each sample cropped and flipped (one seeded draw
+        per sample and step, applied to all its members), then at the training size (dense members
+        area-resized, hints max-pooled), with the draft model's drafts when --drafts-from is given."""
+        crop, flip = self.settings["crop"], self.settings["flip"]
+        if crop or flip:
+            height, width = batch["color"].shape[-2:]
+            keys = batch.get("__key__") or [str(i) for i in range(batch["color"].shape[0])]
+            batch = augment_batch(batch, draw_augment(list(keys), self.config.seed, step, height, width, crop, flip))
         batch = resize_batch(batch, self.size)
         if self.draft_source is not None:
             batch = {**batch, "draft": self.drafts_for(batch)}
+        return batch
+
+    def train_step(self, batch: dict) -> tuple[dict[str, float], torch.Tensor]:
+        step = self.step + 1
+        batch = self.prepare_batch(batch, step)
+        self.last_batch = batch
+        if self.schedule is not None:
+            self.current_lr = self._apply_lr(step)
         condition = generator_input(batch, self.recipe.inputs).contiguous(memory_format=self.memory_format)
         real = target_image(batch, self.recipe.target).contiguous(memory_format=self.memory_format)
-        train_generator = (self.step + 1) % self.recipe.generator_every == 0
+        d_inputs = self.settings["d_condition"]
+        d_condition = generator_input(batch, tuple(d_inputs)).contiguous(memory_format=self.memory_format) if d_inputs else None
+        train_generator = step % self.critic_steps == 0
         # Without a G step the forward pass needs no graph (and DDP must not wait for its gradients).
         with autocast(self.device, self.dtype), torch.set_grad_enabled(train_generator):
             output = self.generator(condition)
         fake, guides = (output.image, output.guides) if isinstance(output, GuidedOutput) else (output, [])
-        losses = self.discriminator_step(condition, real, fake) if self.discriminator is not None else {}
+        losses = self.discriminator_step(d_condition, real, fake) if self.discriminator is not None else {}
         if train_generator:
-            losses.update(self.generator_step(condition, real, fake, guides))
+            losses.update(self.generator_step(d_condition, real, fake, guides))
         return losses, fake.detach().float()
 
     # ------------------------------------------------------------------ loop
@@ -475,10 +655,11 @@ class Trainer:
             raise TrainingError(str(exc)) from None
 
     def train(self, on_step: Callable[[int], None] | None = None) -> RunSummary:
-        """Train up to `config.steps`; `on_step(step)` after each step (progress). On Ctrl-C the
+        """Train up to `target_steps()`; `on_step(step)` after each step (progress). On Ctrl-C the
         state is saved and the KeyboardInterrupt goes on to the caller."""
         config = self.config
-        remaining = config.steps - self.step
+        target = self.plan()
+        remaining = target - self.step
         first = self.step
         if remaining <= 0:
             return RunSummary(config.run_dir, first, self.step, 0.0, 0.0)
@@ -509,13 +690,13 @@ class Trainer:
                 if self.rank == 0:
                     if on_step is not None:
                         on_step(self.step)
-                    if self.step % config.log_every == 0 or self.step == config.steps:
+                    if self.step % config.log_every == 0 or self.step == target:
                         self._log(metrics, losses, started, first)
-                    if self.step % config.sample_every == 0 or self.step == config.steps:
-                        self._write_samples(batch, fake)
-                if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+                    if self.step % config.sample_every == 0 or self.step == target:
+                        self._write_samples(self.last_batch, fake)
+                if self.step % config.checkpoint_every == 0 or self.step == target:
                     self._save()
-                if self.step >= config.steps:
+                if self.step >= target:
                     break
         except KeyboardInterrupt:
             self._save()
@@ -532,7 +713,7 @@ class Trainer:
 
     def _log(self, metrics, losses: dict[str, float], started: float, first: int) -> None:
         rate = (self.step - first) * self.batch_size / max(time.perf_counter() - started, 1e-9)
-        record = {"step": self.step, **losses, "images_per_second": rate}
+        record = {"step": self.step, **losses, **({"lr": self.current_lr} if self.current_lr is not None else {}), "images_per_second": rate}
         metrics.write(json.dumps(record) + "\n")
         metrics.flush()
         if self.writer is not None:
@@ -541,13 +722,19 @@ class Trainer:
                     self.writer.add_scalar(f"train/{name}", value, self.step)
 
     def _write_samples(self, batch: dict, fake: torch.Tensor) -> None:
-        # `fake` is this step's output of the generator in training mode (its raw weights, not the EMA).
-        grid = sample_grid(resize_batch(batch, self.size), fake, title=f"step {self.step}, output: raw weights (training mode)")
+        # `batch` is as the step trained on it (cropped, at the training size); `fake` is this step's
+        # output of the generator in training mode (its raw weights, not the EMA).
+        grid = sample_grid(batch, fake, title=f"step {self.step}, output: raw weights (training mode)")
         folder = self.config.run_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / f"step_{self.step:07d}.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
         if self.writer is not None:
             self.writer.add_image("samples", grid, self.step, dataformats="HWC")
+
+
+def _joined(condition: torch.Tensor | None, image: torch.Tensor) -> torch.Tensor:
+    """What D sees: the condition and the image along channels, or the image alone."""
+    return image if condition is None else torch.cat([condition, image], dim=1)
 
 
 def _summary_writer(folder: Path, purge_step: int | None = None):

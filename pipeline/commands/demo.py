@@ -1,4 +1,4 @@
-"""`pipe demo`: crawl a local fixture board, then prepare, extract and shard the result."""
+"""`pipe demo`: the whole chain as `pipe run` on a built-in job against a local fixture board."""
 
 from __future__ import annotations
 
@@ -10,24 +10,31 @@ import typer
 from pipeline.commands.app import app
 from pipeline.commands.common import Workers
 from pipeline.executors import default_workers
-from pipeline.runner import RunnerConfig
 
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Argument(help="Folder for the demo inputs and dataset.")] = Path("pipe-demo"),
+    out: Annotated[Path, typer.Argument(help="Folder for the demo's job file, inputs and dataset.")] = Path("pipe-demo"),
     images: Annotated[int, typer.Option(min=1, help="How many plain illustrations the board serves (plus one post per misbehaviour).")] = 24,
-    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data and of the job.")] = 0,
     workers: Workers = default_workers(),
+    print_job: Annotated[bool, typer.Option("--print-job", help="Print the job file the demo runs (to copy and edit for your own `pipe run`) and run nothing.")] = False,
 ) -> None:
-    """Run every dataset stage on a local fixture board: crawl, prepare, extract line art, pack shards.
+    """Run the whole chain on a local fixture board: crawl, prepare, extract line art, pack shards, train, evaluate.
 
-    Serves generated illustrations (and misbehaving posts) from a board on 127.0.0.1, crawls it,
-    prepares what was downloaded, extracts line art with every method that needs no weights (xdog,
-    dilate, canny, highpass, gray) and packs WebDataset shards with every hint scheme and draft
-    artifact, into OUT/dataset. Nothing leaves the machine. OUT/expected.json says what every post
-    should become; `pipe status OUT/dataset` shows what did.
+    Serves generated illustrations (and misbehaving posts) from a board on 127.0.0.1 and runs a job
+    against it, as `pipe run OUT/job.toml` would: crawl, prepare, line art with every method that needs
+    no weights (xdog, dilate, canny, highpass, gray), WebDataset shards with every hint scheme and draft
+    artifact, a small xu2020 draft model and its refinement trained for a few steps on the CPU, and an
+    evaluation report (OUT/dataset/reports/<name>/report.html). Nothing leaves the machine and no
+    weights are needed (FID reads n/a until `pipe weights fetch inception`). Running it again does
+    nothing and says so. OUT/expected.json says what every post should become.
     """
-    from pipeline.demo.run import run_demo
+    from pipeline.demo.run import print_demo_job, run_demo
 
-    run_demo(out, images, seed, RunnerConfig(workers=workers))
+    if print_job:
+        print_demo_job(seed, workers)
+        return
+    code = run_demo(out, images, seed, workers)
+    if code:
+        raise typer.Exit(code)

@@ -32,13 +32,17 @@ def eval_command(
     refine: Annotated[Optional[Path], typer.Option(help="Checkpoint of a refinement stage, fed the draft's output. (default: draft only)", show_default=False)] = None,
     split: Annotated[str, typer.Option(help="Which shard split to score.")] = "val",
     hints: Annotated[str, typer.Option(help="Hint settings to colour under: none gives FID, cfid gives Lee & Lee's C-FID (see below).")] = "none,cfid",
+    lines: Annotated[str, typer.Option(help="Line sources, each scored side by side in one report: shard (each sample's line.png, as pipe shard drew it), or line methods read from ROOT/lines.parquet: real (pipe import pairs), xdog, dilate, ... Samples without a method's line are left out of its column (no_lines).")] = "shard",
+    repeats: Annotated[int, typer.Option(help="Draw the seeded hints (points, patches, blur, histogram-guess) this many times, seeds from --seed and the repeat; every score is reported as mean and standard deviation over the repeats.", rich_help_panel=EVAL_PANEL)] = 1,
+    reference: Annotated[Optional[Path], typer.Option(help="With --hints histogram-guess: guess the hint colours from this image's colour histogram. (default: the dataset's, ROOT/shards/_histogram.npy)", show_default=False, rich_help_panel=EVAL_PANEL)] = None,
     name: Annotated[Optional[str], typer.Option(help="Report name: ROOT/reports/NAME. (default: the runs' names and the split)", show_default=False)] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(help="Folder holding pt_inception-2015-12-05-6726825d.pth (pytorch-fid's FID Inception; torch-fidelity's weights-inception-2015-12-05-6726825d.pth also works). (default: the weights folder, see `pipe weights list`)", show_default=False, rich_help_panel=EVAL_PANEL)] = None,
-    fid: Annotated[bool, typer.Option(help="Compute FID and KID (needs the Inception weights); --no-fid scores PSNR, SSIM and the hint scores only.", rich_help_panel=EVAL_PANEL)] = True,
+    fid: Annotated[bool, typer.Option(help="Compute FID and KID (needs the Inception weights; without the default file they are n/a and the rest is scored); --no-fid scores PSNR, SSIM and the hint scores only.", rich_help_panel=EVAL_PANEL)] = True,
+    fid_impl: Annotated[str, typer.Option("--fid-impl", help="Whose preprocessing the Inception features follow: tf (TensorFlow 1.x bilinear, torch-fidelity), pytorch-fid or clean (clean-fid); see `pipe fid --help`.", rich_help_panel=EVAL_PANEL)] = "tf",
     kid_subsets: Annotated[int, typer.Option(min=1, help="KID: random subsets to average over.", rich_help_panel=EVAL_PANEL)] = 100,
     kid_subset_size: Annotated[int, typer.Option(min=2, help="KID: samples per subset (capped by the split's size).", rich_help_panel=EVAL_PANEL)] = 1000,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N samples of the split. (default: all)", show_default=False, rich_help_panel=EVAL_PANEL)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of KID's subsets and of points/patches/blur hint draws (cfid hints depend on the key only).", rich_help_panel=EVAL_PANEL)] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of KID's subsets and of points/patches/blur/histogram-guess hint draws (cfid hints depend on the key only).", rich_help_panel=EVAL_PANEL)] = 0,
     weights: Annotated[str, typer.Option(help=WEIGHTS_HELP, rich_help_panel=EVAL_PANEL)] = "auto",
     grid: Annotated[int, typer.Option(min=0, help="Samples per hint setting shown in the report's image grid.", rich_help_panel=EVAL_PANEL)] = 8,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch.", rich_help_panel=DEVICE_PANEL)] = 16,
@@ -49,9 +53,10 @@ def eval_command(
 ) -> None:
     """Score checkpoints on a split: FID, KID and C-FID, hint adherence, colour containment, PSNR and SSIM.
 
-    Every sample of the split is coloured under each hint setting; FID-family scores use the FID
-    Inception network with the reference preprocessing. Writes report.json and a self-contained
-    report.html (tables and a sketch | hints | output | truth grid).
+    Every sample of the split is coloured under each hint setting from each line source (--lines);
+    FID-family scores use the FID Inception network with the reference preprocessing. Writes
+    report.json and a self-contained report.html (tables, line sources side by side, and a
+    sketch | hints | output | truth grid).
     """
     from pipeline.eval.report import compare_table, read_report, summary_table, write_report
 
@@ -64,14 +69,15 @@ def eval_command(
     if root is None or draft is None:
         raise PipeError("give ROOT and --draft CHECKPOINT (or --compare A.json B.json)")
     from pipeline.eval.hints import parse_settings
+    from pipeline.eval.lines import parse_line_sources
     from train.networks.inception import inception_weights_in
     from manifests.layout import DatasetLayout
     from pipeline.eval.run import EvalConfig, run_eval
 
     try:
         config = EvalConfig(
-            root=root, draft=draft, refine=refine, split=split, settings=parse_settings(hints), name=name,
-            inception_weights=inception_weights_in(weights_dir) if weights_dir else None, fid=fid,
+            root=root, draft=draft, refine=refine, split=split, settings=parse_settings(hints), lines=parse_line_sources(lines), repeats=repeats, reference=reference, name=name,
+            inception_weights=inception_weights_in(weights_dir) if weights_dir else None, fid=fid, fid_impl=fid_impl,
             kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size, device=device, workers=workers, limit=limit,
             grid_samples=grid, seed=seed, weights=weights,
         )

@@ -39,6 +39,7 @@ def shard(
     hints: Annotated[str, typer.Option(help="Comma-separated hint schemes (see below).", rich_help_panel=SYNTH_PANEL)] = "patches",
     no_hint_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of samples with no hint at all (AlacGAN-style trainers use 0.5).", rich_help_panel=SYNTH_PANEL)] = 0.0,
     artifacts: Annotated[str, typer.Option(help="Draft artifacts: any of paste,warp,spray, or none (no draft member).", rich_help_panel=SYNTH_PANEL)] = "paste,warp,spray",
+    artifacts_near_hints: Annotated[bool, typer.Option("--artifacts-near-hints", help="Centre the paste and spray errors on the sample's hint pixels (Xu's thesis, sec. 5.2.2: users correct where the draft is wrong) instead of anywhere.", rich_help_panel=SYNTH_PANEL)] = False,
     seed: Annotated[int, typer.Option(help="Seed of every per-sample draw (with the key): the same seed gives byte-identical shards.", rich_help_panel=SYNTH_PANEL)] = 0,
     val: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share of keys in the val split (decided by a hash of the key).", rich_help_panel=SHARD_PANEL)] = 0.05,
     shard_samples: Annotated[int, typer.Option(min=1, help="Samples per shard at most.", rich_help_panel=SHARD_PANEL)] = 1000,
@@ -65,7 +66,7 @@ def shard(
 
     run_shard_command(
         root=root, lines=lines, gray_share=gray_share, equalize_share=equalize_share, jitter=jitter, hints=hints,
-        no_hint_share=no_hint_share, artifacts=artifacts, seed=seed, val=val, shard_samples=shard_samples,
+        no_hint_share=no_hint_share, artifacts=artifacts, artifacts_near_hints=artifacts_near_hints, seed=seed, val=val, shard_samples=shard_samples,
         shard_mb=shard_mb, histogram_images=histogram_images, png_compression=png_compression, verify=verify, contact_sheet=contact_sheet,
         workers=workers, executor=executor_choice(executor, ray_address), ray_address=ray_address, save_every=save_every, redo=redo,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,14 +14,19 @@ from pipeline.console import console
 from pipeline.errors import PipeError
 
 TRAIN_PANEL = "Training"
+SCHEDULE_PANEL = "Schedule and augmentation (default: the recipe's, under --preset)"
 
 
 def _recipes_epilog() -> str:
     from train.recipes import RECIPES
 
-    lines = ["[bold]Recipes[/] (--recipe) and their stages:\n\n"]
+    lines = ["[bold]Recipes[/] (--recipe) and their stages (`--show-config` prints every value with its source):\n\n"]
     for recipe in RECIPES.values():
-        stages = ", ".join(f"{name} ({'+'.join(stage.inputs)} -> {'lines' if stage.target == 'line' else 'colour'}, {stage.size}px, batch {stage.batch_size})" for name, stage in recipe.stages.items())
+        stages = ", ".join(
+            f"{name} ({'+'.join(stage.inputs)} -> {'lines' if stage.target == 'line' else 'colour'}, {stage.size}px, batch {stage.batch_size}, "
+            f"{f'{stage.epochs} epochs' if stage.epochs else f'{stage.steps:,} steps'})"
+            for name, stage in recipe.stages.items()
+        )
         lines.append(f"[bold]{recipe.name}[/]: {recipe.summary}. Stages: {stages}\n\n")
     return "".join(lines)
 
@@ -28,9 +34,21 @@ def _recipes_epilog() -> str:
 @app.command(epilog=_recipes_epilog())
 def train(
     stage: Annotated[str, typer.Argument(help="Which stage to train: draft, refine, or ldm (lee2020's Line Detection Model, trained first).")],
-    root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe shard`): reads ROOT/shards/train, writes ROOT/runs/RUN.")],
+    root: Annotated[Optional[Path], typer.Argument(help="The dataset folder (after `pipe shard`): reads ROOT/shards/train, writes ROOT/runs/RUN. (not needed with --show-config)", show_default=False)] = None,
     recipe: Annotated[str, typer.Option(help="The published system to reproduce (see below).", rich_help_panel=TRAIN_PANEL)] = "xu2020",
-    steps: Annotated[int, typer.Option(min=1, help="Train until this step (counting steps of earlier runs with --resume).", rich_help_panel=TRAIN_PANEL)] = 10_000,
+    preset: Annotated[Optional[str], typer.Option(help="paper: the published schedule; quick: a short trial schedule (10,000 steps, milestones scaled), NOT the paper's. (default: paper, or the run's own with --resume)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    show_config: Annotated[bool, typer.Option("--show-config", help="Print the fully resolved configuration as JSON, every value with its source (document and section, or the assumption), and exit without training.", rich_help_panel=TRAIN_PANEL)] = False,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Train until this step (counting steps of earlier runs with --resume). (default: the preset's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Train for this many epochs instead of --steps: an epoch is ceil(train split samples / global batch) steps, the global batch being --batch-size times the processes.", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Base learning rate.", rich_help_panel=SCHEDULE_PANEL, show_default=False)] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help="step (x gamma after each milestone), cosine or linear (down to 0 over the run), or constant.", rich_help_panel=SCHEDULE_PANEL, show_default=False)] = None,
+    lr_milestones: Annotated[Optional[str], typer.Option(help="Steps after which the step schedule multiplies the rate by --lr-gamma, comma-separated (e.g. 110000,183000); none for none.", rich_help_panel=SCHEDULE_PANEL, show_default=False)] = None,
+    lr_gamma: Annotated[Optional[float], typer.Option(help="The step schedule's factor at each milestone (0.1: divide by 10).", rich_help_panel=SCHEDULE_PANEL, show_default=False)] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option(min=0, help="Linear warm-up from 0 over this many steps, before any schedule.", rich_help_panel=SCHEDULE_PANEL, show_default=False)] = None,
+    crop: Annotated[Optional[int], typer.Option(min=0, help="Random crop of this side (shard pixels) per sample and step, the same for its colour, line, hint and draft; 0: none.", rich_help_panel=SCHEDULE_PANEL, show_default=False)] = None,
+    flip: Annotated[Optional[bool], typer.Option("--flip/--no-flip", help="Random left-right flips (per sample, all its members alike).", rich_help_panel=SCHEDULE_PANEL, show_default=False)] = None,
+    label_flip: Annotated[Optional[float], typer.Option(help="Share of D's labels swapped (cheng2018: 0.10 by default, 0.05 also published).", rich_help_panel=SCHEDULE_PANEL, show_default=False)] = None,
+    critic_steps: Annotated[Optional[int], typer.Option(min=1, help="D steps per G step.", rich_help_panel=SCHEDULE_PANEL, show_default=False)] = None,
     # Not --run: torchrun would take it for an abbreviation of its own --run-path.
     name: Annotated[Optional[str], typer.Option(help="Run name: ROOT/runs/NAME holds checkpoints, samples, metrics and TensorBoard logs. (default: RECIPE-STAGE)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per step (per GPU under torchrun). (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
@@ -61,22 +79,35 @@ def train(
     the same number of steps, and only rank 0 writes logs and checkpoints.
     """
     from pipeline.executors import default_workers
-    from pipeline.training import run_training
+    from pipeline.training import run_training, show_training_config
+    from train.schedule import parse_milestones
     from train.trainer import TrainConfig
 
     if stage not in ("draft", "refine", "ldm"):
         raise PipeError(f"STAGE must be draft, refine or ldm, got {stage!r}")
+    try:
+        milestones = parse_milestones(lr_milestones) if lr_milestones is not None else None
+    except ValueError as exc:
+        raise PipeError(str(exc)) from None
+    schedule = dict(preset=preset, epochs=epochs, lr=lr, lr_schedule=lr_schedule, lr_milestones=milestones, lr_gamma=lr_gamma,
+                    warmup_steps=warmup_steps, crop=crop, flip=flip, label_flip=label_flip, critic_steps=critic_steps)
+    if show_config:
+        settings = show_training_config(recipe, stage, root, steps=steps, batch_size=batch_size, size=size, **schedule)
+        print(json.dumps(settings, indent=1))
+        return
+    if root is None:
+        raise PipeError("ROOT is missing: give the dataset folder to train on (or --show-config to print the configuration)")
     config = TrainConfig(
-        root=root.resolve(), recipe=recipe, stage=stage, run=name, steps=steps, batch_size=batch_size, size=size, width=width,
+        root=root.resolve(), recipe=recipe, stage=stage, run=name, steps=steps, batch_size=batch_size, size=size, width=width, **schedule,
         workers=min(4, default_workers()) if workers is None else workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
         checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume, overwrite=overwrite, record_keys=record_keys, compile=compile_generator,
         content_loss=content_loss, line_loss=line_loss, vgg_weights=vgg_weights, ldm_weights=ldm_weights, drafts_from=drafts_from, feature_encoder=feature_encoder,
     )
     summary = run_training(config)
     if summary.last_step == summary.first_step:
-        console.print(f"[green]nothing to do[/]: {summary.run_dir} is already at step {summary.last_step} (raise --steps to train on)")
+        console.print(f"[green]nothing to do[/]: {summary.run_dir} is already at step {summary.last_step} (raise --steps or --epochs to train on)")
         return
-    losses = ", ".join(f"{k} {v:.4f}" for k, v in summary.last_losses.items())
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in summary.last_losses.items())
     console.print(
         f"trained steps {summary.first_step + 1}-{summary.last_step} in {summary.seconds:.1f} s "
         f"({summary.images_per_second:.1f} images/s); last losses: {losses}\n"
@@ -97,26 +128,36 @@ def colorize(
     draft: Annotated[Path, typer.Option(help="Checkpoint of a trained draft stage (ROOT/runs/NAME/checkpoints/last.pt).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the coloured images (<sketch name>.png, the sketch's size).")],
     refine: Annotated[Optional[Path], typer.Option(help="Checkpoint of a refinement stage, fed the draft's output. (default: draft only)", show_default=False)] = None,
-    hints: Annotated[Optional[Path], typer.Option(help="RGBA hint PNG (opaque where a colour is given), or a folder of <sketch name>.png hints. (default: none)", show_default=False)] = None,
+    hints: Annotated[Optional[str], typer.Option(help="RGBA hint PNG (opaque where a colour is given), a folder of <sketch name>.png hints, or histogram-guess: hints guessed from a colour histogram (Fu et al.; --reference, or the dataset's). (default: none)", show_default=False)] = None,
+    reference: Annotated[Optional[Path], typer.Option(help="With --hints histogram-guess: guess from this image's colours. (default: the dataset histogram shards/_histogram.npy of the draft checkpoint's ROOT)", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="With --hints histogram-guess: seed of the guesses (with each sketch's name).")] = 0,
     weights: Annotated[str, typer.Option(help=WEIGHTS_HELP)] = "auto",
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Sketches per batch.")] = 8,
 ) -> None:
     """Colour sketches with trained checkpoints: scaled and padded in, cropped and resized back out."""
-    from pipeline.eval.hints import hintless_note
+    from pipeline.eval.hints import HISTOGRAM_GUESS, guess_histogram, hintless_note
     from train.colorize import colorize as run_colorize
     from train.colorize import sketches_in
     from train.device import resolve_device
     from train.inference import load_stage
 
+    if reference is not None and hints != HISTOGRAM_GUESS:
+        raise PipeError(f"--reference goes with --hints {HISTOGRAM_GUESS}")
     try:
         files = sketches_in(sketches)
+        guess = None
+        if hints == HISTOGRAM_GUESS:
+            # ROOT/runs/NAME/checkpoints/last.pt: the dataset whose histogram `pipe shard` wrote.
+            root = draft.resolve().parents[3] if draft.resolve().parent.name == "checkpoints" else draft.resolve().parent
+            guess = (guess_histogram(root, reference)[0], seed)
         chosen = resolve_device(device)
         models = [load_stage(draft, "draft", chosen, weights)] + ([load_stage(refine, "refine", chosen, weights)] if refine is not None else [])
         ignored = hintless_note(models)
         if hints is not None and ignored:
             console.print(f"[yellow]warning:[/] --hints ignored: {ignored}", soft_wrap=True)
-        written = run_colorize(files, out, models[0], models[1] if refine is not None else None, hints, chosen, batch_size)
+        hint_files = None if hints in (None, HISTOGRAM_GUESS) else Path(hints)
+        written = run_colorize(files, out, models[0], models[1] if refine is not None else None, hint_files, chosen, batch_size, guess=guess)
     except (FileNotFoundError, ValueError) as exc:
         raise PipeError(str(exc)) from None
     used = ", ".join(f"{model.name} step {model.step} ({model.weights} weights)" for model in models)

@@ -1,4 +1,4 @@
-"""`pipe weights`: convert published weights files, list what is installed."""
+"""`pipe weights`: fetch and convert published weights files, list what is installed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pipeline.commands.app import app
 from pipeline.console import console
 from pipeline.errors import PipeError
 
-weights_app = typer.Typer(help="Model weights for the neural extractors and the trainers' feature networks: convert published files, see what is installed.", no_args_is_help=True)
+weights_app = typer.Typer(help="Model weights for the neural extractors and the trainers' feature networks: fetch or convert published files, see what is installed.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 
 
@@ -22,23 +22,57 @@ def weights_convert(
     out: Annotated[Optional[Path], typer.Argument(help="Where to write the PyTorch file. (default: the path `pipe extract` looks in)", show_default=False)] = None,
 ) -> None:
     """Convert a published weights file for pipe: read with h5py, rebuilt from its own model_config."""
-    from extractors.sketchkeras.keras_file import KerasFileError
-    from extractors.sketchkeras.weights import convert_keras_model
     from extractors.weights import default_weights_path
+    from pipeline.weights_fetch import convert_published
 
     if model != "sketchkeras":
         raise PipeError(f"pipe can convert: sketchkeras (got {model!r})")
     if not source.is_file():
-        raise PipeError(f"{source} not found: download mod.h5 from github.com/lllyasviel/sketchKeras/releases")
-    target = out or default_weights_path(model)
-    try:
-        report = convert_keras_model(source, target)
-    except KerasFileError as exc:
-        raise PipeError(str(exc)) from None
-    console.print(
-        f"converted {source.name} (Keras {report.keras_version or '?'}, {report.backend or '?'} backend, "
-        f"{report.layers} layers, {report.parameters:,} parameters, sha256 {report.sha256[:12]}) -> {target}"
+        raise PipeError(
+            f"{source} not found: download mod.h5 from github.com/lllyasviel/sketchKeras/releases "
+            "(or let `pipe weights fetch sketchkeras` download and convert it)"
+        )
+    console.print(convert_published(model, source, out or default_weights_path(model)), soft_wrap=True)
+
+
+def _fetch_help() -> str:
+    from extractors.weights import SOURCES, WEIGHTS_ENV
+
+    names = "\n".join(
+        f"- [bold]{name}[/]: {source.file_name}, for {source.used_by}; from {source.url}"
+        + ("" if source.sha256 else " (no published SHA-256: checked by converting it)")
+        for name, source in SOURCES.items()
+        if source.downloadable
     )
+    trained = ", ".join(f"{name} ({source.file_name}, for {source.used_by})" for name, source in SOURCES.items() if not source.downloadable)
+    return (
+        "Download published weights files from their official sources, verified, for a machine with a network.\n\n"
+        f"NAME is one of these, or [bold]all[/] (every one not yet present):\n\n{names}\n\n"
+        f"Not downloadable: {trained}: pipe trains it.\n\n"
+        f"Files go to the weights folder, ${WEIGHTS_ENV} or ~/.cache/pipe/weights, where the commands look "
+        "(`pipe weights list` shows it). Each download is checked against a pinned SHA-256 before it is kept; "
+        "a file already there is verified and left alone (--force replaces it); a cut transfer resumes on the "
+        "next run. Without a network here, run this where there is one and copy the folder.\n\n"
+        "--url fetches one NAME from a mirror instead (the same pinned SHA-256 is checked). "
+        "Exit status: 0 all present, 1 a download failed (one line per name), 2 a usage error."
+    )
+
+
+@weights_app.command("fetch", help=_fetch_help())
+def weights_fetch(
+    name: Annotated[str, typer.Argument(help="Which file: inception, vgg16, googlenet, sketchkeras, or all.", show_default=False)],
+    url: Annotated[Optional[str], typer.Option("--url", help="Download NAME from this mirror URL instead of the official one (a single NAME only; its SHA-256 is still checked).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again and replace a file already in the weights folder (also one that fails its check).")] = False,
+) -> None:
+    from pipeline.weights_fetch import fetch, resolve_names
+
+    names = resolve_names(name, url)
+    outcomes = fetch(names, url=url, force=force)
+    if len(outcomes) > 1:
+        counts = {status: sum(o.status == status for o in outcomes) for status in ("fetched", "present", "failed")}
+        console.print(f"{counts['fetched']} fetched, {counts['present']} already present, {counts['failed']} failed")
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
 
 
 @weights_app.command("list")

@@ -108,5 +108,24 @@ class _Progress:
             self.progress.stop()
 
 
+def _exit_with_parent() -> None:
+    """End this process when `pipe crawl` (or `pipe run`) dies without telling it (kill -9, OOM killer):
+    an orphaned crawl would go on writing into a dataset whose next run no longer knows about it.
+    Nothing is lost: files go through temporary names and ledger parts are written atomically."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 if __name__ == "__main__":
+    _exit_with_parent()
     crawl_in_child(pickle.loads(Path(sys.argv[1]).read_bytes()), sys.argv[2])  # noqa: S301 - our own file

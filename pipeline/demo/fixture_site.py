@@ -173,12 +173,22 @@ class FixtureSite:
         self.requests: list[LoggedRequest] = []
         self.faulted: set[str] = set()  # one-shot faults already served
         self._lock = threading.Lock()
-        self._files = {post.file_path: post for post in self.posts}
-        for post in self.posts:
-            self._files[f"/cdn/{post.file_name}"] = post
-            self._files[f"/images/{_safebooru_directory(post)}/{post.file_name}"] = post
+        self._files: dict[str, FixturePost] = {}
+        self._index(self.posts)
         self._server: ThreadingHTTPServer | None = None
         self.root = ""
+
+    def _index(self, posts: list[FixturePost]) -> None:
+        for post in posts:
+            self._files[post.file_path] = post
+            self._files[f"/cdn/{post.file_name}"] = post
+            self._files[f"/images/{_safebooru_directory(post)}/{post.file_name}"] = post
+
+    def add_posts(self, posts: list[FixturePost]) -> None:
+        """New uploads: the board lists them first from now on (a scheduled crawl's next run finds them)."""
+        with self._lock:
+            self._index(posts)
+            self.posts = sorted(self.posts + list(posts), key=lambda p: -p.id)
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> FixtureSite:

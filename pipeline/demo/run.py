@@ -1,38 +1,26 @@
-"""`pipe demo`: every stage that exists, run on generated data, so a new user sees the whole flow.
+"""`pipe demo`: `pipe run` on a built-in job over generated data, so a new user sees the whole flow.
 
 The demo starts the project's fixture image board on 127.0.0.1 (it speaks Danbooru's API and
-misbehaves the way real boards do), crawls it with `pipe crawl`'s machinery, prepares what was
-downloaded, extracts line art from it with every method that needs no weights, and packs shards
-with every hint scheme and all draft artifacts. Nothing leaves the machine.
+misbehaves the way real boards do) and runs a job against it: crawl, prepare, line art with every
+method that needs no weights, shards with every hint scheme and draft artifact, a small draft model
+and its refinement trained for a few steps on the CPU, and an evaluation report. Nothing leaves the
+machine and no weights file is needed.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from crawlers.config import CrawlConfig, Politeness
 from pipeline.demo.fixture_site import FixtureSite, encode_image, expected_outcomes, generated_post, standard_catalogue
-from pipeline.crawl.report import print_crawl_report
-from pipeline.crawl.stage import run_crawl
-from crawlers.sites import resolve_site
+from manifests.layout import DatasetLayout
 from pipeline.console import console
 from pipeline.demo.illustrations import OUTLINE, make_illustration
-from pipeline.extract.config import ExtractConfig
-from pipeline.extract.stage import run_extract
-from pipeline.prepare.stage import PrepareConfig, PrepareStage
-from pipeline.report import print_run_report
-from pipeline.runner import RunnerConfig, run_stage
-from pipeline.shard.cli_support import shards_table
-from pipeline.shard.config import ShardConfig
-from pipeline.shard.stage import run_shard
 from synth.artifacts import ARTIFACT_ORDER
 from synth.hints import HINTS
-from synth.lines import LineAugment
 
 DEMO_TAGS = "1girl solo"
 DEMO_METHODS = ("xdog", "dilate", "canny", "highpass", "gray")
@@ -64,53 +52,128 @@ def demo_catalogue(images: int, seed: int):
     return posts, prepare_expected
 
 
-def run_demo(out: Path, images: int, seed: int, runner: RunnerConfig) -> None:
+DEMO_JOB = """\
+# The job `pipe demo` runs: copy it, point it at a real board and your own folders, run it with
+# `pipe run JOB.toml` (every night from cron, say). Relative paths start at this file's folder.
+dataset = "dataset"
+seed = {seed}
+
+[crawl]
+# The demo's own board on 127.0.0.1, served by `pipe demo` only while it runs. For a real board, set
+# site and tags, drop root and the fast politeness below (the defaults are polite), add contact.
+site = "danbooru"
+root = "{board}"
+tags = "{tags}"
+interval = 0.2
+backoff = 0.25
+autothrottle = false
+connections = 4
+
+[prepare]
+workers = {workers}
+
+[extract]
+# Every method that needs no weights; add sketchkeras after `pipe weights fetch sketchkeras`.
+method = "{methods}"
+device = "cpu"
+batch-size = 8
+workers = {workers}
+
+[shard]
+# Every hint scheme and draft artifact, small shards so the demo has several.
+lines = "{lines}"
+gray-share = 0.1
+equalize-share = 0.2
+hints = "{hints}"
+no-hint-share = 0.1
+artifacts = "{artifacts}"
+val = 0.2
+shard-samples = 8
+workers = {workers}
+
+[train.draft]
+# A small draft model for a few steps on the CPU: enough to see the whole flow, not a trained model.
+# The published size: drop size, width and batch-size; steps are trained on each time the shards grow.
+recipe = "xu2020"
+steps = {steps}
+size = 64
+width = 0.25
+batch-size = 4
+content-loss = false
+device = "cpu"
+workers = 1
+log-every = 5
+sample-every = {steps}
+
+[train.refine]
+# Refinement trained on the drafts the draft stage above makes.
+recipe = "xu2020"
+drafts-from = "train.draft"
+steps = {steps}
+size = 64
+width = 0.25
+batch-size = 4
+content-loss = false
+device = "cpu"
+workers = 1
+log-every = 5
+sample-every = {steps}
+
+[eval]
+# Scores train.draft and train.refine on the val split. FID, KID and C-FID need the Inception file:
+# `pipe weights fetch inception`; without it they read n/a and every other score is computed.
+hints = "none,cfid,points"
+device = "cpu"
+workers = 0
+"""
+
+DEMO_STEPS = 10
+
+
+def demo_job(board: str, seed: int, workers: int) -> str:
+    """The built-in job's text, pointed at the fixture board's URL."""
+    return DEMO_JOB.format(
+        board=board, seed=seed, workers=workers, tags=DEMO_TAGS, methods=",".join(DEMO_METHODS),
+        lines=",".join(m for m in DEMO_METHODS if m != "gray"), hints=",".join(HINTS), artifacts=",".join(ARTIFACT_ORDER), steps=DEMO_STEPS,
+    )
+
+
+def print_demo_job(seed: int, workers: int) -> None:
+    print(demo_job("http://127.0.0.1:PORT", seed, workers), end="")
+
+
+def run_demo(out: Path, images: int, seed: int, workers: int) -> int:
+    """Serve the fixture board, write OUT/job.toml pointing at it, and run it as `pipe run` does."""
+    from pipeline.job.run import run_job
+    from pipeline.job.spec import read_job
+
     root = out / "dataset"
-    expected_file = out / "expected.json"
     posts, prepare_expected = demo_catalogue(images, seed)
     crawl_expected = expected_outcomes(posts)
     expected = {
-        f"demo:{post_id}": {"crawl": reason or status, "prepare": prepare_expected.get(post_id, "ok") if status == "ok" else None}
+        f"danbooru:{post_id}": {"crawl": reason or status, "prepare": prepare_expected.get(post_id, "ok") if status == "ok" else None}
         for post_id, (status, reason) in crawl_expected.items()
     }
     out.mkdir(parents=True, exist_ok=True)
-    expected_file.write_text(json.dumps(expected, indent=1, sort_keys=True))
+    (out / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True))
     with FixtureSite("danbooru", posts, file_retry_after=1.0) as site:
-        console.print(f"crawling the demo board at {site.root} (a local server speaking Danbooru's API)")
-        config = CrawlConfig(
-            site=replace(resolve_site("danbooru", site.root), name="demo"),
-            root=root.resolve(),
-            tags=DEMO_TAGS,
-            politeness=Politeness(request_interval=0.2, backoff_base=0.25, autothrottle=False, connections_per_host=4),
-        )
-        report = run_crawl(config)
-    print_crawl_report(report, config.root)
-    stage = PrepareStage(source=root / "raw.parquet", root=root, config=PrepareConfig())
-    print_run_report(run_stage(stage, root, runner, label="prepare"))
-    # Every CPU method, so the demo shows what each line style looks like on the same images.
-    extract = ExtractConfig(root=root.resolve(), methods=DEMO_METHODS, device="cpu", batch_size=8, workers=runner.workers)
-    print_run_report(run_extract(extract))
-    # Every hint scheme (one drawn per sample), a hint-free share, and the full erroneous draft.
-    shard = ShardConfig(
-        root=root.resolve(),
-        lines=LineAugment(tuple((m, 1.0) for m in DEMO_METHODS if m != "gray"), gray_share=0.1, equalize_share=0.2),
-        hints=tuple(HINTS),
-        no_hint_share=0.1,
-        artifacts=ARTIFACT_ORDER,
-        val_fraction=0.2,
-        max_samples=8,
-        seed=seed,
-        workers=runner.workers,
-    )
-    shard_report, states = run_shard(shard)
-    print_run_report(shard_report)
-    console.print(shards_table(states))
+        console.print(f"the demo board is at {site.root} (a local server speaking Danbooru's API); the job is {out / 'job.toml'}")
+        job_file = out / "job.toml"
+        job_file.write_text(demo_job(site.root, seed, workers))
+        job = read_job(job_file)
+        code = run_job(job, job.stages)
+    reports = sorted(DatasetLayout(root).reports.glob("*/report.html"), key=lambda p: p.stat().st_mtime)
     console.print(
         f"\n[bold]Where to look[/]\n"
         f"  originals:         {root / 'raw'}  (crawl ledger: {root / 'raw.parquet'})\n"
         f"  512x512 images:    {root / 'prepared'}  (ledger: {root / 'prepared.parquet'})\n"
         f"  line art:          {root / 'lines'}/<method>  (ledger: {root / 'lines.parquet'})\n"
         f"  WebDataset shards: {root / 'shards'}/{{train,val}}  (ledger: {root / 'shards.parquet'}; check: pipe shard {root} --verify)\n"
-        f"  what each post should become: {expected_file}\n"
-        f"  again at any time: pipe status {root}"
+        f"  trained runs:      {root / 'runs'}/<name> (checkpoints, sample grids, metrics)\n"
+        f"  report:            {reports[-1] if reports else root / 'reports'}\n"
+        f"  the job it ran:    {out / 'job.toml'}; its record: {root / 'jobs'}/<time>/ (job.log, summary.json)\n"
+        f"  what each post should become: {out / 'expected.json'}\n"
+        f"  again at any time: pipe status {root}",
+        highlight=False,
     )
+    return code

@@ -1,1 +1,2 @@
-"""`pipe eval`: colour a split under fixed hint settings, score it, and write a report."""
+"""`pipe eval`: colour a split under fixed hint settings from one or more line sources, score it (repeated
+hint draws give spreads), and write a report."""

@@ -9,7 +9,9 @@ order, so the report does not depend on the number of workers.
 No sample is dropped silently: one whose members are missing or do not decode comes through the
 loader as an `Unscored` record (filed by its key, so by its position too), and a position the shards
 never yielded at all (a tar read error, a key the sidecar lists but the tar lacks) is named after the
-pass by `unscored_samples`.
+pass by `unscored_samples`. With line sources read from the dataset root (`--lines real,xdog`), the
+workers also read each sample's line of every such method; a sample without one is still scored for
+the other sources, and named for that source (`no_lines`, or why its file could not be read).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from typing import Any
 import torch
 import webdataset as wds
 
-from manifests.reasons import DECODE_ERROR, MISSING_FROM_SHARD, MISSING_MEMBER
+from manifests.reasons import DECODE_ERROR, MISSING_FROM_SHARD, MISSING_MEMBER, NO_LINES
 from manifests.shards import split_keys
+from pipeline.eval.lines import no_lines_detail, read_root_line
 from train.loader import IMAGE_MEMBERS, LoaderConfig, collate_samples, decode_sample, shard_urls
 
 
@@ -86,6 +89,26 @@ def _decode_error_detail(sample: dict[str, Any], error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class AttachRootLines:
+    """Adds "root_lines" to a decoded sample: {method: uint8 (1, H, W) line art at the colour's size,
+    or an `Unscored` record when the dataset root has no readable line of that method for the key}."""
+
+    def __init__(self, root: Path, paths: dict[str, dict[str, str]]) -> None:
+        self.root = root
+        self.paths = paths  # method -> key -> line path relative to root (pipeline.eval.lines.root_line_paths)
+
+    def __call__(self, sample: dict[str, Any] | Unscored) -> dict[str, Any] | Unscored:
+        if isinstance(sample, Unscored):
+            return sample
+        key, (height, width) = sample["__key__"], sample["color"].shape[-2:]
+        lines: dict[str, Any] = {}
+        for method, paths in self.paths.items():
+            relative = paths.get(key)
+            line = read_root_line(self.root, relative, height, width) if relative is not None else (NO_LINES, no_lines_detail(method))
+            lines[method] = Unscored(key, *line) if isinstance(line, tuple) else line
+        return {**sample, "root_lines": lines}
+
+
 def batch_reporting_unscored(source: Iterable[dict[str, Any] | Unscored], batch_size: int) -> Iterator[dict[str, Any]]:
     """Batches of `batch_size` decoded samples (the last may be smaller), as `wds.batched` makes them,
     each with the `Unscored` records met since the previous batch under "unscored"; records left at the
@@ -98,10 +121,18 @@ def batch_reporting_unscored(source: Iterable[dict[str, Any] | Unscored], batch_
             continue
         samples.append(item)
         if len(samples) == batch_size:
-            yield {**collate_samples(samples), "unscored": unscored}
+            yield {**_collate(samples), "unscored": unscored}
             samples, unscored = [], []
     if samples or unscored:
-        yield {**(collate_samples(samples) if samples else {"__key__": [], "meta": []}), "unscored": unscored}
+        yield {**(_collate(samples) if samples else {"__key__": [], "meta": []}), "unscored": unscored}
+
+
+def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """collate_samples, with each sample's root lines (if any) kept as a list of per-sample dicts."""
+    batch = collate_samples(samples)
+    if any("root_lines" in sample for sample in samples):
+        batch["root_lines"] = [sample.get("root_lines", {}) for sample in samples]
+    return batch
 
 
 def unscored_samples(positions: dict[str, int], scored: Collection[int], failed: dict[int, Unscored]) -> list[Unscored]:
@@ -112,10 +143,12 @@ def unscored_samples(positions: dict[str, int], scored: Collection[int], failed:
             for key, position in sorted(positions.items(), key=lambda item: item[1]) if position not in scored]
 
 
-def eval_loader(folder: Path, positions: dict[str, int], batch_size: int, workers: int, images: tuple[str, ...], with_palette: bool) -> wds.WebLoader:
+def eval_loader(folder: Path, positions: dict[str, int], batch_size: int, workers: int, images: tuple[str, ...], with_palette: bool,
+                root_lines: AttachRootLines | None = None) -> wds.WebLoader:
     """Batches (uint8 tensors, keys, and the "unscored" records of samples that failed to decode) of the
     samples in `positions`; each worker reads every shard and decodes only its share, so a split in one
-    shard still spreads over all workers."""
+    shard still spreads over all workers. With `root_lines` each decoded sample also carries, under
+    "root_lines", every root line source's line art at its colour's size (or why it has none)."""
     members = LoaderConfig(shards=(str(folder),), images=images, with_palette=with_palette)
     needed = tuple(member for member, (name, _) in IMAGE_MEMBERS.items() if name in images) + (("palette.npy",) if with_palette else ())
     dataset = wds.DataPipeline(
@@ -123,6 +156,7 @@ def eval_loader(folder: Path, positions: dict[str, int], batch_size: int, worker
         wds.tarfile_to_samples(handler=wds.warn_and_continue, select_files=members.wanted),
         wds.select(WorkerShare(positions)),
         wds.map(DecodeOrReport(needed)),
+        *([wds.map(root_lines)] if root_lines is not None else []),
         functools.partial(batch_reporting_unscored, batch_size=batch_size),
     )
     return wds.WebLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=4 if workers > 0 else None)

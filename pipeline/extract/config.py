@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from extractors.methods import METHODS, method_options
 from extractors.weights import require_weights
 from pipeline.errors import PipeError
 from pipeline.executors import default_workers
-from train.device import resolve_device as train_device
-from train.errors import TrainingError
+
+if TYPE_CHECKING:
+    import torch
+
+# PyTorch and the method registry are imported where used: the CPU workers unpickle this config and
+# should start without loading PyTorch (see pipeline.extract.opencv_units).
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class ExtractConfig:
     redo: bool = False
 
     def __post_init__(self) -> None:
+        from extractors.methods import METHODS
+
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise PipeError(f"unknown method {unknown[0] if unknown else ''!r}; choose from {', '.join(METHODS)}")
@@ -52,6 +55,8 @@ class ExtractConfig:
 
     def settings(self, method: str, device: torch.device) -> dict[str, Any]:
         """The option settings of `method` for this run, with post-processing added and 'auto' resolved."""
+        from extractors.methods import method_options
+
         settings = method_options(method, self.overrides.get(method))
         if settings.get("precision") == "auto":
             settings["precision"] = "bf16" if device.type == "cuda" else "fp32"
@@ -60,6 +65,8 @@ class ExtractConfig:
 
     def options(self, device: torch.device) -> dict[str, Any]:
         """What decides each method's files, by flag and method (a resume must keep them; a new method is new work)."""
+        from extractors.methods import METHODS
+
         values: dict[str, Any] = {}
         for method in self.methods:
             settings = self.settings(method, device)
@@ -74,6 +81,9 @@ class ExtractConfig:
 
 
 def resolve_device(name: str) -> torch.device:
+    from train.device import resolve_device as train_device
+    from train.errors import TrainingError
+
     try:
         return train_device(name)
     except TrainingError as exc:

@@ -1,8 +1,7 @@
 """The CPU side of `pipe extract`: decoding prepared PNGs and encoding line PNGs, in worker processes.
 
-Decoding runs in a torch DataLoader (its workers hand images to the main process through shared
-memory, a few batches ahead); encoding and writing run in a process pool. Both report problems as
-values, not exceptions, so one bad file never stops the run.
+Both report problems as values, not exceptions, so one bad file never stops the run. No PyTorch here:
+the CPU workers import this module (pipeline.extract.loader has the DataLoader side).
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from manifests.atomic import write_bytes_atomic
 from manifests.images import encode_png
@@ -26,43 +23,18 @@ from pipeline.executors import describe_exception
 from pipeline.extract.plan import ExtractItem, line_id
 
 
-class DecodeDataset(Dataset):
-    """Item i -> {"index": i, "image": RGB uint8 (H, W, 3) or empty, "reason": "", "detail": ""}."""
-
-    def __init__(self, root: Path, items: list[ExtractItem]) -> None:
-        self.root, self.items = root, items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        path = self.root / self.items[index].source_path
-        empty = np.zeros((0, 0, 3), dtype=np.uint8)
-        try:
-            data = np.fromfile(path, dtype=np.uint8)
-        except OSError as exc:
-            return {"index": index, "image": empty, "reason": MISSING_INPUT, "detail": f"{type(exc).__name__}: {exc}"}
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if bgr is None:
-            return {"index": index, "image": empty, "reason": DECODE_ERROR, "detail": f"OpenCV cannot decode {path.name} ({data.size} bytes)"}
-        return {"index": index, "image": cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "reason": "", "detail": ""}
-
-
-def collate_decoded(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """A chunk of decoded samples as few tensors as possible: one stack per image shape.
-
-    Each tensor crosses from the decode worker to the main process through shared memory with a
-    fixed cost, so one stack per chunk is much cheaper than one tensor per image.
-    """
-    by_shape: dict[tuple[int, ...], list[dict[str, Any]]] = {}
-    failures = []
-    for sample in samples:
-        if sample["reason"]:
-            failures.append((sample["index"], sample["reason"], sample["detail"]))
-        else:
-            by_shape.setdefault(sample["image"].shape, []).append(sample)
-    stacks = [([s["index"] for s in group], torch.from_numpy(np.stack([s["image"] for s in group]))) for group in by_shape.values()]
-    return {"stacks": stacks, "failures": failures}
+def decode_prepared(root: Path, item: ExtractItem) -> dict[str, Any]:
+    """{"image": RGB uint8 (H, W, 3) or empty, "reason": "", "detail": ""} of one prepared image."""
+    path = root / item.source_path
+    empty = np.zeros((0, 0, 3), dtype=np.uint8)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        return {"image": empty, "reason": MISSING_INPUT, "detail": f"{type(exc).__name__}: {exc}"}
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        return {"image": empty, "reason": DECODE_ERROR, "detail": f"OpenCV cannot decode {path.name} ({data.size} bytes)"}
+    return {"image": cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "reason": "", "detail": ""}
 
 
 @dataclass(frozen=True)

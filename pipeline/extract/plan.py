@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
 
+from extractors.draws import draw_params
 from manifests.ledger import Ledger
 from manifests.schema import PREPARED, STATUS_OK
 from pipeline.errors import PipeError
+from manifests.seeding import sample_rng
 from pipeline.session import require_dataset
+
+if TYPE_CHECKING:
+    from pipeline.extract.config import ExtractConfig
+
+SEED_STAGE = "extract"
 
 
 @dataclass(frozen=True)
@@ -46,3 +54,8 @@ def plan_extract(images: list[tuple[str, str]], methods: tuple[str, ...], done: 
         if todo:
             items.append(ExtractItem(key, path, todo))
     return len(images) * len(methods), items
+
+
+def method_params(config: ExtractConfig, settings: dict[str, Any], method: str, key: str) -> dict:
+    """A sample's drawn options for `method`: the same draw in every executor and batch."""
+    return draw_params(settings, sample_rng(config.seed, SEED_STAGE, method, key))

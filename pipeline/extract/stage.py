@@ -1,6 +1,7 @@
 """`pipe extract`: run line extraction methods over ROOT/prepared/ into ROOT/lines/<method>/, one row each.
 
-Three kinds of work overlap: DataLoader workers decode prepared PNGs a few batches ahead; the main
+On a CPU the classic methods run as OpenCV forms inside the workers, one image at a time
+(pipeline.extract.opencv_units). For CUDA and the network methods, three kinds of work overlap: DataLoader workers decode prepared PNGs a few batches ahead; the main
 process groups images by method and size into device batches and runs the methods there; a process
 pool encodes and writes the line PNGs. Per-sample parameters are drawn from generators seeded by
 (seed, method, key), so the output does not depend on batch composition, worker count or order.
@@ -21,9 +22,11 @@ from manifests.reasons import EXCEPTION
 from manifests.schema import LINES
 from pipeline.executors import BatchFunction, Executor, Finished, children_ignore_ctrl_c, describe_exception, local, quiet_worker, spec_of, start_executor
 from pipeline.extract.config import ExtractConfig, resolve_device
-from pipeline.extract.io import DecodeDataset, LineOutput, RowContext, collate_decoded, failed_row, output_failed, write_line
-from pipeline.extract.plan import ExtractItem, line_id, plan_extract, prepared_images
-from pipeline.extract.units import ExtractBatch, load_networks, method_params
+from pipeline.extract.io import LineOutput, RowContext, failed_row, output_failed, write_line
+from pipeline.extract.loader import DecodeDataset, collate_decoded
+from pipeline.extract.plan import ExtractItem, line_id, method_params, plan_extract, prepared_images
+from pipeline.extract.opencv_units import OpenCVItem, opencv_methods
+from pipeline.extract.units import ExtractBatch, load_networks
 from pipeline.recorded_options import RecordedOptions
 from pipeline.session import RunReport, StageSession
 
@@ -38,11 +41,46 @@ def run_extract(config: ExtractConfig) -> RunReport:
     with StageSession(config.root, LINES.stage, LINES, save_every=config.flush_seconds, options=options, redo=config.redo, upstream=("prepared",)) as session:
         planned, items = plan_extract(images, config.methods, set() if config.redo else session.ledger.ids())
         context = RowContext(root=config.root, tmp_dir=session.tmp_dir, seed=config.seed, device=str(device), png_compression=config.png_compression)
-        if items and config.executor == "ray":
-            _extract_on_cluster(config, device, context, session, items)
-        elif items:
-            _Extraction(config, device, load_networks(config, device), context, session).run(items)
+        in_workers = opencv_methods(config.methods, device.type)
+        per_image = _only(items, lambda method: method in in_workers)
+        batched = _only(items, lambda method: method not in in_workers)
+        if per_image:
+            _extract_in_workers(config, device, context, session, per_image)
+        if batched and config.executor == "ray":
+            _extract_on_cluster(config, device, context, session, batched)
+        elif batched:
+            _Extraction(config, device, load_networks(config, device), context, session).run(batched)
     return session.report(planned, {line_id(method, item.key) for item in items for method in item.methods})
+
+
+def _only(items: list[ExtractItem], keep) -> list[ExtractItem]:  # noqa: ANN001
+    """The items with just the methods `keep` accepts (items left with none dropped)."""
+    kept = [ExtractItem(item.key, item.source_path, tuple(m for m in item.methods if keep(m))) for item in items]
+    return [item for item in kept if item.methods]
+
+
+def _extract_in_workers(config: ExtractConfig, device: torch.device, context: RowContext, session: StageSession, items: list[ExtractItem]) -> None:
+    """The classic methods on a CPU: each worker decodes, runs the OpenCV forms and writes, per image."""
+    unit = OpenCVItem(config, context, {method: config.settings(method, device) for method in config.methods})
+    label = f"extract {','.join(dict.fromkeys(m for item in items for m in item.methods))} on cpu (OpenCV)"
+    _run_units(start_executor(spec_of(config), unit, unit.failed), session, items, label, config.batch_size)
+
+
+def _run_units(executor: Executor, session: StageSession, items: list[ExtractItem], label: str, unit_size: int) -> None:
+    """Submit the items in units of `unit_size` and record every row the executor hands back."""
+    total = sum(len(item.methods) for item in items)
+    with executor, session.progress(label, total=total) as bar:
+
+        def record(finished: list[Finished]) -> None:
+            for done in finished:
+                rows = done.flat()
+                session.record(rows)
+                bar.advance(len(rows))
+
+        for start in range(0, len(items), unit_size):
+            executor.submit(items[start : start + unit_size])
+            record(executor.finished())
+        record(list(executor.drain()))
 
 
 def _init_decoder(worker_id: int) -> None:
@@ -54,20 +92,8 @@ def _extract_on_cluster(config: ExtractConfig, device: torch.device, context: Ro
     when the run is on CUDA)."""
     batch = ExtractBatch(config, context)
     num_gpus = 1 if device.type == "cuda" else 0
-    total = sum(len(item.methods) for item in items)
-    label = f"extract {','.join(config.methods)} on ray ({device.type})"
-    with start_executor(spec_of(config), BatchFunction(batch), batch.failed, num_gpus=num_gpus, stateful=True) as executor, session.progress(label, total=total) as bar:
-
-        def record(finished: list[Finished]) -> None:
-            for unit in finished:
-                rows = unit.flat()
-                session.record(rows)
-                bar.advance(len(rows))
-
-        for start in range(0, len(items), config.batch_size):
-            executor.submit(items[start : start + config.batch_size])
-            record(executor.finished())
-        record(list(executor.drain()))
+    executor = start_executor(spec_of(config), BatchFunction(batch), batch.failed, num_gpus=num_gpus, stateful=True)
+    _run_units(executor, session, items, f"extract {','.join(config.methods)} on ray ({device.type})", config.batch_size)
 
 
 class _Extraction:

@@ -16,17 +16,16 @@ from typing import Any
 import torch
 
 from extractors.ldm import load_ldm
-from extractors.methods import METHODS, apply_lines, draw_params
+from extractors.methods import METHODS, apply_lines
 from extractors.sketchkeras.keras_file import KerasFileError
 from extractors.sketchkeras.weights import load_converted
 from extractors.weights import WeightsMissing
-from manifests.seeding import sample_rng
 from pipeline.errors import PipeError
 from pipeline.extract.config import ExtractConfig, resolve_device
-from pipeline.extract.io import DecodeDataset, LineOutput, RowContext, failed_row, write_line
-from pipeline.extract.plan import ExtractItem
+from pipeline.extract.io import LineOutput, RowContext, failed_row, write_line
+from pipeline.extract.loader import DecodeDataset
+from pipeline.extract.plan import ExtractItem, method_params
 
-SEED_STAGE = "extract"
 
 def load_networks(config: ExtractConfig, device: torch.device) -> dict[str, torch.nn.Module]:
     """The networks the chosen methods need, on `device`; a missing or wrong file is one clear error."""
@@ -44,11 +43,6 @@ def load_networks(config: ExtractConfig, device: torch.device) -> dict[str, torc
 
 # Networks loaded in this worker process, by (methods, device, weights) of the run.
 _NETWORKS: dict[tuple, dict[str, torch.nn.Module]] = {}
-
-
-def method_params(config: ExtractConfig, settings: dict[str, Any], method: str, key: str) -> dict:
-    """A sample's drawn options for `method`: the same draw in every executor and batch."""
-    return draw_params(settings, sample_rng(config.seed, SEED_STAGE, method, key))
 
 
 @dataclass(frozen=True)

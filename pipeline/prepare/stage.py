@@ -106,17 +106,13 @@ def prepare_sample(data: bytes, row: dict, config: PrepareConfig, context: Stage
     row.update(format=image.format, frames=decode.frame_count(image), orig_width=stored_w, orig_height=stored_h)
     if stored_w * stored_h > config.max_pixels:
         raise Rejected(reasons.TOO_LARGE, f"{stored_w}x{stored_h} = {stored_w * stored_h:,} pixels > --max-pixels {config.max_pixels:,}")
-    short, long = min(stored_w, stored_h), max(stored_w, stored_h)
-    if short < config.min_side:
-        raise Rejected(reasons.TOO_SMALL, f"short side {short} px < --min-side {config.min_side}")
-    if long / short > config.max_aspect:
-        raise Rejected(reasons.ASPECT_RATIO, f"aspect {long / short:.2f} > --max-aspect {config.max_aspect}")
+    check_size(stored_w, stored_h, config)
 
     rgb, turned = decode.load_rgb(image, data, _draft_size(stored_w, stored_h, config))
     width, height = (stored_h, stored_w) if turned else (stored_w, stored_h)
     row.update(orig_width=width, orig_height=height)
     scale = width / rgb.shape[1]  # > 1 when JPEG draft mode decoded at reduced size
-    _check_colors(rgb, row, config)
+    check_colors(rgb, row, config)
 
     key = row["key"]
     if config.crop is CropMode.pad:
@@ -147,7 +143,17 @@ def _draft_size(width: int, height: int, config: PrepareConfig) -> tuple[int, in
     return (int(np.ceil(width * factor)), int(np.ceil(height * factor)))
 
 
-def _check_colors(rgb: np.ndarray, row: dict, config: PrepareConfig) -> None:
+def check_size(width: int, height: int, config: PrepareConfig) -> None:
+    """The short-side and aspect filters (raise Rejected), from the stored size before decoding."""
+    short, long = min(width, height), max(width, height)
+    if short < config.min_side:
+        raise Rejected(reasons.TOO_SMALL, f"short side {short} px < --min-side {config.min_side}")
+    if long / short > config.max_aspect:
+        raise Rejected(reasons.ASPECT_RATIO, f"aspect {long / short:.2f} > --max-aspect {config.max_aspect}")
+
+
+def check_colors(rgb: np.ndarray, row: dict, config: PrepareConfig) -> None:
+    """The colour filters (grayscale, too dark, too bright: raise Rejected); their measures go into `row`."""
     stats = measure_colors(sample_pixels(rgb), config.chroma_threshold)
     row.update(colorfulness=stats.colorfulness, color_fraction=stats.color_fraction, brightness=stats.brightness)
     if stats.color_fraction < config.min_color_fraction:
@@ -180,7 +186,11 @@ def _write_output(
     row: dict, key: str, box: Box, face_index: int | None, out: np.ndarray, config: PrepareConfig, context: StageContext
 ) -> dict:
     path = context.layout.sample(PREPARED_TREE, key, "png")
-    write_bytes_atomic(path, encode_rgb_png(out, config.png_compression), tmp_dir=context.tmp_dir)
+    # A file already there for this key holds these bytes (a killed run's output, an exact duplicate) or an
+    # imported pair's colour (`pipe import pairs`), which must stay as its line art was cut to; --redo
+    # empties the tree first.
+    if not path.exists():
+        write_bytes_atomic(path, encode_rgb_png(out, config.png_compression), tmp_dir=context.tmp_dir)
     return {
         **row,
         "key": key,

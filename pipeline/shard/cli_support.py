@@ -22,7 +22,7 @@ from synth.lines import GRAY_SOURCE, LineAugment, parse_line_weights
 
 
 def build_config(root: Path, lines: str | None, gray_share: float, equalize_share: float, jitter: float, hints: str,
-                 no_hint_share: float, artifacts: str, seed: int, val: float, shard_samples: int, shard_mb: float,
+                 no_hint_share: float, artifacts: str, artifacts_near_hints: bool, seed: int, val: float, shard_samples: int, shard_mb: float,
                  histogram_images: int, png_compression: int | None, workers: int, executor: str, ray_address: str | None,
                  save_every: float) -> ShardConfig:
     root = root.resolve()
@@ -42,6 +42,7 @@ def build_config(root: Path, lines: str | None, gray_share: float, equalize_shar
             hints=parse_hint_names(hints),
             no_hint_share=no_hint_share,
             artifacts=parse_artifact_names(artifacts),
+            artifacts_near_hints=artifacts_near_hints,
             val_fraction=val,
             max_samples=shard_samples,
             max_bytes=int(shard_mb * 1024 * 1024),

@@ -17,6 +17,7 @@ OPTION_FLAGS = {
     "hints": "--hints", "no_hint_share": "--no-hint-share", "artifacts": "--artifacts", "val_fraction": "--val",
     "max_samples": "--shard-samples", "max_bytes": "--shard-mb (in bytes)", "seed": "--seed",
     "histogram_images": "--histogram-images", "png_compression": "--png-compression",
+    "artifacts_near_hints": "--artifacts-near-hints",
 }
 
 
@@ -27,6 +28,8 @@ class ShardConfig:
     hints: tuple[str, ...] = ("patches",)
     no_hint_share: float = 0.0
     artifacts: tuple[str, ...] = ("paste", "warp", "spray")
+    # Paste and spray errors centred on the sample's hint pixels (Xu's thesis sec. 5.2.2) instead of anywhere.
+    artifacts_near_hints: bool = False
     val_fraction: float = 0.05
     max_samples: int = 1000
     max_bytes: int = 1 << 30
@@ -69,6 +72,8 @@ class ShardConfig:
             "seed": self.seed,
             "histogram_images": self.histogram_images if "histogram" in self.hints else None,
             "png_compression": self.png_compression,
+            # Shards recorded before this option existed lack the key: no change (pipeline.recorded_options).
+            "artifacts_near_hints": self.artifacts_near_hints,
         }
 
     def fingerprint_json(self) -> str:

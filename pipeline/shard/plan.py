@@ -14,6 +14,7 @@ from manifests.ledger import Ledger
 from manifests.schema import LINES, STATUS_OK
 from pipeline.errors import PipeError
 from pipeline.extract.plan import prepared_images
+from pipeline.importing.splits import kept_splits
 from pipeline.shard.config import ShardConfig
 
 
@@ -35,7 +36,8 @@ def _split_draw(key: str) -> float:
 
 
 def split_of(key: str, val_fraction: float) -> str:
-    """`val` for a fixed share of keys, decided by a hash of the key: stable as the dataset grows."""
+    """`val` for a fixed share of keys, decided by a hash of the key: stable as the dataset grows.
+    (Imported pairs whose source had train/ and val/ folders keep that split instead: `plan_shard`.)"""
     return "val" if _split_draw(key) < val_fraction else "train"
 
 
@@ -71,7 +73,8 @@ def plan_shard(config: ShardConfig) -> list[ShardJob]:
         raise PipeError(
             f"no line art for {', '.join(sorted(methods))} in {config.root}: run `pipe extract {config.root} --method {','.join(sorted(methods))}` first"
         )
-    return [ShardJob(key, split_of(key, config.val_fraction), path, tuple(sorted(lines.get(key, [])))) for key, path in images]
+    kept = kept_splits(config.root)  # an imported paired set's own train/val split wins over the hash
+    return [ShardJob(key, kept.get(key) or split_of(key, config.val_fraction), path, tuple(sorted(lines.get(key, [])))) for key, path in images]
 
 
 def extracted_methods(root: Path) -> list[str]:

@@ -31,6 +31,7 @@ from pipeline.console import console
 from pipeline.errors import PipeError
 from pipeline.executors import ExecutorSpec, spec_of, start_executor
 from pipeline.recorded_options import RecordedOptions
+from pipeline.importing.splits import kept_splits
 from pipeline.session import RunReport, StageSession
 from pipeline.shard.config import OPTION_FLAGS, SPLITS, ShardConfig
 from pipeline.shard.plan import ShardJob, plan_shard, val_share_for
@@ -171,7 +172,9 @@ def warn_small_val(jobs: list[ShardJob], config: ShardConfig) -> None:
     """`pipe eval` needs 2 val samples for FID/KID: say so, and which --val gives them, before packing."""
     count = sum(job.split == "val" for job in jobs)
     if config.val_fraction > 0 and count < VAL_MINIMUM:
-        enough = val_share_for([job.key for job in jobs], VAL_MINIMUM)
+        kept = kept_splits(config.root)  # imported pairs keep their source's split whatever --val says
+        hashed = [job.key for job in jobs if job.key not in kept]
+        enough = val_share_for(hashed, VAL_MINIMUM - sum(split == "val" for split in kept.values()))
         hint = f"--val {enough:.2f} gives at least {VAL_MINIMUM}" if enough is not None else f"it needs at least {VAL_MINIMUM} prepared images"
         console.print(
             f"[yellow]warning:[/] the val split will hold {count} of {len(jobs)} samples (--val {config.val_fraction}): "

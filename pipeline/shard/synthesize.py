@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -169,6 +169,8 @@ def _synthesize(job: ShardJob, inputs: SynthInputs) -> SampleOutcome:
     }
     artifact_params: dict = {}
     if config.artifacts:
+        if config.artifacts_near_hints:
+            context = replace(context, hint_points=np.argwhere(hint[..., 3] > 0))
         artifact_params = draw_artifacts(sample_rng(config.seed, SEED_STAGE, "artifacts", job.key), sample, context, config.artifacts)
         donors = _read_donors(root, job.key, image[0], artifact_params, split_donors)
         draft = apply_artifacts(image, [artifact_params], donors)[0].permute(1, 2, 0).numpy()

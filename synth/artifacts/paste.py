@@ -37,12 +37,16 @@ def draw_paste_artifacts(rng: np.random.Generator, sample: DrawInput, context: S
     for _ in range(int(rng.integers(MIN_COUNT, MAX_COUNT + 1))):
         h = min(int(rng.integers(MIN_SIDE, MAX_SIDE + 1)), height)
         w = min(int(rng.integers(MIN_SIDE, MAX_SIDE + 1)), width)
+        donor = _draw_donor(rng, context.donor_keys, sample.key)
+        # Source rectangle centre as a fraction of the donor's size (donors may differ in size).
+        source = [float(rng.uniform(0, 1)), float(rng.uniform(0, 1))]
+        target = [int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))]
+        target = context.near_hint(rng, h, w, height, width) or target
         pastes.append(
             {
-                "donor": _draw_donor(rng, context.donor_keys, sample.key),
-                # Source rectangle centre as a fraction of the donor's size (donors may differ in size).
-                "source": [float(rng.uniform(0, 1)), float(rng.uniform(0, 1))],
-                "target": [int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))],
+                "donor": donor,
+                "source": source,
+                "target": target,
                 "size": [h, w],
                 "angle": float(rng.uniform(-MAX_ANGLE, MAX_ANGLE)),
                 "scale": float(rng.uniform(MIN_SCALE, MAX_SCALE)),

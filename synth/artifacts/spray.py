@@ -25,6 +25,9 @@ def draw_spray_artifacts(rng: np.random.Generator, sample: DrawInput, context: S
     for _ in range(int(rng.integers(MIN_STROKES, MAX_STROKES + 1))):
         pick_y, pick_x = int(rng.integers(height)), int(rng.integers(width))
         y, x = float(rng.uniform(0, height - 1)), float(rng.uniform(0, width - 1))
+        near = context.near_hint(rng, 1, 1, height, width)
+        if near is not None:  # the stroke starts on a hint pixel
+            y, x = float(near[0]), float(near[1])
         heading = float(rng.uniform(0, 2 * math.pi))
         points = [[round(y, 2), round(x, 2)]]
         for _ in range(STROKE_POINTS - 1):

@@ -1,7 +1,8 @@
 """Straightforward one-image OpenCV/NumPy versions of the classic methods.
 
 They are the yardstick for the batched PyTorch methods: the tests check agreement against them on
-real illustrations, and `bench/extract.py` times them as the plain per-image loop. Each takes an RGB
+real illustrations, and `bench/extract.py` times them as the plain per-image loop. The classic ones
+are `extractors.opencv_forms`, which `pipe extract` itself runs on a CPU. Each takes an RGB
 uint8 (H, W, 3) array and returns a uint8 (H, W) array, black lines on white.
 """
 
@@ -10,36 +11,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-def gray_reference(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+from extractors import opencv_forms
 
 
-def xdog_reference(rgb: np.ndarray, sigma: float, k: float, p: float, eps: float, phi: float) -> np.ndarray:
-    luminance = gray_reference(rgb).astype(np.float32) / 255.0
-    fine = cv2.GaussianBlur(luminance, (0, 0), sigma)
-    coarse = cv2.GaussianBlur(luminance, (0, 0), sigma * k)
-    sharpened = (1 + p) * fine - p * coarse
-    lines = np.where(sharpened >= eps, 1.0, 1.0 + np.tanh(phi * (sharpened - eps)))
-    return np.clip(np.round(lines * 255.0), 0, 255).astype(np.uint8)
-
-
-def dilate_reference(rgb: np.ndarray, kernel_size: int) -> np.ndarray:
-    dilated = cv2.dilate(rgb, np.ones((kernel_size, kernel_size), np.uint8))
-    return cv2.cvtColor(255 - cv2.absdiff(dilated, rgb), cv2.COLOR_RGB2GRAY)
-
-
-def canny_reference(rgb: np.ndarray, sigma: float, low: float, high: float) -> np.ndarray:
-    smoothed = cv2.GaussianBlur(gray_reference(rgb), (0, 0), sigma)
-    return 255 - cv2.Canny(smoothed, low, high)
-
-
-def highpass_reference(rgb: np.ndarray, sigma: float) -> np.ndarray:
-    colour = rgb.astype(np.float32)
-    darker = np.clip((cv2.GaussianBlur(colour, (0, 0), sigma) - colour).max(axis=2), 0, None)
-    peak = darker.max()
-    normalized = darker / peak if peak > 0.5 else np.zeros_like(darker)
-    return np.clip(np.round((1.0 - normalized) * 255.0), 0, 255).astype(np.uint8)
+# The product's own OpenCV forms (what `pipe extract` runs on a CPU) are the plain per-image versions.
+gray_reference = opencv_forms.gray
+xdog_reference = opencv_forms.xdog
+dilate_reference = opencv_forms.dilate
+canny_reference = opencv_forms.canny
+highpass_reference = opencv_forms.highpass
 
 
 def sketchkeras_input_reference(rgb: np.ndarray, canvas: int = 512) -> np.ndarray:

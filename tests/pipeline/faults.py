@@ -10,6 +10,7 @@ import os
 import signal
 
 from pipeline.extract.io import write_line
+from pipeline.extract.opencv_units import OpenCVItem
 from pipeline.shard.synthesize import synthesize_in_worker
 
 CRASH_KEY = "PIPE_TEST_CRASH_KEY"
@@ -32,3 +33,11 @@ def faulty_write_line(output, context):  # noqa: ANN001, ANN201 - same signature
 def faulty_synthesize(job):  # noqa: ANN001, ANN201 - same signature as synthesize_in_worker
     misbehave(job.key)
     return synthesize_in_worker(job)
+
+
+class FaultyOpenCVItem(OpenCVItem):
+    """`pipe extract`'s CPU per-image function, misbehaving on the chosen keys."""
+
+    def __call__(self, item):  # noqa: ANN001, ANN204
+        misbehave(item.key)
+        return super().__call__(item)

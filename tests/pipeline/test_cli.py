@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from manifests.layout import DatasetLayout
 from pipeline.cli import main
@@ -16,7 +17,7 @@ from tests.helpers import make_prepared_dataset, picture, save_rgb
 def test_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("crawl", "prepare", "extract", "shard", "train", "colorize", "eval", "weights", "status", "demo"):
+    for command in ("crawl", "prepare", "extract", "shard", "train", "colorize", "eval", "weights", "run", "status", "demo"):
         assert f" {command} " in out
 
 
@@ -41,7 +42,9 @@ def test_status_exits_non_zero_on_an_unreadable_ledger(tmp_path, capsys):
     assert "cannot read ledger" in capsys.readouterr().err
 
 
-def test_demo_crawls_the_fixture_board_and_every_post_lands_where_expected(tmp_path, capsys):
+@pytest.mark.slow
+def test_demo_runs_the_whole_chain_and_every_post_lands_where_expected(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PIPE_WEIGHTS", str(tmp_path / "no-weights"))  # no Inception file: FID reads n/a
     assert main(["demo", str(tmp_path / "demo"), "--images", "4", "--workers", "0"]) == 0
     expected = json.loads((tmp_path / "demo" / "expected.json").read_text())
     dataset = tmp_path / "demo" / "dataset"
@@ -57,9 +60,33 @@ def test_demo_crawls_the_fixture_board_and_every_post_lands_where_expected(tmp_p
     shards = pq.read_table(dataset / "shards.parquet").to_pylist()
     assert {row["key"] for row in shards} == ok_keys and all(row["status"] == "ok" for row in shards)
     assert main(["shard", str(dataset), "--verify"]) == 0
+    # The draft, its refinement trained on its drafts, and one report scoring both.
+    for run in ("xu2020-draft", "xu2020-refine"):
+        assert (dataset / "runs" / run / "checkpoints" / "last.pt").is_file()
+    (report,) = list((dataset / "reports").glob("*/report.json"))
+    scores = json.loads(report.read_text())
+    assert scores["samples"] >= 1
+    html = (report.parent / "report.html").read_text()
+    assert "n/a: pt_inception-2015-12-05-6726825d.pth missing, `pipe weights fetch inception`" in html
     assert main(["status", str(dataset)]) == 0
+    capsys.readouterr()
     assert main(["demo", str(tmp_path / "demo"), "--images", "4", "--workers", "0"]) == 0
-    assert "nothing to do" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    for stage in ("prepare", "extract", "shard", "train.draft", "train.refine", "eval"):
+        assert f"{stage}: nothing to do" in err
+    assert len(list((dataset / "reports").glob("*/report.json"))) == 1
+
+
+def test_demo_prints_the_job_it_runs_and_the_job_file_is_valid(tmp_path, capsys):
+    assert main(["demo", "--print-job"]) == 0
+    text = capsys.readouterr().out
+    job = tmp_path / "job.toml"
+    job.write_text(text.replace("http://127.0.0.1:PORT", "http://127.0.0.1:1"))
+    assert main(["run", str(job), "--dry-run"]) == 0
+    plan = " ".join(capsys.readouterr().err.split())
+    for stage in ("crawl", "prepare", "extract", "shard", "train.draft", "train.refine", "eval"):
+        assert f" {stage} " in plan
+    assert not (tmp_path / "dataset").exists()  # a dry run writes nothing
 
 
 def test_a_stage_that_refuses_to_start_creates_nothing(tmp_path, capsys):
@@ -82,10 +109,10 @@ def test_a_stage_that_refuses_to_start_creates_nothing(tmp_path, capsys):
 def test_help_says_what_the_demo_does(capsys):
     assert main(["--help"]) == 0
     top = " ".join(capsys.readouterr().out.split())
-    assert "extracts line art and packs shards" in top
+    assert "extracts line art and packs shards, trains and evaluates" in top
     assert main(["demo", "--help"]) == 0
     demo = " ".join(capsys.readouterr().out.split())
-    assert "crawl, prepare, extract line art, pack shards" in demo
+    assert "crawl, prepare, extract line art, pack shards, train, evaluate" in demo
     assert "and prepare the result" not in demo
 
 

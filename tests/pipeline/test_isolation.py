@@ -3,6 +3,8 @@ gets the only `failed` row of its batch; everything else in that batch is writte
 
 from __future__ import annotations
 
+import json
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -31,7 +33,9 @@ def test_extract_records_only_the_crashing_and_the_raising_sample_as_failed(prep
     monkeypatch.setenv(faults.CRASH_KEY, crash)
     monkeypatch.setenv(faults.RAISE_KEY, boom)
     monkeypatch.setattr("pipeline.extract.stage.write_line", faults.faulty_write_line)
-    # 4 workers: 2 decode, 2 encode in a process pool (where the crash happens).
+    # 4 workers: 2 decode, 2 encode in a process pool (where the crash happens). Device batches (--device
+    # on CPU runs the OpenCV forms per image instead: the next test) are what a CUDA run uses.
+    monkeypatch.setattr("pipeline.extract.stage.opencv_methods", lambda methods, device_type: ())
     assert main(["extract", str(root), "--method", "xdog", "--workers", "4", "--batch-size", "8"]) == 0
     table = pq.read_table(root / "lines.parquet")
     statuses = _statuses(table)
@@ -43,6 +47,23 @@ def test_extract_records_only_the_crashing_and_the_raising_sample_as_failed(prep
     assert detail.startswith(f"RuntimeError: injected failure for {boom[:8]} (faults.py:")
     written = {p.stem for p in (root / "lines" / "xdog").rglob("*.png")}
     assert written == set(keys) - {crash, boom}
+
+
+def test_extract_on_cpu_records_only_the_crashing_and_the_raising_sample_as_failed(prepared, monkeypatch):
+    root, keys = prepared
+    crash, boom = keys[1], keys[6]
+    monkeypatch.setenv(faults.CRASH_KEY, crash)
+    monkeypatch.setenv(faults.RAISE_KEY, boom)
+    monkeypatch.setattr("pipeline.extract.stage.OpenCVItem", faults.FaultyOpenCVItem)
+    assert main(["extract", str(root), "--method", "xdog,dilate", "--workers", "2", "--batch-size", "4"]) == 0
+    table = pq.read_table(root / "lines.parquet")
+    rows = {(row["method"], row["key"]): (row["status"], row["reason"]) for row in table.to_pylist()}
+    assert len(rows) == 2 * COUNT
+    for method in ("xdog", "dilate"):
+        assert rows.pop((method, crash)) == ("failed", "worker_crashed")
+        assert rows.pop((method, boom)) == ("failed", "exception")
+    assert set(rows.values()) == {("ok", None)}
+    assert all(json.loads(row["params"])["impl"] == "opencv" for row in table.to_pylist() if row["status"] == "ok")
 
 
 def test_shard_records_only_the_crashing_and_the_raising_sample_as_failed(prepared, monkeypatch):

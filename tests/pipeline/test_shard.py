@@ -266,3 +266,25 @@ def test_a_val_split_too_small_for_fid_is_a_warning_that_names_val(tmp_path, cap
     assert sum(split_of(key, suggested) == "val" for key in keys) >= 2
     assert main(["shard", str(root), "--val", str(suggested), "--redo", "--workers", "0"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_artifacts_near_hints_put_every_paste_and_spray_on_a_hint_and_are_recorded(dataset, tmp_path):
+    root = copy_of(dataset, tmp_path)
+    assert main(["shard", str(root), "--lines", "xdog", "--hints", "points,patches", "--artifacts-near-hints", "--workers", "0", "--val", "0"]) == 0
+    assert json.loads((root / "shards" / "_config.json").read_text())["artifacts_near_hints"] is True
+    checked = 0
+    for sample in read_back(root):
+        alpha = sample["hint.png"][..., 3] > 0
+        artifacts = sample["json"]["artifacts"]
+        if not alpha.any():
+            continue
+        for paste in artifacts["paste"]["pastes"]:
+            (y0, x0), (h, w) = paste["target"], paste["size"]
+            assert alpha[y0 : y0 + h, x0 : x0 + w].any()
+            checked += 1
+        for stroke in artifacts["spray"]["strokes"]:
+            y, x = (int(v) for v in stroke["points"][0])
+            assert alpha[y, x]
+    assert checked > 20
+    # Resuming with the option changed is refused, naming it.
+    assert main(["shard", str(root), "--lines", "xdog", "--hints", "points,patches", "--workers", "0", "--val", "0"]) == 2

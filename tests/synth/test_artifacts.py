@@ -114,3 +114,26 @@ def test_drafts_agree_between_cpu_and_cuda():
     cuda = apply_artifacts(cuda_images, params, dict(zip(keys, cuda_images))).cpu()
     difference = (cpu.int() - cuda.int()).abs()
     assert difference.max() <= 2 and difference.float().mean() < 0.05
+
+
+def test_near_hints_errors_are_centred_on_hint_pixels_and_off_leaves_the_draws_as_they_were():
+    """Xu's thesis sec. 5.2.2: the draft errors a refinement learns to fix sit where users give hints."""
+    sample = DrawInput("k", illustration(2, 256, 256))
+    points = np.array([[40, 200], [41, 200], [180, 60]])
+    near = SynthContext(donor_keys=("a", "b"), hint_points=points)
+    for seed in range(300):
+        pastes = draw_paste_artifacts(np.random.default_rng(seed), sample, near)["pastes"]
+        for paste in pastes:
+            (y0, x0), (h, w) = paste["target"], paste["size"]
+            # The box holds a hint pixel, centred on it unless the image edge pushed it.
+            assert any(y0 <= y < y0 + h and x0 <= x < x0 + w for y, x in points)
+        for stroke in draw_spray_artifacts(np.random.default_rng(seed), sample, near)["strokes"]:
+            assert tuple(int(v) for v in stroke["points"][0]) in {tuple(p) for p in points}
+    # The draws where both hint groups lie: both are aimed at, in proportion to their pixels.
+    starts = [tuple(int(v) for v in s["points"][0]) for seed in range(600) for s in draw_spray_artifacts(np.random.default_rng(seed), sample, near)["strokes"]]
+    share = sum(y > 100 for y, _ in starts) / len(starts)
+    assert 0.25 < share < 0.42  # 1 of the 3 hint pixels
+    # Without hint points (or with none given) the draws are exactly the uniform ones of before.
+    for context in (SynthContext(donor_keys=("a", "b")), SynthContext(donor_keys=("a", "b"), hint_points=np.zeros((0, 2), int))):
+        assert draw_artifacts(np.random.default_rng(5), sample, context, ("paste", "warp", "spray")) == draw_artifacts(
+            np.random.default_rng(5), sample, SynthContext(donor_keys=("a", "b")), ("paste", "warp", "spray"))

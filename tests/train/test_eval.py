@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from extractors.weights import SOURCES
+from extractors.weights import SOURCES, WEIGHTS_ENV
 from pipeline.cli import main
 from synth.hints.cfid import SEGMENT_COUNTS
 from tests.helpers import make_sharded_dataset
@@ -287,3 +287,49 @@ def test_eval_killed_with_sigkill_leaves_no_report_and_a_rerun_scores_everything
     assert report["samples"] == report["split_samples"] == scored["val"] and report["unscored"]["count"] == 0
     assert sorted(p.name for p in folder.iterdir()) == ["report.html", "report.json"]
     assert not (scored["root"] / ".pipe" / "tmp" / f"eval-{name}").exists()
+
+
+def test_without_the_default_inception_file_fid_is_na_and_every_other_score_is_computed(scored, tmp_path, monkeypatch, capsys):
+    """The default weights folder lacks the file: FID, KID and C-FID are null with the reason, one
+    warning line says so, and PSNR, SSIM and the hint scores are all there (an explicitly given
+    --weights-dir without the file stays an error: test_eval_errors_are_one_line)."""
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "no-weights"))
+    capsys.readouterr()
+    out = tmp_path / "report"
+    args = ["eval", str(scored["root"]), "--draft", str(scored["draft"]), "--refine", str(scored["refine"]), "--device", "cpu", "--workers", "0",
+            "--hints", "none,cfid", "--grid", "1", "--out", str(out)]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    reason = f"{INCEPTION_FILE} missing, `pipe weights fetch inception`"
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "FID, KID and C-FID not computed" in warnings[0] and reason in warnings[0]
+    numbers = json.loads((out / "report.json").read_text())
+    for setting in ("none", "cfid"):
+        entry = numbers["settings"][setting]
+        assert entry["fid"] is None and entry["kid"] is None
+        assert entry["not_computed"] == {"fid": reason, "kid": reason}
+        assert entry["psnr"]["count"] == entry["ssim"]["count"] == scored["val"]
+    assert numbers["settings"]["cfid"]["adherence"]["count"] == sum(SEGMENT_COUNTS) * scored["val"]
+    assert numbers["feature_dim"] is None and numbers["config"]["truth_features"] is None
+    assert f"n/a: {reason}" in (out / "report.html").read_text()
+
+
+def test_fid_impl_is_threaded_through_and_reported(scored, report, tmp_path, capsys):
+    capsys.readouterr()
+    out = tmp_path / "pytorch-fid"
+    assert main(eval_args(scored, "--refine", str(scored["refine"]), "--hints", "none", "--grid", "1", "--fid-impl", "pytorch-fid", "--out", str(out))) == 0
+    printed = capsys.readouterr().err
+    numbers = json.loads((out / "report.json").read_text())
+    assert numbers["config"]["fid_impl"] == "pytorch-fid" and numbers["config"]["resize"].startswith("x / 255, torch bilinear interpolate")
+    assert report["json"]["config"]["fid_impl"] == "tf"
+    assert "FID features: --fid-impl pytorch-fid" in printed.replace("\n", " ")
+    assert "FID features: --fid-impl pytorch-fid" in (out / "report.html").read_text()
+    # Other features, so another truth cache entry and another value; the per-image scores do not change.
+    assert numbers["config"]["truth_features"] == "computed"
+    assert numbers["settings"]["none"]["fid"] != pytest.approx(report["json"]["settings"]["none"]["fid"], rel=1e-6)
+    assert numbers_of(numbers["settings"]["none"]["psnr"]) == pytest.approx(numbers_of(report["json"]["settings"]["none"]["psnr"]), rel=1e-5)
+    capsys.readouterr()
+    assert main(["eval", "--compare", str(report["folder"] / "report.json"), str(out / "report.json")]) == 0
+    assert "FID implementations differ (a: tf, b: pytorch-fid)" in capsys.readouterr().err.replace("\n", " ")
+    assert main(eval_args(scored, "--fid-impl", "tensorflow")) == 2
+    assert "--fid-impl must be one of: tf, pytorch-fid, clean" in capsys.readouterr().err

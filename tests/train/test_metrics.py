@@ -16,7 +16,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from extractors.weights import WeightsMissing
 from tests.helpers import REAL_DATA
-from train.metrics.frechet import frechet_distance, gaussian_stats, kernel_inception_distance, unbiased_mmd2
+from train.metrics.fid_preprocess import FID_IMPLS, fid_input, resize_like_pil_bicubic
+from train.metrics.frechet import GaussianStats, frechet_distance, gaussian_stats, kernel_inception_distance, unbiased_mmd2
 from train.metrics.cielab import srgb_to_lab
 from train.metrics.hint_scores import colour_containment, containment_from_lab, hint_adherence
 from train.metrics.image_quality import psnr, ssim
@@ -52,6 +53,77 @@ def test_frechet_distance_equals_scipys_sqrtm_route(count, dim, scale, shift):
 def test_fid_of_a_set_with_itself_is_zero(count, dim):
     stats = gaussian_stats(features(3, count, dim))
     assert abs(frechet_distance(stats, stats)) < 1e-6
+    if dim < 2048:  # the covariance-only route's two eigendecompositions are slow at 2048
+        assert abs(frechet_distance(without_features(stats), without_features(stats))) < 1e-6
+
+
+def exact_frechet(x: np.ndarray, y: np.ndarray) -> float:
+    """The reference, from the centred features X, Y themselves: S_x S_y = X^T X Y^T Y / ((N_x - 1)(N_y - 1))
+    has the nonzero eigenvalues of M M^T with M = X Y^T / sqrt((N_x - 1)(N_y - 1)), so tr((S_x S_y)^(1/2))
+    is the sum of M's singular values; no eigenvalue of the (singular) D x D product is ever formed."""
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    nx, ny = len(x), len(y)
+    shift = x.mean(0) - y.mean(0)
+    trace_sqrt = np.linalg.svd(xc @ yc.T, compute_uv=False).sum() / np.sqrt((nx - 1) * (ny - 1))
+    return float(shift @ shift + (xc**2).sum() / (nx - 1) + (yc**2).sum() / (ny - 1) - 2 * trace_sqrt)
+
+
+def without_features(stats: GaussianStats) -> GaussianStats:
+    """The same statistics as if read from a file: mean, covariance and count only."""
+    return GaussianStats(stats.mean, stats.covariance, stats.count)
+
+
+def spread_features(seed: int, count: int, dim: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+    """Like `features` without the D x D rotation (cheap at D = 2048): variances over four decades."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(count, dim)) * np.logspace(0, -2, dim) * scale + shift + 0.2 * rng.normal(size=(1, dim))
+
+
+@pytest.mark.parametrize("count_x, count_y, dim", [(10, 12, 2048), (40, 40, 2048), (30, 50, 256), (300, 200, 256), (600, 500, 64)])
+def test_frechet_distance_is_the_exact_value(count_x, count_y, dim):
+    """From the features (fewer than the dimensions: the centred features are the factor) and from the
+    covariances alone (their eigenpairs, as many as the rank can be): the exact value to round-off."""
+    x, y = spread_features(11, count_x, dim), spread_features(12, count_y, dim, 1.2, 0.03)
+    expected = exact_frechet(x, y)
+    assert frechet_distance(gaussian_stats(x), gaussian_stats(y)) == pytest.approx(expected, rel=1e-11)
+    if dim <= 256:  # the eigenpair route costs two D x D eigendecompositions
+        assert frechet_distance(without_features(gaussian_stats(x)), without_features(gaussian_stats(y))) == pytest.approx(expected, rel=1e-10)
+
+
+def paired_sets(tiny: int, count: int = 64, dim: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two centred-by-construction sets in one shared (count - 1)-dimensional subspace whose product
+    S_x S_y has known eigenvalues: `tiny` of them real but just under 0.4 x (largest x D x eps), the
+    numerical-rank cut-off a D x D eigenvalue route would use. Returns x, y and those eigenvalues."""
+    rng = np.random.default_rng(5)
+    rank = count - 1
+    directions, _ = np.linalg.qr(rng.normal(size=(dim, rank)))
+
+    def centred_basis() -> np.ndarray:
+        basis, _ = np.linalg.qr(np.concatenate([np.ones((count, 1)), rng.normal(size=(count, rank))], axis=1))
+        return basis[:, 1:]  # orthonormal columns, each orthogonal to the ones vector: centred
+
+    products = np.concatenate([np.logspace(0, -8, rank - tiny), np.full(tiny, 0.4 * dim * np.finfo(np.float64).eps)])
+    variances_x = np.logspace(0, -3, rank)
+    x = centred_basis() * np.sqrt(variances_x * (count - 1)) @ directions.T + 0.3
+    y = centred_basis() * np.sqrt(products / variances_x * (count - 1)) @ directions.T
+    return x, y, products
+
+
+def test_no_real_eigenvalue_is_dropped():
+    """Real eigenvalues of S_x S_y below a numerical-rank cut-off still count: dropping the 30 tiny
+    ones here would add 2 x 30 x 2.2e-7 to FID."""
+    x, y, products = paired_sets(tiny=30)
+    x_stats, y_stats = gaussian_stats(x), gaussian_stats(y)
+    eigenvalues = np.sort(np.linalg.eigvals(x_stats.covariance @ y_stats.covariance).real)[::-1]
+    cut_off = eigenvalues.max() * eigenvalues.size * np.finfo(np.float64).eps
+    assert np.allclose(eigenvalues[: products.size], products, rtol=1e-3, atol=1e-15)  # the construction holds
+    assert (eigenvalues[: products.size] < cut_off).sum() >= 30
+    expected = exact_frechet(x, y)
+    cut = np.sqrt(np.where(eigenvalues > cut_off, eigenvalues, 0.0)).sum()
+    with_cut_off = float((x_stats.mean - y_stats.mean) @ (x_stats.mean - y_stats.mean) + np.trace(x_stats.covariance) + np.trace(y_stats.covariance) - 2 * cut)
+    assert with_cut_off - expected > 1e-5  # what the cut-off got wrong
+    assert frechet_distance(x_stats, y_stats) == pytest.approx(expected, rel=1e-12, abs=1e-11)
+    assert frechet_distance(without_features(x_stats), without_features(y_stats)) == pytest.approx(expected, rel=1e-12, abs=1e-10)
 
 
 def test_frechet_distance_of_gaussians_matches_the_closed_form():
@@ -232,6 +304,58 @@ def test_resize_known_values():
     assert torch.equal(resize_like_tensorflow(image, 299), image[..., ::2, ::2])
     small = torch.tensor([[0.0, 10.0], [20.0, 30.0]])[None, None]
     assert resize_like_tensorflow(small, 4)[0, 0].tolist() == [[0, 5, 10, 10], [10, 15, 20, 20], [20, 25, 30, 30], [20, 25, 30, 30]]
+
+
+@pytest.mark.parametrize("height, width", [(299, 299), (200, 333)])
+def test_features_do_not_depend_on_the_memory_layout(height, width):
+    """channels_last batches (what a loader or an HWC array permuted to CHW gives) and contiguous ones
+    give bit-identical features under every implementation: the network always gets the standard
+    layout (channels_last input takes other convolution kernels, 1e-4 away)."""
+    model = FIDInception()
+    model.load_state_dict({**model.state_dict(), **stand_in_state_dict(2)})
+    hwc = np.random.default_rng(height).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
+    channels_last = torch.from_numpy(hwc).permute(0, 3, 1, 2)
+    assert channels_last.is_contiguous(memory_format=torch.channels_last) and not channels_last.is_contiguous()
+    for impl in FID_IMPLS:
+        extractor = InceptionFeatures(model, "cpu", batch_size=1, impl=impl)
+        assert fid_input(channels_last, impl).is_contiguous()
+        assert np.array_equal(extractor(channels_last), extractor(channels_last.contiguous())), impl
+    inputs = fid_input(channels_last, "tf")
+    with torch.no_grad():
+        assert torch.equal(model.eval().pool_features(inputs.contiguous(memory_format=torch.channels_last)), model.pool_features(inputs))
+
+
+def test_the_implementations_prepare_images_as_their_packages_do():
+    """pytorch-fid: x / 255, torch's bilinear interpolate (align_corners=False), 2x - 1; tf and clean:
+    (x - 128) / 128 after their resizes; at 299 x 299 tf and clean are the same and pytorch-fid differs
+    by its normalization alone (255 -> 1 against 0.9922, 128 -> 0.0039 against 0)."""
+    images = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (2, 3, 180, 240), dtype=np.uint8))
+    expected = 2 * torch.nn.functional.interpolate(images.float() / 255, size=(299, 299), mode="bilinear", align_corners=False) - 1
+    assert torch.equal(fid_input(images, "pytorch-fid"), expected)
+    assert torch.equal(fid_input(images, "tf"), (resize_like_tensorflow(images) - 128) / 128)
+    assert torch.equal(fid_input(images, "clean"), (resize_like_pil_bicubic(images) - 128) / 128)
+    levels = torch.tensor([0, 128, 255], dtype=torch.uint8).repeat_interleave(299 * 299 // 3 + 1)[: 299 * 299].reshape(1, 1, 299, 299).expand(1, 3, 299, 299)
+    assert torch.equal(fid_input(levels, "tf"), fid_input(levels, "clean"))
+    assert fid_input(levels, "tf").unique().tolist() == [-1.0, 0.0, 0.9921875]
+    assert fid_input(levels, "pytorch-fid").unique().tolist() == pytest.approx([-1.0, 1 / 255, 1.0], abs=1e-7)
+    with pytest.raises(ValueError, match="--fid-impl must be one of: tf, pytorch-fid, clean"):
+        fid_input(images, "torch-fidelity")
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        fid_input(images.float(), "tf")
+
+
+@pytest.mark.parametrize("height, width", [(512, 512), (64, 80), (512, 400), (1000, 333), (333, 1000), (299, 512), (300, 299)])
+def test_clean_resize_equals_pils_bicubic(height, width):
+    """Bit-equal to PIL's mode-F bicubic resize of each channel, clipped to [0, 255] (clean-fid's
+    "clean" resize), shrinking and enlarging, on images whose vertical pass PIL runs first (512 x 400,
+    1000 x 333) or second."""
+    from PIL import Image
+
+    image = np.random.default_rng(height * width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    expected = np.stack([np.asarray(Image.fromarray(image[..., c].astype(np.float32), mode="F").resize((299, 299), Image.BICUBIC)).clip(0, 255)
+                         for c in range(3)])
+    ours = resize_like_pil_bicubic(torch.from_numpy(image).permute(2, 0, 1)[None])[0].numpy()
+    assert ours.dtype == np.float32 and np.array_equal(ours, expected)
 
 
 # Hint scores on a constructed picture: a black vertical line at x = 20..21 splits a 40 x 60 image

@@ -70,7 +70,7 @@ SMOKE = [
     ("cheng2018", "refine", ["line", "hint_rgb", "draft"], {"d_real", "d_fake", "g_gan", "g_l1", "g_total"}),
     ("fu2018", "draft", ["line", "hint_rgb"], {"d_real", "d_fake", "g_gan", "g_l1", "g_total"}),
     ("fu2018-cnn", "draft", ["line", "hint_rgb"], {"g_l2", "g_total"}),
-    ("fu2018-wgan", "draft", ["line", "hint_rgb"], {"d_real", "d_fake"}),  # G steps every 5th step only
+    ("fu2018-wgan", "draft", ["line", "hint_rgb"], {"d_real", "d_fake", "g_gan", "g_l1", "g_total"}),  # D and G equally often (Fu et al. III.E)
 ]
 
 
@@ -87,7 +87,7 @@ def test_every_recipe_trains_20_steps_checkpoints_and_resumes(dataset, tmp_path,
     assert config["inputs"] == inputs
     records = losses(run)
     assert list(records) == list(range(1, 21))
-    assert set(records[1]) - {"step", "images_per_second"} == loss_names
+    assert set(records[1]) - {"step", "images_per_second", "lr"} == loss_names
     assert all(np.isfinite(v) for r in records.values() for v in r.values())
     from train.inference import load_generator
 
@@ -97,8 +97,9 @@ def test_every_recipe_trains_20_steps_checkpoints_and_resumes(dataset, tmp_path,
     assert loaded.generator(torch.zeros(2, loaded.recipe.in_channels, SIZE, SIZE)).shape == (2, out_channels, SIZE, SIZE)
 
 
-def test_wgan_critic_weights_stay_clipped_and_g_steps_every_fifth(dataset):
-    args = ["train", "draft", str(dataset), "--recipe", "fu2018-wgan", "--steps", "6", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--width", "0.25", "--name", "wgan", "--log-every", "1"]
+def test_wgan_critic_weights_stay_clipped_and_g_steps_every_fifth_with_critic_steps_5(dataset):
+    args = ["train", "draft", str(dataset), "--recipe", "fu2018-wgan", "--steps", "6", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--width", "0.25", "--name", "wgan", "--log-every", "1",
+            "--critic-steps", "5"]
     assert main(args) == 0
     run = dataset / "runs" / "wgan"
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["state"]["discriminator"]
@@ -267,7 +268,8 @@ def test_colorize_keeps_sizes_and_orientation_and_batches_agree(checkpoints, tmp
     assert set(outputs["1"]) == set(sizes)
     for name, (height, width) in sizes.items():
         assert outputs["1"][name].shape == (height, width, 3)
-        assert np.array_equal(outputs["1"][name], outputs["3"][name])
+        # Equal up to a rounding flip: the CPU's convolution kernels differ by batch size in the last bit.
+        assert np.abs(outputs["1"][name].astype(int) - outputs["3"][name].astype(int)).max() <= 1
 
 
 @pytest.mark.skipif(not (REAL_DATA / "real" / "lineart").is_dir(), reason="real line art not available")
@@ -305,7 +307,7 @@ def test_lee2020_trains_its_ldm_first_then_the_draft_with_content_and_line_losse
     ldm = load_ldm(tmp_path / "weights" / "ldm.pt")
     assert ldm.config.size == SIZE and (dataset / "runs" / "lee-ldm" / "ldm.pt").is_file()
     records = losses(dataset / "runs" / "lee-ldm")
-    assert set(records[1]) - {"step", "images_per_second"} == {"g_l1", "g_total"}
+    assert set(records[1]) - {"step", "images_per_second", "lr"} == {"g_l1", "g_total"}
     torch.save({f"features.{k}": v for k, v in vgg16_features().state_dict().items()}, tmp_path / "weights" / "vgg16-397923af.pth")
     assert main(["train", "draft", str(dataset), *common, "--steps", "2", "--name", "lee-draft"]) == 0
     run = dataset / "runs" / "lee-draft"
@@ -316,7 +318,7 @@ def test_lee2020_trains_its_ldm_first_then_the_draft_with_content_and_line_losse
     config = json.loads((dataset / "runs" / "lee-bare" / "config.json").read_text())
     assert not config["content_loss_active"] and not config["line_loss_active"]
     assert main(["train", "refine", str(dataset), *common, "--steps", "2", "--name", "lee-refine"]) == 0
-    assert set(losses(dataset / "runs" / "lee-refine")[1]) - {"step", "images_per_second"} == {"g_l1", "g_total"}
+    assert set(losses(dataset / "runs" / "lee-refine")[1]) - {"step", "images_per_second", "lr"} == {"g_l1", "g_total"}
 
 
 def test_googlenet_loads_torchvisions_layout_and_encodes_xu2020_drafts(dataset, tmp_path, capsys):
@@ -337,7 +339,11 @@ def test_googlenet_loads_torchvisions_layout_and_encodes_xu2020_drafts(dataset, 
     from train.inference import load_generator
 
     generator = load_generator(dataset / "runs" / "xu-googlenet" / "checkpoints" / "last.pt").generator
-    assert torch.equal(generator.pretrained.conv1.conv.weight, network.conv1.conv.weight), "the encoder stays frozen"
+    # The ImageNet weights are the encoder's initial weights, fine-tuned with the generator (Xu 2020,
+    # sec. 4.3.2); its BatchNorm statistics stay ImageNet's.
+    trained, published = generator.pretrained.conv1.conv.weight, network.conv1.conv.weight
+    assert not torch.equal(trained, published) and torch.allclose(trained, published, atol=0.01)
+    assert torch.equal(generator.pretrained.conv1.bn.running_mean, network.conv1.bn.running_mean)
     assert main([*args[:-1], str(tmp_path / "missing.pth"), "--name", "xu-missing"]) == 2
     assert "GoogLeNet_Weights.IMAGENET1K_V1" in capsys.readouterr().err
 
@@ -346,7 +352,7 @@ def untrained_generator(recipe, size: int, width: float, seed: int) -> torch.nn.
     """The generator a run with this seed starts from (same initialization as the trainer's)."""
     torch.manual_seed(seed)
     generator = recipe.make_generator(recipe.in_channels, size, width)
-    generator.apply(init_weights)
+    generator.apply(getattr(generator, "weight_init", init_weights))
     return generator
 
 

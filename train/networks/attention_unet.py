@@ -1,6 +1,7 @@
 """A residual U-Net with attention gates on its skip connections and two guide decoders (chen2019).
 
-Encoder levels: a residual block, then a 4x4 stride-2 convolution. Decoder levels: nearest upsample
+Encoder levels: a residual block, then a 4x4 stride-2 convolution (or, `downsample="maxpool"`, 2x2
+max-pooling and a 3x3 convolution: Chen et al.'s pooling layers). Decoder levels: nearest upsample
 + 3x3 convolution, the skip features weighted by an additive attention gate (Oktay et al. 2018: the
 decoder feature gates which skip positions pass), concatenation, a 3x3 convolution and a residual
 block. Two guide decoders read the two innermost encoder levels and predict the image at their
@@ -30,6 +31,9 @@ class AttentionUNetConfig:
     in_channels: int = 15
     out_channels: int = 3
     channels: tuple[int, ...] = (64, 128, 256, 512, 512)
+    # "strided": a 4x4 stride-2 convolution per level; "maxpool": 2x2 max-pooling then a 3x3
+    # convolution (Chen et al.'s "pooling and un-pooling layers"; the up path un-pools by repetition).
+    downsample: str = "strided"
 
     @property
     def size_multiple(self) -> int:
@@ -74,7 +78,12 @@ class AttentionUNet(nn.Module):
         chans = config.channels
         self.stem = _conv_bn(config.in_channels, chans[0], 3, 1, nn.ReLU())
         self.encode = nn.ModuleList(ResidualBlock(c) for c in chans[:-1])
-        self.down = nn.ModuleList(_conv_bn(chans[i], chans[i + 1], 4, 2, nn.LeakyReLU(0.2)) for i in range(len(chans) - 1))
+        if config.downsample not in ("strided", "maxpool"):
+            raise ValueError(f"unknown downsampling {config.downsample!r}; choose strided or maxpool")
+        if config.downsample == "maxpool":
+            self.down = nn.ModuleList(nn.Sequential(nn.MaxPool2d(2), _conv_bn(chans[i], chans[i + 1], 3, 1, nn.LeakyReLU(0.2))) for i in range(len(chans) - 1))
+        else:
+            self.down = nn.ModuleList(_conv_bn(chans[i], chans[i + 1], 4, 2, nn.LeakyReLU(0.2)) for i in range(len(chans) - 1))
         self.bottleneck = ResidualBlock(chans[-1])
         self.up = nn.ModuleList(
             nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), _conv_bn(chans[i + 1], chans[i], 3, 1, nn.ReLU()))

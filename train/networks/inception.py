@@ -10,7 +10,8 @@ four places, all kept here:
 - the average pools of the A, C and first E blocks leave the padding out of the mean;
 - the last E block (Mixed_7c) pools its fourth branch with a max pool, not an average;
 - BatchNorm has eps 1e-3 (TensorFlow's);
-- the input is scaled from [0, 255] by (x - 128) / 128 after the resize to 299 x 299.
+- the input is in [-1, 1] at 299 x 299: how an image gets there (the resize, and (x - 128) / 128 or
+  2 x / 255 - 1) is the FID implementation's choice, train.metrics.fid_preprocess.
 
 `pool_features` returns the 2048 values of the final global average pool ("pool3").
 """
@@ -194,7 +195,11 @@ class FIDInception(nn.Module):
         self.fc = nn.Linear(FEATURE_DIM, CLASSES)
 
     def pool_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Float (B, 3, 299, 299) already scaled to [-1, 1] -> (B, 2048) pool3 features."""
+        """Float (B, 3, 299, 299) already scaled to [-1, 1] -> (B, 2048) pool3 features.
+
+        The input goes in standard contiguous: channels_last input would take other convolution
+        kernels and move the features by up to 1e-4; this way they do not depend on the layout."""
+        images = images.contiguous()
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(images)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))

@@ -89,3 +89,12 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)) and module.weight is not None:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+def he_init(module: nn.Module) -> None:
+    """He et al.'s initialization (N(0, 2 / fan_in), biases 0), which Ronneberger et al. use: networks
+    without normalization layers need it (pix2pix's N(0, 0.02) shrinks their signal layer by layer)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -79,8 +79,14 @@ class VGG16Features(nn.Module):
         return outputs
 
 
-def content_loss(features: VGG16Features, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean L1 distance between the VGG16 activations of output and target (RGB in [0, 1])."""
-    pairs = zip(features(output), features(target))
-    losses = [torch.nn.functional.l1_loss(a, b) for a, b in pairs]
+CONTENT_DISTANCES = ("l1", "mse")
+
+
+def content_loss(features: VGG16Features, output: torch.Tensor, target: torch.Tensor, distance: str = "l1") -> torch.Tensor:
+    """Mean distance ("l1", or "mse": Lee & Lee's eq. 5) between the VGG16 activations of output and
+    target (RGB in [0, 1]), averaged over the feature network's layers."""
+    if distance not in CONTENT_DISTANCES:
+        raise ValueError(f"unknown content distance {distance!r}; choose from {', '.join(CONTENT_DISTANCES)}")
+    measure = torch.nn.functional.l1_loss if distance == "l1" else torch.nn.functional.mse_loss
+    losses = [measure(a, b) for a, b in zip(features(output), features(target))]
     return torch.stack(losses).mean()

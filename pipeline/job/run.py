@@ -1,0 +1,407 @@
+"""`pipe run JOB.toml`: the stages of a job in chain order, each resumed from its ledger, under one lock.
+
+Every stage is the very command a user would type (the job file's table, parsed by that command's own
+parser) run in this process. What the chain adds:
+
+- one job lock per dataset (ROOT/.pipe/locks/job.lock): a second `pipe run` exits 3 at once, so a cron
+  overlap is not an error that needs a person;
+- training continues from the last checkpoint for the table's `steps` each time the train shards have
+  grown (a re-run of a finished job does not train again), and eval writes a new report only when the
+  checkpoints it scores have changed, keeping the old ones;
+- a failed stage does not stop the stages that do not depend on it; the exit code is 0 when every stage
+  finished, 1 when one failed;
+- a record of each run in ROOT/jobs/<time>/: job.toml (as it ran, after --set), job.log (plain lines),
+  summary.json (what each stage did, updated as the job goes, so a killed job still says where it died).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import typer
+from manifests.layout import DatasetLayout
+from manifests.shards import finished_tars
+from rich.text import Text
+
+from pipeline.console import console
+from pipeline.errors import USER_ERRORS, Interrupted, PipeError
+from pipeline.job.spec import STAGES, JobSpec, StageSpec, run_name
+
+EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 3
+EXIT_ABORTED = 130  # what Typer's parser returns for a KeyboardInterrupt it caught
+
+# The summary each stage session writes (ROOT/.pipe/summaries/<name>.json), to say what a stage did.
+SESSION_SUMMARY = {"crawl": "raw", "prepare": "prepared", "extract": "lines", "shard": "shards"}
+
+
+# --------------------------------------------------------------------------------------------- selection
+def select_stages(job: JobSpec, start: str | None, until: str | None, only: str | None) -> list[StageSpec]:
+    """--from/--until/--only: a stage name, or `train` for every train stage."""
+    names = [stage.name for stage in job.stages]
+
+    def matching(option: str, value: str) -> list[int]:
+        hits = [i for i, name in enumerate(names) if name == value or name.split(".")[0] == value]
+        if not hits:
+            known = ", ".join(dict.fromkeys(names + [n.split(".")[0] for n in names]))
+            raise PipeError(f"{option} {value}: the job has no such stage; it has: {known}")
+        return hits
+
+    if only is not None:
+        if start is not None or until is not None:
+            raise PipeError("--only goes alone: use --from and --until together for a range")
+        return [job.stages[i] for i in matching("--only", only)]
+    first = matching("--from", start)[0] if start is not None else 0
+    last = matching("--until", until)[-1] if until is not None else len(names) - 1
+    if first > last:
+        raise PipeError(f"--from {start} comes after --until {until} in the chain ({' -> '.join(names)})")
+    return job.stages[first : last + 1]
+
+
+def dependencies(job: JobSpec, stage: StageSpec) -> list[str]:
+    """The job's stages whose failure leaves nothing for `stage` to do."""
+    present = {s.name for s in job.stages}
+    layout = DatasetLayout(job.dataset)
+    wanted: list[str] = {
+        "prepare": ["crawl"] if Path(stage.params.get("source") or "") == layout.ledger("raw") else [],
+        "extract": ["prepare"],
+        "shard": ["prepare", "extract"],
+        "train.ldm": ["shard"],
+        "train.draft": ["shard", "train.ldm"],
+        "train.refine": ["shard", "train.draft"],
+        "eval": ["shard", "train.ldm", "train.draft", "train.refine"],
+    }.get(stage.name, [])
+    return [name for name in wanted if name in present]
+
+
+# --------------------------------------------------------------------------------------------- outcomes
+@dataclass
+class StageOutcome:
+    name: str
+    status: str  # done, nothing to do, failed, skipped, interrupted
+    detail: str = ""
+    seconds: float = 0.0
+    command: str = ""
+    summary: dict[str, Any] | None = None
+
+
+@dataclass
+class JobRecord:
+    """ROOT/jobs/<time>/summary.json."""
+
+    job: str
+    dataset: str
+    started: str
+    stages: list[StageOutcome] = field(default_factory=list)
+    running: str | None = None
+    finished: str | None = None
+    exit_code: int | None = None
+
+
+class JobLog:
+    """Plain, timestamped lines to ROOT/jobs/<time>/job.log, and to the console."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def line(self, text: str, style: str = "") -> None:
+        stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        with self.path.open("a") as handle:
+            handle.write(f"{stamp} {text}\n")
+        console.print(Text(text, style=style), soft_wrap=True)
+
+
+# --------------------------------------------------------------------------------------------- the lock
+class JobLocked(Exception):
+    """Another `pipe run` holds the dataset's job lock."""
+
+
+class JobLock:
+    def __init__(self, dataset: Path) -> None:
+        self.path = dataset / ".pipe" / "locks" / "job.lock"
+        self.handle = None
+
+    def __enter__(self) -> JobLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the job
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise JobLocked(f"another `pipe run` ({holder or 'unknown pid'}) holds {self.path}; this run does nothing") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, since {datetime.now().astimezone().isoformat(timespec='seconds')}")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+# --------------------------------------------------------------------------------------------- state
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=1, sort_keys=True, default=str))
+    os.replace(temporary, path)
+
+
+def _files_fingerprint(paths: list[Path]) -> list[list[Any]]:
+    out = []
+    for path in paths:
+        try:
+            info = path.stat()
+            out.append([str(path), info.st_size, info.st_mtime_ns])
+        except FileNotFoundError:
+            out.append([str(path), None, None])
+    return out
+
+
+def train_shards_fingerprint(dataset: Path) -> list[list[Any]]:
+    return _files_fingerprint(finished_tars(DatasetLayout(dataset).shard_split("train")))
+
+
+def training_target(job: JobSpec, stage: StageSpec) -> tuple[int | None, str]:
+    """The step a train stage should reach in this run, or None with why there is nothing to train.
+
+    A run trains `steps` steps the first time, then `steps` more each time the train shards have changed
+    since it last finished; a run killed before it reached its target resumes toward the same target."""
+    layout = DatasetLayout(job.dataset)
+    steps = int(stage.params["steps"])
+    state = _read_json(layout.job_state(stage.name)) or {}
+    shards = train_shards_fingerprint(job.dataset)
+    checkpoint = layout.run_checkpoint(run_name(stage))
+    if not state or not checkpoint.is_file():
+        return (state.get("target") if state and not state.get("done") else steps), "first run"
+    if not state.get("done"):
+        return int(state["target"]), "resuming an unfinished run"
+    if state.get("shards") != shards:
+        return int(state["target"]) + steps, "the train shards changed"
+    return None, f"{run_name(stage)} is at step {state['target']} and the train shards have not changed"
+
+
+def eval_inputs(job: JobSpec, stage: StageSpec) -> dict[str, Any]:
+    """What a report depends on: the checkpoints, the split's shards, the command line."""
+    layout = DatasetLayout(job.dataset)
+    checkpoints = [Path(stage.params[k]) for k in ("draft", "refine") if stage.params.get(k)]
+    split = str(stage.params.get("split") or "val")
+    shards = [tar for name in split.split(",") for tar in finished_tars(layout.shard_split(name.strip()))]
+    # Lines read from ROOT (--lines real,xdog) and the histogram guessed hints come from change on their own.
+    others = [layout.ledger("lines"), layout.shard_histogram] + ([Path(stage.params["reference"])] if stage.params.get("reference") else [])
+    return {"checkpoints": _files_fingerprint(checkpoints), "shards": _files_fingerprint(shards), "inputs": _files_fingerprint(others), "argv": stage.argv}
+
+
+# --------------------------------------------------------------------------------------------- running
+class JobRunner:
+    def __init__(self, job: JobSpec, selected: list[StageSpec]) -> None:
+        self.job = job
+        self.selected = selected
+        self.layout = DatasetLayout(job.dataset)
+        self.stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.folder = self._new_folder()
+        self.log = JobLog(self.folder / "job.log")
+        self.record = JobRecord(
+            job=str(job.path), dataset=str(job.dataset), started=datetime.now(timezone.utc).isoformat(timespec="seconds")
+        )
+
+    def _new_folder(self) -> Path:
+        # What a killed job's atomic writes left (a record or state file's temporary): this run holds the lock.
+        for stale in [*self.layout.jobs.glob("*/*.tmp"), *self.layout.job_state("-").parent.glob("*.tmp")]:
+            stale.unlink(missing_ok=True)
+        base = self.layout.jobs / self.stamp
+        folder, n = base, 1
+        while folder.exists():  # two runs within a second
+            n += 1
+            folder = base.with_name(f"{self.stamp}-{n}")
+        folder.mkdir(parents=True)
+        (folder / "job.toml").write_text(self.job.text)
+        return folder
+
+    def save(self) -> None:
+        _write_json(self.folder / "summary.json", asdict(self.record))
+
+    def run(self) -> int:
+        names = " -> ".join(s.name for s in self.selected)
+        self.log.line(f"job {self.job.path}: dataset {self.job.dataset}; stages {names}; record in {self.folder}", "bold")
+        failed: set[str] = set()
+        try:
+            for stage in self.selected:
+                blocked = [d for d in dependencies(self.job, stage) if d in failed]
+                if blocked:
+                    outcome = StageOutcome(stage.name, "skipped", f"{', '.join(blocked)} failed")
+                    failed.add(stage.name)
+                    self.log.line(f"{stage.name}: skipped: {outcome.detail}", "yellow")
+                else:
+                    outcome = self.run_stage(stage)
+                    if outcome.status == "failed":
+                        failed.add(stage.name)
+                self.record.stages.append(outcome)
+                self.record.running = None
+                self.save()
+        except Interrupted as exc:
+            self.record.stages.append(StageOutcome(self.record.running or "?", "interrupted", str(exc)))
+            self.finish(2)
+            raise
+        code = EXIT_FAILED if failed else EXIT_OK
+        self.finish(code)
+        worked = [o for o in self.record.stages if o.status == "done"]
+        if code == EXIT_OK and not worked:
+            self.log.line("job: nothing to do: every stage is up to date", "green")
+        elif code == EXIT_OK:
+            self.log.line(f"job: finished ({', '.join(o.name for o in worked)} did work)", "green")
+        else:
+            self.log.line(f"job: {len(failed)} stage(s) failed or skipped: {', '.join(sorted(failed, key=STAGES.index))}; see {self.folder / 'job.log'}", "red")
+        return code
+
+    def finish(self, code: int) -> None:
+        self.record.exit_code = code
+        self.record.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.save()
+
+    def run_stage(self, stage: StageSpec) -> StageOutcome:
+        self.record.running = stage.name
+        self.save()
+        argv = list(stage.argv)
+        note = ""
+        if stage.command == "train":
+            target, why = training_target(self.job, stage)
+            if target is None:
+                self.log.line(f"{stage.name}: nothing to do: {why}", "green")
+                return StageOutcome(stage.name, "nothing to do", why, command=stage.command_line())
+            argv = _train_argv(argv, target, self.layout.run_checkpoint(run_name(stage)), self.layout.run(run_name(stage)))
+            _write_json(self.layout.job_state(stage.name), {"target": target, "done": False, "shards": train_shards_fingerprint(self.job.dataset)})
+            note = f" (to step {target}: {why})"
+        elif stage.command == "eval":
+            inputs = eval_inputs(self.job, stage)
+            state = _read_json(self.layout.job_state(stage.name)) or {}
+            if state.get("inputs") == inputs:
+                why = f"report {state.get('report')} already scores these checkpoints on these shards"
+                self.log.line(f"{stage.name}: nothing to do: {why}", "green")
+                return StageOutcome(stage.name, "nothing to do", why, command=stage.command_line())
+            report = f"{stage.params.get('name') or 'job'}-{self.stamp}"
+            argv = [a for a in _without_option(argv, "--name")] + ["--name", report]
+            note = f" (report {report})"
+        command_line = "pipe " + " ".join([stage.command, *argv])
+        self.log.line(f"{stage.name}: start{note}: {command_line}", "bold cyan")
+        started = time.monotonic()
+        summary_path = self._summary_path(stage)
+        before = summary_path.stat().st_mtime_ns if summary_path and summary_path.is_file() else None
+        try:
+            status = _invoke(stage.command, argv)
+        except Interrupted:
+            self.log.line(f"{stage.name}: interrupted", "red")
+            raise
+        except (KeyboardInterrupt, typer.Abort):  # Ctrl-C outside a stage session (Click turns it into Abort)
+            self.log.line(f"{stage.name}: interrupted", "red")
+            raise Interrupted(f"interrupted during {stage.name}; run the job again to resume") from None
+        except USER_ERRORS as exc:
+            status = f"failed: {exc}"
+        except Exception as exc:  # noqa: BLE001 - one stage's bug must not stop the stages that do not need it
+            (self.folder / f"{stage.name}.traceback.txt").write_text(traceback.format_exc())
+            status = f"failed: {type(exc).__name__}: {exc} (traceback in {self.folder / (stage.name + '.traceback.txt')})"
+        seconds = time.monotonic() - started
+        summary = None
+        if summary_path is not None and summary_path.is_file() and summary_path.stat().st_mtime_ns != before:
+            summary = _read_json(summary_path)
+        if status != "ok":
+            self.log.line(f"{stage.name}: {status} after {seconds:.1f} s", "red")
+            return StageOutcome(stage.name, "failed", status.removeprefix("failed: "), seconds, command_line, summary)
+        if stage.command == "train":
+            state = _read_json(self.layout.job_state(stage.name)) or {}
+            _write_json(self.layout.job_state(stage.name), {**state, "done": True})
+        if stage.command == "eval":
+            _write_json(self.layout.job_state(stage.name), {"inputs": eval_inputs(self.job, stage), "report": report})
+        outcome_status, what = _what_it_did(stage, summary)
+        self.log.line(f"{stage.name}: {outcome_status} in {seconds:.1f} s{': ' + what if what else ''}", "green")
+        return StageOutcome(stage.name, outcome_status, what, seconds, command_line, summary)
+
+    def _summary_path(self, stage: StageSpec) -> Path | None:
+        if stage.command in SESSION_SUMMARY:
+            return self.layout.summary(SESSION_SUMMARY[stage.command])
+        if stage.command == "train":
+            return self.layout.summary(f"train-{run_name(stage)}")
+        return None
+
+
+def _without_option(argv: list[str], option: str) -> list[str]:
+    out, skip = [], False
+    for part in argv:
+        if skip:
+            skip = False
+            continue
+        if part == option:
+            skip = True
+            continue
+        out.append(part)
+    return out
+
+
+def _train_argv(argv: list[str], target: int, checkpoint: Path, run_dir: Path) -> list[str]:
+    from train.trainer import run_exists
+
+    argv = _without_option(argv, "--steps") + ["--steps", str(target)]
+    if checkpoint.is_file():
+        return argv + ["--resume"]
+    if run_exists(run_dir):  # a run the job started and that was killed before its first checkpoint
+        return argv + ["--overwrite"]
+    return argv
+
+
+def _what_it_did(stage: StageSpec, summary: dict[str, Any] | None) -> tuple[str, str]:
+    if summary is None:
+        return "done", ""
+    if stage.command == "train":
+        return "done", f"steps {summary.get('first_step', 0) + 1}-{summary.get('last_step')}"
+    counts = summary.get("new_counts") or []
+    new = sum(n for _, _, n in counts)
+    if stage.command != "crawl" and not summary.get("processed") and not new:
+        return "nothing to do", "every input is already in the ledger"
+    if stage.command == "crawl" and not any(status == "ok" for status, _, _ in counts):
+        retried = f"; {new} post(s) that failed before were tried again and did not download" if new else ""
+        return "nothing to do", f"no new downloads{retried}"
+    text = ", ".join(f"{status}{'/' + reason if reason else ''} {n}" for status, reason, n in counts)
+    return "done", f"{new} new: {text}"
+
+
+def _invoke(command: str, argv: list[str]) -> str:
+    """Run one command as `pipe COMMAND ARGV...` would, in this process: "ok" or "failed: <why>"."""
+    from pipeline.cli import app
+
+    group = typer.main.get_command(app)
+    result = group.commands[command].main(args=argv, prog_name=f"pipe {command}", standalone_mode=False)
+    if result == EXIT_ABORTED:  # Ctrl-C/SIGTERM outside the stage's session: the parser reports it as 130
+        raise KeyboardInterrupt
+    if isinstance(result, int) and result != 0:
+        return f"failed: exit code {result}"
+    return "ok"
+
+
+def run_job(job: JobSpec, selected: list[StageSpec], on_runner: Callable[[JobRunner], None] | None = None) -> int:
+    try:
+        with JobLock(job.dataset):
+            runner = JobRunner(job, selected)
+            if on_runner is not None:
+                on_runner(runner)
+            return runner.run()
+    except JobLocked as exc:
+        console.print(f"[yellow]{exc}[/]", soft_wrap=True)
+        return EXIT_LOCKED
