@@ -1,6 +1,6 @@
 """Benchmark `pipe extract` per method against the plain one-image-at-a-time OpenCV loop, in the same run.
 
-    python bench/extract.py [--images 256] [--size 512] [--methods xdog,dilate,canny,highpass,gray]
+    python bench/extract.py [--images 1000] [--size 512] [--methods xdog,dilate,canny,highpass,gray]
                             [--workers 2] [--batch-size 16] [--device cpu]
     python bench/extract.py --device cuda --batch-sizes 8,16,32,64 --sketchkeras   # on a GPU box
 
@@ -116,7 +116,7 @@ def random_sketchkeras(folder: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--methods", default="xdog,dilate,canny,highpass,gray")
     parser.add_argument("--workers", type=int, default=2)
