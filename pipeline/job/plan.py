@@ -13,7 +13,7 @@ from rich.table import Table
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger
 from manifests.schema import LINES, PREPARED, RAW, SHARDS
-from pipeline.job.run import eval_inputs, training_target, _read_json
+from pipeline.job.run import eval_inputs, read_json, training_target
 from pipeline.job.spec import JobSpec, StageSpec
 
 
@@ -64,7 +64,7 @@ def stage_work(job: JobSpec, stage: StageSpec) -> tuple[bool | None, str]:
             return False, why
         return True, f"trains to step {target} ({why})"
     if stage.command == "eval":
-        state = _read_json(DatasetLayout(root).job_state(stage.name)) or {}
+        state = read_json(DatasetLayout(root).job_state(stage.name)) or {}
         if state.get("inputs") == eval_inputs(job, stage):
             return False, f"report {state.get('report')} already scores these checkpoints"
         return True, "writes a new report (the checkpoints or shards changed since the last one)"

@@ -33,7 +33,7 @@ from rich.text import Text
 
 from pipeline.console import console
 from pipeline.errors import USER_ERRORS, Interrupted, PipeError
-from pipeline.job.spec import STAGES, JobSpec, StageSpec, run_name
+from pipeline.job.spec import STAGES, JobSpec, StageSpec, parser_of, run_name
 
 EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 3
 EXIT_ABORTED = 130  # what Typer's parser returns for a KeyboardInterrupt it caught
@@ -151,7 +151,7 @@ class JobLock:
 
 
 # --------------------------------------------------------------------------------------------- state
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -187,7 +187,7 @@ def training_target(job: JobSpec, stage: StageSpec) -> tuple[int | None, str]:
     since it last finished; a run killed before it reached its target resumes toward the same target."""
     layout = DatasetLayout(job.dataset)
     steps = int(stage.params["steps"])
-    state = _read_json(layout.job_state(stage.name)) or {}
+    state = read_json(layout.job_state(stage.name)) or {}
     shards = train_shards_fingerprint(job.dataset)
     checkpoint = layout.run_checkpoint(run_name(stage))
     if not state or not checkpoint.is_file():
@@ -292,7 +292,7 @@ class JobRunner:
             note = f" (to step {target}: {why})"
         elif stage.command == "eval":
             inputs = eval_inputs(self.job, stage)
-            state = _read_json(self.layout.job_state(stage.name)) or {}
+            state = read_json(self.layout.job_state(stage.name)) or {}
             if state.get("inputs") == inputs:
                 why = f"report {state.get('report')} already scores these checkpoints on these shards"
                 self.log.line(f"{stage.name}: nothing to do: {why}", "green")
@@ -321,12 +321,12 @@ class JobRunner:
         seconds = time.monotonic() - started
         summary = None
         if summary_path is not None and summary_path.is_file() and summary_path.stat().st_mtime_ns != before:
-            summary = _read_json(summary_path)
+            summary = read_json(summary_path)
         if status != "ok":
             self.log.line(f"{stage.name}: {status} after {seconds:.1f} s", "red")
             return StageOutcome(stage.name, "failed", status.removeprefix("failed: "), seconds, command_line, summary)
         if stage.command == "train":
-            state = _read_json(self.layout.job_state(stage.name)) or {}
+            state = read_json(self.layout.job_state(stage.name)) or {}
             _write_json(self.layout.job_state(stage.name), {**state, "done": True})
         if stage.command == "eval":
             _write_json(self.layout.job_state(stage.name), {"inputs": eval_inputs(self.job, stage), "report": report})
@@ -384,10 +384,7 @@ def _what_it_did(stage: StageSpec, summary: dict[str, Any] | None) -> tuple[str,
 
 def _invoke(command: str, argv: list[str]) -> str:
     """Run one command as `pipe COMMAND ARGV...` would, in this process: "ok" or "failed: <why>"."""
-    from pipeline.cli import app
-
-    group = typer.main.get_command(app)
-    result = group.commands[command].main(args=argv, prog_name=f"pipe {command}", standalone_mode=False)
+    result = parser_of(command).main(args=argv, prog_name=f"pipe {command}", standalone_mode=False)
     if result == EXIT_ABORTED:  # Ctrl-C/SIGTERM outside the stage's session: the parser reports it as 130
         raise KeyboardInterrupt
     if isinstance(result, int) and result != 0:

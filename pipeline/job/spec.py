@@ -20,6 +20,7 @@ before anything runs.
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,20 +178,26 @@ def _stage_tables(document: dict[str, Any], where: str) -> dict[str, dict[str, A
 
 
 # --------------------------------------------------------------------------------------------- checking
-def _command(name: str) -> Any:
-    """The command's parser (Typer's own Click), which parses the job's values as the command line would."""
+@functools.cache
+def _commands() -> dict[str, Any]:
+    """Every `pipe` command's parser (Typer's own Click), built once per process."""
     import typer
 
     from pipeline.cli import app  # every command registered
 
-    return typer.main.get_command(app).commands[name]
+    return dict(typer.main.get_command(app).commands)
+
+
+def parser_of(name: str) -> Any:
+    """The parser of `pipe NAME`: it checks a job's values (make_context) and runs the stage (main)."""
+    return _commands()[name]
 
 
 def _resolve_stage(stage: StageSpec, job: JobSpec, base: Path, where: str) -> None:
-    command = _command(stage.command)
+    parser = parser_of(stage.command)
     label = f"{where}: [{stage.name}]"
     owned = JOB_OWNED.get(stage.command, {})
-    options, arguments = _parameters(command)
+    options, arguments = _parameters(parser)
     table = dict(stage.table)
     # What a chain decides for its commands: the seed, and which checkpoints eval scores.
     if job.seed is not None and "seed" in options and "seed" not in table:
@@ -237,7 +244,7 @@ def _resolve_stage(stage: StageSpec, job: JobSpec, base: Path, where: str) -> No
     from typer.exceptions import TyperException
 
     try:
-        context = command.make_context(stage.command, list(argv))
+        context = parser.make_context(stage.command, list(argv))
     except TyperException as exc:  # the parser's usage errors: a wrong type, a value out of range
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         raise JobFileError(f"{label} {_failing_key(exc, options)}: {message}") from None
