@@ -15,7 +15,8 @@ Measures, on generated 512x512 illustrations:
     functions image by image, and the hint scores (adherence and containment under C-FID hints), each
     as a share of the Inception pass's time per image.
 Without --weights the network has random weights in the published layout: the timing is the same.
-Absolute rates belong to the machine they were taken on; compare the ratios.
+Absolute rates belong to the machine they were taken on; compare the ratios. --features-only stops
+after the feature extraction; --json FILE also writes every figure to a JSON file.
 """
 
 from __future__ import annotations
@@ -43,11 +44,7 @@ from train.metrics.image_quality import psnr, ssim  # noqa: E402
 from train.metrics.inception_features import InceptionFeatures, full_float32, resize_like_tensorflow  # noqa: E402
 from tests.stand_ins.inception import stand_in_state_dict  # noqa: E402
 from train.networks.inception import INPUT_SIZE, FIDInception, load_fid_inception  # noqa: E402
-
-
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+from bench.common import environment, exit_on_sigterm, synchronize, write_json  # noqa: E402
 
 
 def timed(function, device: str, repeats: int = 1) -> float:
@@ -81,8 +78,16 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--weights", type=Path, help="the real pt_inception-2015-12-05-6726825d.pth (default: random weights in its layout)")
     parser.add_argument("--features", type=int, default=4096, help="vectors per set for the Frechet and KID timings")
+    parser.add_argument("--features-only", action="store_true", help="time the Inception feature extraction alone")
+    parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     args = parser.parse_args()
+    exit_on_sigterm()
     device = args.device
+    results: dict = {**environment(device), "images": args.images, "size": args.size, "weights": "published" if args.weights else "random"}
+
+    def save() -> None:
+        if args.json:
+            write_json(args.json, results)
 
     if args.weights:
         model = load_fid_inception(args.weights)
@@ -94,23 +99,29 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = np.stack([make_illustration(rng, args.size, args.size) for _ in range(args.images)])
     batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.images} images at {args.size}x{args.size} on {device} ({name}); weights: {'published file' if args.weights else 'random, published layout'}")
+    print(f"{args.images} images at {args.size}x{args.size} on {device} ({results['device_name']}); weights: {'published file' if args.weights else 'random, published layout'}")
 
     loop_rate = len(images) / timed(lambda: plain_loop(model, images, device), device)
     print(f"{'plain loop (batch 1, cv2.resize)':<40} {loop_rate:9.1f} images/s   1.00x")
     inception_rate = loop_rate
+    results["features"] = {"plain_loop_images_per_s": round(loop_rate, 2), "images_per_s": {}}
     for size in [int(b) for b in args.batch_sizes.split(",")]:
         extractor = InceptionFeatures(model, device, size)
         rate = len(images) / timed(lambda extractor=extractor: extractor(batch), device)
         inception_rate = max(inception_rate, rate)
+        results["features"]["images_per_s"][str(size)] = round(rate, 2)
         print(f"{f'pipe eval features, batch {size}':<40} {rate:9.1f} images/s   {rate / loop_rate:.2f}x")
+    results["features"]["best_images_per_s"] = max(results["features"]["images_per_s"].values())
+    save()
+    if args.features_only:
+        return
 
     chunk = batch[:32].to(device).float()
     ours = timed(lambda: resize_like_tensorflow(chunk), device, repeats=5)
     torch_bilinear = timed(lambda: F.interpolate(chunk, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False), device, repeats=5)
     print(f"resize of 32 images: TensorFlow-1.x method takes {ours / torch_bilinear:.2f}x torch's bilinear interpolate,"
           f" {ours * inception_rate / 32:.3f}x the whole feature pass of those images")
+    results["resize"] = {"tf_over_torch_bilinear": round(ours / torch_bilinear, 3), "share_of_feature_pass": round(ours * inception_rate / 32, 4)}
 
     a = rng.normal(size=(args.features, 2048)) * np.logspace(0, -2, 2048)
     b = a[::-1] * 1.05 + 0.01
@@ -120,6 +131,8 @@ def main() -> None:
     kid_seconds = timed(lambda: kernel_inception_distance(a, b, subsets=100, subset_size=1000), "cpu")
     print(f"Frechet distance at 2048-d: eigenvalue route takes {eig_seconds / sqrtm_seconds:.2f}x scipy.linalg.sqrtm's time;"
           f" KID (100 x 1000) takes {kid_seconds / eig_seconds:.2f}x the Frechet distance's")
+    results["frechet"] = {"eigenvalue_s": round(eig_seconds, 4), "sqrtm_s": round(sqrtm_seconds, 4), "kid_s": round(kid_seconds, 4)}
+    save()
 
     count = min(16, len(images))
     keys = [f"bench{i}" for i in range(count)]
@@ -143,6 +156,7 @@ def main() -> None:
     batched = timed(batched_quality, device) / count
     print(f"PSNR + SSIM: pipe eval's batch on {device} takes {batched / plain:.2f}x scikit-image's per-image time"
           f" ({plain * inception_rate:.2f}x and {batched * inception_rate:.2f}x the Inception pass's time per image)")
+    results["quality"] = {"batched_over_skimage": round(batched / plain, 4), "skimage_s_per_image": round(plain, 5), "batched_s_per_image": round(batched, 6)}
 
     config = EvalConfig(root=Path("."), draft=Path("unused"))
 
@@ -153,6 +167,9 @@ def main() -> None:
 
     per_image = timed(hint_scores, device) / count
     print(f"hint scores (adherence of output and truth, containment; C-FID hints): {per_image * inception_rate:.2f}x the Inception pass's time per image")
+    results["hint_scores"] = {"s_per_image": round(per_image, 5), "share_of_feature_pass": round(per_image * inception_rate, 3)}
+    save()
+
 
 if __name__ == "__main__":
     main()

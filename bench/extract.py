@@ -5,9 +5,11 @@
     python bench/extract.py --device cuda --batch-sizes 8,16,32,64 --sketchkeras   # on a GPU box
 
 For each method: the plain loop (cv2.imread, the OpenCV/NumPy version of the method from
-tests/extractors/reference.py, cv2.imwrite, one image at a time, one process) and the stage (`pipe
-extract` on the same prepared images: decode and encode in worker processes, the method in device
-batches, ledger rows). Also the rate of PNG decode + encode alone, which bounds any CPU-fed stage.
+tests/extractors/reference.py, cv2.imwrite, one image at a time, one process, OpenCV with its own
+threads) and the stage (`pipe extract` on the same prepared images, with its ledger rows: on a CPU
+each of --workers processes decodes an image, runs the method's OpenCV form and writes the lines; on
+CUDA the methods run in device batches). Also the rate of PNG decode + encode alone (of the colour
+image), which bounds any CPU-fed stage.
 
 With --device cuda it also measures each method's device throughput per batch size (images already
 on the device, synchronized timing), and with --sketchkeras the sketchKeras network with random
@@ -124,7 +126,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-sizes", default="8,16,32,64", help="device throughput sweep (CUDA only)")
     parser.add_argument("--sketchkeras", action="store_true", help="also sketchKeras with random weights (slow on CPU: use few --images)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
+    results: dict = {"images": args.images, "size": args.size, "workers": args.workers, "device": args.device, "methods": {}}
     methods = args.methods.split(",")
     device = torch.device(args.device)
 
@@ -137,6 +141,7 @@ def main() -> None:
         print(f"{args.images} generated {args.size}x{args.size} images; stage: {args.workers} workers, batch {args.batch_size}, device {device}")
         codec = plain_loop(paths, tmp_path / "codec", None)
         print(f"PNG decode + encode alone (plain loop): {codec:8.1f} images/s")
+        results["codec_images_per_s"] = codec
         print(f"{'method':10s} {'plain loop':>12s} {'stage':>10s} {'stage/plain':>12s} {'stage/codec':>12s}")
         for method in methods + (["sketchkeras"] if args.sketchkeras else []):
             if method in PLAIN:
@@ -145,14 +150,20 @@ def main() -> None:
                 plain = _single_image_rate(paths, method, device, weights)
             stage = stage_rate(root, method, args, weights)
             print(f"{method:10s} {plain:12.1f} {stage:10.1f} {stage / plain:11.2f}x {stage / codec:11.2f}x")
+            results["methods"][method] = {"plain_images_per_s": plain, "stage_images_per_s": stage, "stage_over_plain": stage / plain, "stage_over_codec": stage / codec}
         if device.type == "cuda":
             sizes = [int(b) for b in args.batch_sizes.split(",")]
             print(f"\ndevice throughput on {torch.cuda.get_device_name(device)}, images/s at batch sizes {sizes}:")
+            results["device_name"] = torch.cuda.get_device_name(device)
+            results["device_images_per_s"] = {}
             for method in methods:
                 rates = device_rates(method, args.size, sizes, device, {})
+                results["device_images_per_s"][method] = {str(b): r for b, r in rates.items()}
                 print(f"  {method:10s} " + "  ".join(f"{b}: {r:9.1f}" for b, r in rates.items()))
             if args.sketchkeras:
-                _sketchkeras_gpu(weights["sketchkeras"], args.size, sizes, device)
+                results["sketchkeras"] = _sketchkeras_gpu(weights["sketchkeras"], args.size, sizes, device)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
 
 
 def _single_image_rate(paths: list[Path], method: str, device: torch.device, weights: dict[str, Path]) -> float:
@@ -170,19 +181,25 @@ def _single_image_rate(paths: list[Path], method: str, device: torch.device, wei
     return len(paths) / (time.perf_counter() - started)
 
 
-def _sketchkeras_gpu(converted: Path, size: int, sizes: list[int], device: torch.device) -> None:
+def _sketchkeras_gpu(converted: Path, size: int, sizes: list[int], device: torch.device) -> dict:
+    """sketchKeras's images/s per batch size in fp32 and bf16, and bf16's error against fp32."""
     from extractors.sketchkeras.extract import line_strength
     from extractors.sketchkeras.weights import load_converted
 
     networks = {"sketchkeras": load_converted(converted, device)}
+    figures: dict = {}
     for precision in ("fp32", "bf16"):
         rates = device_rates("sketchkeras", size, sizes, device, networks, precision)
+        figures[precision] = {str(b): r for b, r in rates.items()}
         print(f"  sketchkeras {precision}: " + "  ".join(f"{b}: {r:8.1f}" for b, r in rates.items()))
     images = torch.randint(0, 256, (8, 3, size, size), dtype=torch.uint8, device=device)
     full = line_strength(networks["sketchkeras"], images)
     half = line_strength(networks["sketchkeras"], images, autocast_dtype=torch.bfloat16)
     print(f"  sketchkeras bf16 vs fp32 line strength: max abs difference {(full - half).abs().max().item():.4f}, "
           f"mean {(full - half).abs().mean().item():.5f} (strengths span {full.min().item():.2f}..{full.max().item():.2f})")
+    figures["bf16_error_vs_fp32"] = {"max_abs": (full - half).abs().max().item(), "mean_abs": (full - half).abs().mean().item(),
+                                     "span": [full.min().item(), full.max().item()]}
+    return figures
 
 
 if __name__ == "__main__":

@@ -20,13 +20,10 @@ import pyarrow.parquet as pq
 from manifests.atomic import TMP_SUFFIX, atomic_target
 from manifests.layout import DatasetLayout
 from manifests.schema import SCHEMA_VERSION, LedgerSchema
+from manifests.errors import LedgerError  # noqa: F401 - raised here, and imported from here by callers
 
 _PART_PREFIX = "part-"
 _SEQ = "__seq"
-
-
-class LedgerError(RuntimeError):
-    """A ledger file that cannot be read, or was written by an incompatible version of pipe."""
 
 
 class Ledger:

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+from manifests.statuses import STATUS_FAILED, STATUS_OK, STATUS_REJECTED, STATUSES
 
-STATUS_OK = "ok"
-STATUS_REJECTED = "rejected"
-STATUS_FAILED = "failed"
-STATUSES = (STATUS_OK, STATUS_REJECTED, STATUS_FAILED)
+SCHEMA_VERSION = 1
+__all__ = ["STATUS_FAILED", "STATUS_OK", "STATUS_REJECTED", "STATUSES"]  # re-exported: where the schemas are
 
 CORE_FIELDS = [
     pa.field("key", pa.string(), nullable=False),

@@ -5,7 +5,7 @@
 `USER_ERRORS` and printed the same way wherever they surface.
 """
 
-from manifests.ledger import LedgerError
+from manifests.errors import LedgerError
 from train.errors import TrainingError
 
 

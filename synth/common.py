@@ -55,6 +55,13 @@ class SynthContext:
         return [min(max(y - h // 2, 0), height - h), min(max(x - w // 2, 0), width - w)]
 
 
+def parse_subset(text: str, order: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+    """A comma-separated choice among `order` ("none" or nothing for none): (the names chosen, in
+    `order`'s order; the unknown names, sorted), for the caller to refuse with its own words."""
+    names = {name.strip() for name in text.split(",") if name.strip()} - {"none"}
+    return tuple(name for name in order if name in names), sorted(names - set(order))
+
+
 def check_images(images: torch.Tensor, params: list[dict]) -> None:
     check_uint8_rgb(images)
     if len(params) != images.shape[0]:

@@ -1,8 +1,10 @@
 """The streaming loader: WebDataset shards from `pipe shard` -> batches of tensors for the trainers.
 
-Worker processes read tars, decode PNGs with OpenCV and stack uint8 batches (a quarter of the bytes
-of float batches through the DataLoader's shared memory); `to_device` moves a batch and converts it
-to float in [0, 1] there. Under DDP each rank reads its own shards (node splitting); with
+Worker processes read tars, decode PNG and JPEG members with OpenCV and stack uint8 batches (a
+quarter of the bytes of float batches through the DataLoader's shared memory); with `decode_size`
+they decode dense members at a reduced scale close to the training size (JPEG straight from the
+DCT); with `jpeg_on_device` they leave JPEG members to torchvision's nvjpeg on the GPU.
+`to_device` moves a batch and converts it to float in [0, 1] there. Under DDP each rank reads its own shards (node splitting); with
 `repeat=True` it cycles them for `epoch_samples` per epoch, so every rank takes the same number of
 steps on disjoint samples; `resampled=True` instead draws shards with replacement.
 """
@@ -29,18 +31,70 @@ import numpy as np
 import torch
 import webdataset as wds
 
+from manifests.images import decode_rgb
 from manifests.shards import finished_tars
+from train.jpeg_device import decode_jpegs
 from synth.hints.palette import render_palette
 
 log = logging.getLogger(__name__)
 
-# Member -> (tensor name, OpenCV colour conversion applied after decoding).
+# Member -> (tensor name, OpenCV colour conversion applied after decoding). Colour, line and draft
+# may be stored as PNG or JPEG (`pipe shard --jpeg`); hints are always PNG (exact, sparse alpha).
 IMAGE_MEMBERS = {
     "color.png": ("color", cv2.COLOR_BGR2RGB),
+    "color.jpg": ("color", cv2.COLOR_BGR2RGB),
     "line.png": ("line", None),
+    "line.jpg": ("line", None),
     "hint.png": ("hint", cv2.COLOR_BGRA2RGBA),
     "draft.png": ("draft", cv2.COLOR_BGR2RGB),
+    "draft.jpg": ("draft", cv2.COLOR_BGR2RGB),
 }
+IMAGE_NAMES = ("color", "line", "hint", "draft")
+# Dense pictures (area-averaged when shrunk, so they may be decoded at a reduced scale); the hint is sparse.
+DENSE_NAMES = ("color", "line", "draft")
+# OpenCV's reduced-scale decoding flags (JPEG decodes straight to 1/2, 1/4 or 1/8 in the DCT).
+REDUCED_FLAGS = {
+    (2, 3): cv2.IMREAD_REDUCED_COLOR_2, (4, 3): cv2.IMREAD_REDUCED_COLOR_4, (8, 3): cv2.IMREAD_REDUCED_COLOR_8,
+    (2, 1): cv2.IMREAD_REDUCED_GRAYSCALE_2, (4, 1): cv2.IMREAD_REDUCED_GRAYSCALE_4, (8, 1): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+CHANNELS = {"color": 3, "line": 1, "hint": 4, "draft": 3}
+
+
+def members_of(name: str) -> tuple[str, ...]:
+    """The tar members that may hold image `name` (`color` -> color.png, color.jpg)."""
+    return tuple(member for member, (image, _) in IMAGE_MEMBERS.items() if image == name)
+
+
+def decode_scale(size: tuple[int, int], decode_size: int | None) -> int:
+    """The largest reduction (1, 2, 4 or 8) that keeps both sides of an image of `size` at least
+    `decode_size` (sides round up, as reduced JPEG decoding rounds them)."""
+    if not decode_size:
+        return 1
+    for scale in (8, 4, 2):
+        if min(-(-side // scale) for side in size) >= decode_size:
+            return scale
+    return 1
+
+
+def decode_image(data: bytes, member: str, scale: int = 1) -> np.ndarray:
+    """One image member -> uint8 array as the trainers use it (RGB, grey or RGBA), dense members at
+    1/`scale` of their size: JPEG through reduced-scale decoding, PNG decoded whole, then area-resized."""
+    name, conversion = IMAGE_MEMBERS[member]
+    buffer = np.frombuffer(data, np.uint8)
+    reduce = scale if name in DENSE_NAMES else 1
+    if member.endswith(".jpg"):
+        flag = REDUCED_FLAGS[(reduce, CHANNELS[name])] if reduce > 1 else (cv2.IMREAD_COLOR if CHANNELS[name] == 3 else cv2.IMREAD_GRAYSCALE)
+        image, reduce = cv2.imdecode(buffer, flag), 1
+    elif CHANNELS[name] == 3:  # colour and draft PNGs: straight to RGB (libspng where installed)
+        image, conversion = decode_rgb(buffer), None
+    else:
+        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{member} does not decode")
+    if reduce > 1:
+        height, width = image.shape[:2]
+        image = cv2.resize(image, (-(-width // reduce), -(-height // reduce)), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(image, conversion) if conversion is not None else image
 
 
 @dataclass(frozen=True)
@@ -63,15 +117,23 @@ class LoaderConfig:
     partial_batches: bool = True
     seed: int = 0
     with_palette: bool = False
-    # Image members to read and decode: a recipe that reads no hint or draft skips those PNG decodes.
+    # Image members to read and decode: a recipe that reads no hint or draft skips those decodes.
     images: tuple[str, ...] = ("color", "line", "hint", "draft")
+    # Decode colour, line and draft at the largest reduction (1/2, 1/4, 1/8) that keeps them at least
+    # this many pixels a side (JPEG members straight from the DCT; PNG ones decoded, then area-resized).
+    # None decodes them whole. A trainer that crops must not set it (crops are taken at full size).
+    decode_size: int | None = None
+    # JPEG members are passed on undecoded (uint8 byte tensors under "<name>_jpeg") for `to_device` to
+    # decode on the GPU with torchvision's nvjpeg path (`jpeg_on_device`).
+    jpeg_on_device: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.workers < 0:
             raise ValueError("batch_size must be >= 1 and workers >= 0")
-        known = {name for name, _ in IMAGE_MEMBERS.values()}
-        if "color" not in self.images or not set(self.images) <= known:
-            raise ValueError(f"images must include color and be among {', '.join(sorted(known))}, got {self.images}")
+        if "color" not in self.images or not set(self.images) <= set(IMAGE_NAMES):
+            raise ValueError(f"images must include color and be among {', '.join(sorted(IMAGE_NAMES))}, got {self.images}")
+        if self.decode_size is not None and self.decode_size < 1:
+            raise ValueError(f"decode_size must be positive, got {self.decode_size}")
         if (self.resampled or self.repeat) and not self.epoch_samples:
             raise ValueError("resampled or repeated loading never ends by itself: give epoch_samples")
         if self.skip_batches and not self.repeat:
@@ -106,22 +168,30 @@ def shard_urls(specs: tuple[str, ...] | list[str] | str) -> list[str]:
     return urls
 
 
-def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
-    """Raw tar members -> uint8 CHW arrays (colour RGB, line grey, hint RGBA, draft RGB), JSON, palette."""
+def decode_sample(sample: dict[str, Any], decode_size: int | None = None, jpeg_on_device: bool = False) -> dict[str, Any]:
+    """Raw tar members -> uint8 CHW arrays (colour RGB, line grey, hint RGBA, draft RGB), JSON, palette.
+
+    With `decode_size`, dense members come at the reduction `decode_scale` picks from the sample's
+    recorded size; with `jpeg_on_device`, JPEG members stay bytes (`<name>_jpeg`) for the device."""
     out: dict[str, Any] = {"__key__": sample["__key__"]}
-    for member, (name, conversion) in IMAGE_MEMBERS.items():
+    if "json" in sample:
+        out["meta"] = json.loads(sample["json"])
+    size = out.get("meta", {}).get("size")
+    scale = decode_scale(tuple(size), decode_size) if size else 1
+    for member in IMAGE_MEMBERS:
         if member not in sample:
             continue
-        image = cv2.imdecode(np.frombuffer(sample[member], np.uint8), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise ValueError(f"{sample['__key__']}.{member} does not decode")
-        if conversion is not None:
-            image = cv2.cvtColor(image, conversion)
+        name = IMAGE_MEMBERS[member][0]
+        if jpeg_on_device and member.endswith(".jpg"):
+            out[f"{name}_jpeg"] = np.frombuffer(sample[member], np.uint8)
+            continue
+        try:
+            image = decode_image(sample[member], member, scale)
+        except ValueError:
+            raise ValueError(f"{sample['__key__']}.{member} does not decode") from None
         out[name] = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
     if "palette.npy" in sample:
         out["palette"] = np.load(io.BytesIO(sample["palette.npy"]), allow_pickle=False)
-    if "json" in sample:
-        out["meta"] = json.loads(sample["json"])
     return out
 
 
@@ -131,6 +201,8 @@ def collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
     for name in ("color", "line", "hint", "draft", "palette"):
         if all(name in s for s in samples):
             batch[name] = torch.from_numpy(np.stack([s[name] for s in samples]))
+        if all(f"{name}_jpeg" in s for s in samples):
+            batch[f"{name}_jpeg"] = [torch.from_numpy(s[f"{name}_jpeg"].copy()) for s in samples]
     return batch
 
 
@@ -200,7 +272,7 @@ def make_dataset(config: LoaderConfig) -> wds.DataPipeline:
         stages.append(wds.shuffle(config.shuffle_buffer, initial=min(100, config.shuffle_buffer), seed=seed))
     if config.skip_batches:
         stages.append(functools.partial(skip_samples, resumed_batches=config.skip_batches, batch_size=config.batch_size))
-    stages.append(wds.map(decode_sample, handler=wds.warn_and_continue))
+    stages.append(wds.map(functools.partial(decode_sample, decode_size=config.decode_size, jpeg_on_device=config.jpeg_on_device), handler=wds.warn_and_continue))
     # Endless streams never end a batch early, so every batch (and every rank's step) is full.
     stages.append(wds.batched(config.batch_size, collation_fn=collate_samples, partial=config.partial_batches and not config.repeat))
     return wds.DataPipeline(*stages)
@@ -266,10 +338,12 @@ def make_loader(config: LoaderConfig) -> wds.WebLoader | EndlessEpochs:
 
 def to_device(batch: dict[str, Any], device: torch.device | str, non_blocking: bool = True) -> dict[str, Any]:
     """Move a batch to `device` and convert images to float in [0, 1] there (palette: 12 channels)."""
-    out: dict[str, Any] = {k: v for k, v in batch.items() if not isinstance(v, torch.Tensor)}
-    for name in ("color", "line", "hint", "draft"):
+    out: dict[str, Any] = {k: v for k, v in batch.items() if not isinstance(v, torch.Tensor) and not k.endswith("_jpeg")}
+    for name in IMAGE_NAMES:
         if name in batch:
             out[name] = batch[name].to(device, non_blocking=non_blocking).float().div_(255.0)
+        elif f"{name}_jpeg" in batch:
+            out[name] = decode_jpegs(batch[f"{name}_jpeg"], CHANNELS[name], device).float().div_(255.0)
     if "palette" in batch:
         colors = batch["palette"].to(device, non_blocking=non_blocking)
         height, width = batch["color"].shape[-2:]

@@ -4,7 +4,8 @@
 conversion; this adds the one rule of pipe's format it cannot know: only shards with their done-marker
 are finished (a tar without one may be from a run in progress). Each row is a decoded sample:
 `__key__`, `color.png` uint8 (H, W, 3), `line.png` (H, W), `hint.png` (H, W, 4), `draft.png`
-(H, W, 3) when the shards carry drafts, `palette.npy` when they carry palettes, and `json` (the
+(H, W, 3) when the shards carry drafts (`color.jpg`, `line.jpg`, `draft.jpg` for members sharded
+with `--jpeg`), `palette.npy` when they carry palettes, and `json` (the
 sample's recorded draws) as a dict. Ray is an optional extra: `pip install -e ".[ray]"`.
 """
 

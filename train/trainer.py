@@ -29,7 +29,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cv2
@@ -51,6 +51,8 @@ from train.feature_encoder import attach_feature_encoder
 from train.inference import load_generator
 from train.ema import DEFAULT_EMA_DECAY, make_ema
 from train.inputs import generator_input, resize_batch, target_image
+from train.batch_synth import SYNTH_CHOICES, BatchSynth
+from train.jpeg_device import jpeg_on_device
 from train.loader import LoaderConfig, device_batches, make_loader
 from train.losses import ImagePool, adversarial_loss, clip_weights
 from train.networks.layers import init_weights
@@ -117,8 +119,16 @@ class TrainConfig:
     feature_encoder: Path | None = None
     # Start an existing run (one with a checkpoint or metrics) over: its outputs are deleted first.
     overwrite: bool = False
+    # "device": hints and drafts drawn per batch on the device from the shards' recorded schemes
+    # (train.batch_synth; the loader reads colour and line only); "shards": the shards' hint and draft members.
+    synth: str = "device"
+    # JPEG members: "auto" decodes them on the GPU (torchvision's nvjpeg) when training on CUDA with
+    # torchvision installed, else in the loader workers with OpenCV; "opencv" or "nvjpeg" choose.
+    jpeg_decoder: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.synth not in SYNTH_CHOICES:
+            raise TrainingError(f"--synth {self.synth!r}: choose from {', '.join(SYNTH_CHOICES)}")
         if self.run is not None and (not self.run or self.run.startswith(".") or any(c in self.run for c in "/\\")):
             raise TrainingError(f"--name {self.run!r}: a run name is one folder name under ROOT/runs (no '/', not starting with '.')")
 
@@ -226,6 +236,11 @@ class Trainer:
             self.discriminator.apply(init_weights)
         self.vgg, self.ldm = self._feature_networks()
         self.draft_source = self._draft_source()
+        self.batch_synth = self._batch_synth()
+        try:
+            self.jpeg_on_device = jpeg_on_device(config.jpeg_decoder, self.device)
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
         self.ema = make_ema(self.generator, config.ema_decay)
         # channels_last lets cuDNN pick its fastest convolution kernels on tensor cores.
         self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
@@ -303,6 +318,30 @@ class Trainer:
         if "draft" in source.recipe.inputs or source.recipe.target != "color":
             raise TrainingError(f"--drafts-from: {self.config.drafts_from} is a {source.name} checkpoint, not a draft stage's")
         return source
+
+    def _batch_synth(self) -> BatchSynth | None:
+        """The on-device hint and draft draws (--synth device), when the shards record schemes to draw from."""
+        settings = DatasetLayout(self.config.root).shard_config
+        if self.config.synth != "device" or not settings.is_file():
+            return None
+        try:
+            synth = BatchSynth.from_shards(self.config.root, self.config.seed)
+        except (OSError, ValueError) as exc:
+            raise TrainingError(f"--synth device: {exc}") from None
+        return synth if self.draws_hints(synth) or self.draws_drafts(synth) else None
+
+    def needs_hint(self) -> bool:
+        return self.recipe.takes_hints or (self.draft_source is not None and self.draft_source.recipe.takes_hints)
+
+    def draws_hints(self, synth: BatchSynth | None = None) -> bool:
+        """Whether each batch's hints are drawn on the device rather than read from the shards."""
+        synth = synth or self.batch_synth
+        return synth is not None and synth.draws_hints and self.needs_hint()
+
+    def draws_drafts(self, synth: BatchSynth | None = None) -> bool:
+        """Whether each batch's drafts are drawn on the device (synthesized artifacts, not a draft model's)."""
+        synth = synth or self.batch_synth
+        return synth is not None and synth.draws_drafts and "draft" in self.recipe.inputs and self.draft_source is None
 
     @torch.no_grad()
     def drafts_for(self, batch: dict) -> torch.Tensor:
@@ -577,13 +616,16 @@ class Trainer:
     def prepare_batch(self, batch: dict, step: int) -> dict:
         """A loader batch as step `step` trains on it: each sample cropped and flipped (one seeded draw
         per sample and step, applied to all its members), then at the training size (dense members
-        area-resized, hints max-pooled), with the draft model's drafts when --drafts-from is given."""
+        area-resized, hints max-pooled), with hints and drafts drawn at that size on the device (--synth
+        device) and the draft model's drafts when --drafts-from is given."""
         crop, flip = self.settings["crop"], self.settings["flip"]
         if crop or flip:
             height, width = batch["color"].shape[-2:]
             keys = batch.get("__key__") or [str(i) for i in range(batch["color"].shape[0])]
             batch = augment_batch(batch, draw_augment(list(keys), self.config.seed, step, height, width, crop, flip))
         batch = resize_batch(batch, self.size)
+        if self.batch_synth is not None:
+            batch = self.batch_synth(batch, step, hints=self.draws_hints(), drafts=self.draws_drafts())
         if self.draft_source is not None:
             batch = {**batch, "draft": self.drafts_for(batch)}
         return batch
@@ -620,6 +662,12 @@ class Trainer:
             raise TrainingError(f"recipe {self.config.recipe} reads palettes: make the shards with `pipe shard --hints palette,...` (then --redo)")
         if "draft" in inputs and self.draft_source is None and not made.get("artifacts"):
             raise TrainingError(f"recipe {self.config.recipe} {self.config.stage} reads drafts: make the shards with `pipe shard --artifacts paste,warp,spray`")
+        if made.get("lean_train"):
+            missing = [name for name, needed, drawn in (("hints", self.needs_hint(), self.draws_hints()),
+                                                        ("drafts", "draft" in inputs and self.draft_source is None, self.draws_drafts())) if needed and not drawn]
+            if missing:
+                how = "train with --synth device" if self.config.synth != "device" else "shard without --lean-train"
+                raise TrainingError(f"the train shards hold no {' or '.join(missing)} (pipe shard --lean-train) and this run does not draw them: {how}")
 
     def hint_mismatch(self) -> str | None:
         """How the shards' hint schemes differ from the ones the recipe's system trained with, or None."""
@@ -632,12 +680,16 @@ class Trainer:
         return (f"{self.config.recipe} {self.config.stage} was published with {','.join(self.recipe.hints)} hints, the shards carry "
                 f"{','.join(made) or 'none'}: shard with `--hints {','.join(self.recipe.hints)}` (then --redo) to train as published")
 
-    def loader(self, steps: int):
+    def loader_config(self, steps: int) -> LoaderConfig:
+        """How this run streams its train shards: the members it reads, their decode scale, its position."""
         inputs = self.recipe.inputs + (self.draft_source.recipe.inputs if self.draft_source is not None else ())
-        needs_hint = self.recipe.takes_hints or (self.draft_source is not None and self.draft_source.recipe.takes_hints)
-        needs_draft_member = "draft" in self.recipe.inputs and self.draft_source is None
-        images = ["color", "line"] + [name for name, needed in (("hint", needs_hint), ("draft", needs_draft_member)) if needed]
-        config = LoaderConfig(
+        needs_draft_member = "draft" in self.recipe.inputs and self.draft_source is None and not self.draws_drafts()
+        read = (("hint", self.needs_hint() and not self.draws_hints()), ("draft", needs_draft_member))
+        images = ["color", "line"] + [name for name, needed in read if needed]
+        # Without crops, dense members can be decoded at a reduced scale close to the training size.
+        sizes = [self.size] + ([self.draft_source.size] if self.draft_source is not None else [])
+        decode_size = None if self.settings["crop"] else max(sizes)
+        return LoaderConfig(
             shards=(str(DatasetLayout(self.config.root).shard_split("train")),),
             batch_size=self.batch_size,
             workers=self.config.workers,
@@ -648,11 +700,19 @@ class Trainer:
             seed=self.config.seed,
             with_palette="palette" in inputs,
             images=tuple(images),
+            decode_size=decode_size,
+            jpeg_on_device=self.jpeg_on_device,
         )
+
+    def loader(self, steps: int):
         try:
-            return make_loader(config)
+            return make_loader(self.loader_config(steps))
         except (FileNotFoundError, ValueError) as exc:
             raise TrainingError(str(exc)) from None
+
+    def batches(self, steps: int) -> Iterator[dict]:
+        """What `train` steps through for `steps` steps: the loader's batches on the device, floats in [0, 1]."""
+        return device_batches(self.loader(steps), self.device)
 
     def train(self, on_step: Callable[[int], None] | None = None) -> RunSummary:
         """Train up to `target_steps()`; `on_step(step)` after each step (progress). On Ctrl-C the
@@ -682,7 +742,7 @@ class Trainer:
             (config.run_dir / "keys").mkdir(parents=True, exist_ok=True)
             keys = open(config.run_dir / "keys" / f"rank{self.rank}.txt", "a")
         try:
-            for batch in device_batches(self.loader(remaining), self.device):
+            for batch in self.batches(remaining):
                 losses, fake = self.train_step(batch)
                 self.step += 1
                 if keys is not None:

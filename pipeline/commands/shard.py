@@ -46,6 +46,9 @@ def shard(
     shard_mb: Annotated[float, typer.Option(min=0.01, help="Megabytes per shard at most (a single larger sample gets a shard of its own).", rich_help_panel=SHARD_PANEL)] = 1024.0,
     histogram_images: Annotated[int, typer.Option(min=1, help="Train images the dataset colour histogram is counted over (histogram hints).", rich_help_panel=SHARD_PANEL)] = 1000,
     png_compression: Annotated[Optional[int], typer.Option(min=0, max=9, help="PNG zlib level 0-9 for line, hint and draft. (default: OpenCV's)", rich_help_panel=SHARD_PANEL, show_default=False)] = None,
+    jpeg: Annotated[str, typer.Option(help="Members stored as JPEG instead of PNG: any of color,line,draft, or none. JPEG colour decodes several times faster (and at 1/2, 1/4 or 1/8 scale straight from the file) at a small, stated quality cost (README: shard formats); hints always stay PNG.", rich_help_panel=SHARD_PANEL)] = "none",
+    jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality of the --jpeg members (OpenCV's libjpeg, full-resolution 4:4:4 chroma).", rich_help_panel=SHARD_PANEL)] = 95,
+    lean_train: Annotated[bool, typer.Option("--lean-train", help="Train samples hold colour and line only (and the palette with --hints palette): `pipe train` (its default --synth device) draws their hints and drafts on the training device from the schemes recorded here, new ones every step. Several times less work per sample; val samples keep every member for `pipe eval`.", rich_help_panel=SYNTH_PANEL)] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Write nothing: re-read every shard and check it against its sidecar and done-marker (exit 1 on problems).", rich_help_panel=RUN_PANEL)] = False,
     contact_sheet: Annotated[Optional[Path], typer.Option(help="Write nothing else: save a PNG grid (colour, line, hint, draft) of the first train samples to this file.", rich_help_panel=RUN_PANEL, show_default=False)] = None,
     workers: Workers = default_workers(),
@@ -58,7 +61,8 @@ def shard(
 
     Each sample holds <key>.color.png, .line.png (a line method drawn per sample, then augmented),
     .hint.png (RGBA: colour, and where given in alpha), .draft.png (the colour image with the draft
-    artifacts), .palette.npy (with --hints palette) and .json with every drawn parameter. Each shard
+    artifacts), .palette.npy (with --hints palette) and .json with every drawn parameter; --jpeg
+    color,line,draft stores those members as .jpg instead (a GPU trainer's loader then keeps up). Each shard
     has a Parquet sidecar and a _stats.json done-marker; a killed run resumes at the first unfinished
     shard and gives the same bytes as an uninterrupted one. Outcomes go to ROOT/shards.parquet.
     """
@@ -67,6 +71,6 @@ def shard(
     run_shard_command(
         root=root, lines=lines, gray_share=gray_share, equalize_share=equalize_share, jitter=jitter, hints=hints,
         no_hint_share=no_hint_share, artifacts=artifacts, artifacts_near_hints=artifacts_near_hints, seed=seed, val=val, shard_samples=shard_samples,
-        shard_mb=shard_mb, histogram_images=histogram_images, png_compression=png_compression, verify=verify, contact_sheet=contact_sheet,
+        shard_mb=shard_mb, histogram_images=histogram_images, png_compression=png_compression, jpeg=jpeg, jpeg_quality=jpeg_quality, lean_train=lean_train, verify=verify, contact_sheet=contact_sheet,
         workers=workers, executor=executor_choice(executor, ray_address), ray_address=ray_address, save_every=save_every, redo=redo,
     )

@@ -61,6 +61,8 @@ def train(
     precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.", rich_help_panel=DEVICE_PANEL)] = "auto",
     deterministic: Annotated[bool, typer.Option(help="Deterministic algorithms only (slower; makes resumed runs repeat an uninterrupted one exactly on CPU).", rich_help_panel=DEVICE_PANEL)] = False,
     compile_generator: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (worth it on long GPU runs; the first steps are slow).", rich_help_panel=DEVICE_PANEL)] = False,
+    synth: Annotated[str, typer.Option(help="device: draw each batch's hints and drafts on the training device from the schemes the shards record (new ones every step; the loader reads only colour and line); shards: read the shards' own hint and draft members.", rich_help_panel=TRAIN_PANEL)] = "device",
+    jpeg_decoder: Annotated[str, typer.Option(help="JPEG members (pipe shard --jpeg): auto (the GPU's nvjpeg through torchvision when training on CUDA with torchvision installed, else OpenCV in the loader workers), opencv or nvjpeg.", rich_help_panel=DEVICE_PANEL)] = "auto",
     workers: Annotated[Optional[int], typer.Option(min=0, help="Loader worker processes decoding shards. (default: 4, or the CPUs this process may use if fewer)", rich_help_panel=RUN_PANEL, show_default=False)] = None,
     log_every: Annotated[int, typer.Option(min=1, help="Write losses and images/s (metrics.jsonl, TensorBoard) every N steps.", rich_help_panel=RUN_PANEL)] = 50,
     sample_every: Annotated[int, typer.Option(min=1, help="Write a sample grid (labelled columns line | hint | draft | output | truth; the output of the raw weights in training mode) every N steps.", rich_help_panel=RUN_PANEL)] = 500,
@@ -102,6 +104,7 @@ def train(
         workers=min(4, default_workers()) if workers is None else workers, device=device, precision=precision, seed=seed, log_every=log_every, sample_every=sample_every,
         checkpoint_every=checkpoint_every, deterministic=deterministic, resume=resume, overwrite=overwrite, record_keys=record_keys, compile=compile_generator,
         content_loss=content_loss, line_loss=line_loss, vgg_weights=vgg_weights, ldm_weights=ldm_weights, drafts_from=drafts_from, feature_encoder=feature_encoder,
+        synth=synth, jpeg_decoder=jpeg_decoder,
     )
     summary = run_training(config)
     if summary.last_step == summary.first_step:

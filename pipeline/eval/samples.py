@@ -28,7 +28,7 @@ import webdataset as wds
 from manifests.reasons import DECODE_ERROR, MISSING_FROM_SHARD, MISSING_MEMBER, NO_LINES
 from manifests.shards import split_keys
 from pipeline.eval.lines import no_lines_detail, read_root_line
-from train.loader import IMAGE_MEMBERS, LoaderConfig, collate_samples, decode_sample, shard_urls
+from train.loader import LoaderConfig, collate_samples, decode_sample, members_of, shard_urls
 
 
 def sample_positions(folder: Path, limit: int | None = None) -> dict[str, int]:
@@ -65,17 +65,22 @@ class DecodeOrReport:
     `Unscored` record naming the member and the error, instead of an exception."""
 
     def __init__(self, members: tuple[str, ...]) -> None:
-        self.members = members  # the tar members (`color.png`, ...) every sample needs
+        self.members = members  # what every sample needs: an image name (`color`: its PNG or JPEG member) or a member
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any] | Unscored:
         key = sample["__key__"]
-        absent = [member for member in self.members if member not in sample]
+        absent = [_shown(member) for member in self.members if not any(m in sample for m in members_of(member) or (member,))]
         if absent:
             return Unscored(key, MISSING_MEMBER, f"{', '.join(absent)} not in the shard")
         try:
             return decode_sample(sample)
         except Exception as exc:  # noqa: BLE001 - whatever the member holds, the sample is reported, not lost
             return Unscored(key, DECODE_ERROR, _decode_error_detail(sample, exc))
+
+
+def _shown(member: str) -> str:
+    """A needed image as the report names it: `color.png or color.jpg`."""
+    return " or ".join(members_of(member)) or member
 
 
 def _decode_error_detail(sample: dict[str, Any], error: Exception) -> str:
@@ -150,7 +155,7 @@ def eval_loader(folder: Path, positions: dict[str, int], batch_size: int, worker
     shard still spreads over all workers. With `root_lines` each decoded sample also carries, under
     "root_lines", every root line source's line art at its colour's size (or why it has none)."""
     members = LoaderConfig(shards=(str(folder),), images=images, with_palette=with_palette)
-    needed = tuple(member for member, (name, _) in IMAGE_MEMBERS.items() if name in images) + (("palette.npy",) if with_palette else ())
+    needed = tuple(images) + (("palette.npy",) if with_palette else ())
     dataset = wds.DataPipeline(
         wds.SimpleShardList(shard_urls(str(folder))),
         wds.tarfile_to_samples(handler=wds.warn_and_continue, select_files=members.wanted),

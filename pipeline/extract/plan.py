@@ -1,4 +1,8 @@
-"""What `pipe extract` has to do: every ok prepared image times every chosen method not yet in the ledger."""
+"""What `pipe extract` has to do: every ok prepared image times every chosen method not yet in the ledger.
+
+The CPU workers import this module for `ExtractItem` and `method_params`; what only the main process
+needs (the session and rich, the ledger and pyarrow) is imported where it is used, so a worker starts sooner.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.compute as pc
-
 from extractors.draws import draw_params
-from manifests.ledger import Ledger
-from manifests.schema import PREPARED, STATUS_OK
-from pipeline.errors import PipeError
 from manifests.seeding import sample_rng
-from pipeline.session import require_dataset
+from manifests.statuses import STATUS_OK
+from pipeline.errors import PipeError
 
 if TYPE_CHECKING:
     from pipeline.extract.config import ExtractConfig
@@ -36,6 +36,12 @@ def line_id(method: str, key: str) -> str:
 
 def prepared_images(root: Path) -> list[tuple[str, str]]:
     """(key, path) of every ok row of ROOT/prepared.parquet, in key order, one per key."""
+    import pyarrow.compute as pc  # noqa: PLC0415 - main process only (see the module docstring)
+
+    from manifests.ledger import Ledger  # noqa: PLC0415
+    from manifests.schema import PREPARED  # noqa: PLC0415
+    from pipeline.session import require_dataset  # noqa: PLC0415
+
     require_dataset(root)
     ledger = Ledger(root, PREPARED)
     if not ledger.exists():

@@ -10,6 +10,7 @@ Resume, atomic files, the ledger and failure isolation work as in every stage (p
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections import defaultdict
@@ -25,7 +26,7 @@ from pipeline.extract.config import ExtractConfig, resolve_device
 from pipeline.extract.io import LineOutput, RowContext, failed_row, output_failed, write_line
 from pipeline.extract.loader import DecodeDataset, collate_decoded
 from pipeline.extract.plan import ExtractItem, line_id, method_params, plan_extract, prepared_images
-from pipeline.extract.opencv_units import OpenCVItem, opencv_methods
+from pipeline.extract.opencv_units import OpenCVItem, cpu_worker_environment, opencv_methods, start_cpu_worker
 from pipeline.extract.units import ExtractBatch, load_networks
 from pipeline.recorded_options import RecordedOptions
 from pipeline.session import RunReport, StageSession
@@ -63,7 +64,11 @@ def _extract_in_workers(config: ExtractConfig, device: torch.device, context: Ro
     """The classic methods on a CPU: each worker decodes, runs the OpenCV forms and writes, per image."""
     unit = OpenCVItem(config, context, {method: config.settings(method, device) for method in config.methods})
     label = f"extract {','.join(dict.fromkeys(m for item in items for m in item.methods))} on cpu (OpenCV)"
-    _run_units(start_executor(spec_of(config), unit, unit.failed), session, items, label, config.batch_size)
+    # Only the processes of our own pool are set up as CPU workers: not this one, not Ray's.
+    own_pool = config.executor == "local" and config.workers > 0
+    executor = start_executor(spec_of(config), unit, unit.failed, initializer=start_cpu_worker if own_pool else None)
+    with cpu_worker_environment() if own_pool else contextlib.nullcontext():
+        _run_units(executor, session, items, label, config.batch_size)
 
 
 def _run_units(executor: Executor, session: StageSession, items: list[ExtractItem], label: str, unit_size: int) -> None:

@@ -11,19 +11,20 @@ from pipeline.console import console
 from pipeline.errors import PipeError
 from pipeline.report import print_run_report
 from pipeline.session import require_dataset
-from pipeline.shard.config import ShardConfig
+from pipeline.shard.config import JPEG_MEMBERS, ShardConfig
 from pipeline.shard.plan import extracted_methods
 from pipeline.shard.sheet import contact_sheet as write_contact_sheet
 from pipeline.shard.stage import ShardState, run_shard, shards_root
 from pipeline.shard.verify import verify_shards
 from synth.artifacts import parse_artifact_names
+from synth.common import parse_subset
 from synth.hints import parse_hint_names
 from synth.lines import GRAY_SOURCE, LineAugment, parse_line_weights
 
 
 def build_config(root: Path, lines: str | None, gray_share: float, equalize_share: float, jitter: float, hints: str,
                  no_hint_share: float, artifacts: str, artifacts_near_hints: bool, seed: int, val: float, shard_samples: int, shard_mb: float,
-                 histogram_images: int, png_compression: int | None, workers: int, executor: str, ray_address: str | None,
+                 histogram_images: int, png_compression: int | None, jpeg: str, jpeg_quality: int, lean_train: bool, workers: int, executor: str, ray_address: str | None,
                  save_every: float) -> ShardConfig:
     root = root.resolve()
     require_dataset(root)
@@ -49,6 +50,9 @@ def build_config(root: Path, lines: str | None, gray_share: float, equalize_shar
             seed=seed,
             histogram_images=histogram_images,
             png_compression=png_compression,
+            jpeg=parse_jpeg_members(jpeg),
+            jpeg_quality=jpeg_quality,
+            lean_train=lean_train,
             workers=workers,
             executor=executor,
             ray_address=ray_address,
@@ -56,6 +60,14 @@ def build_config(root: Path, lines: str | None, gray_share: float, equalize_shar
         )
     except ValueError as exc:
         raise PipeError(str(exc)) from None
+
+
+def parse_jpeg_members(text: str) -> tuple[str, ...]:
+    """`color,draft` -> ("color", "draft") in member order; `none` or empty -> ()."""
+    names, unknown = parse_subset(text, JPEG_MEMBERS)
+    if unknown:
+        raise PipeError(f"--jpeg: unknown member {', '.join(unknown)}; choose from {', '.join(JPEG_MEMBERS)} (hints always stay PNG), or none")
+    return names
 
 
 def shards_table(states: dict[str, ShardState]) -> Table:

@@ -17,8 +17,11 @@ OPTION_FLAGS = {
     "hints": "--hints", "no_hint_share": "--no-hint-share", "artifacts": "--artifacts", "val_fraction": "--val",
     "max_samples": "--shard-samples", "max_bytes": "--shard-mb (in bytes)", "seed": "--seed",
     "histogram_images": "--histogram-images", "png_compression": "--png-compression",
-    "artifacts_near_hints": "--artifacts-near-hints",
+    "artifacts_near_hints": "--artifacts-near-hints", "jpeg": "--jpeg", "jpeg_quality": "--jpeg-quality", "lean_train": "--lean-train",
 }
+# Members that may be stored as JPEG (dense pictures); hints (sparse, exact alpha) and palettes never are.
+JPEG_MEMBERS = ("color", "line", "draft")
+DEFAULT_JPEG_QUALITY = 95
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class ShardConfig:
     # Images (of the train split) the dataset-wide colour histogram is counted over, for `histogram` hints.
     histogram_images: int = 1000
     png_compression: int | None = None
+    # Members stored as JPEG of `jpeg_quality` instead of PNG (lossy, several times faster to decode).
+    jpeg: tuple[str, ...] = ()
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY
+    # Train samples without hint and draft members: `pipe train --synth device` draws them per step.
+    lean_train: bool = False
     workers: int = field(default_factory=default_workers)
     executor: str = "local"  # or "ray" (see pipeline.executors.ExecutorSpec)
     ray_address: str | None = None
@@ -51,6 +59,10 @@ class ShardConfig:
             raise ValueError("shard limits must be positive")
         if self.png_compression is not None and not 0 <= self.png_compression <= 9:
             raise ValueError(f"--png-compression must be 0..9, got {self.png_compression}")
+        if not set(self.jpeg) <= set(JPEG_MEMBERS):
+            raise ValueError(f"--jpeg: choose among {', '.join(JPEG_MEMBERS)} (hints stay PNG), got {','.join(self.jpeg)}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"--jpeg-quality must be 1..100, got {self.jpeg_quality}")
 
     @property
     def with_palette(self) -> bool:
@@ -74,7 +86,14 @@ class ShardConfig:
             "png_compression": self.png_compression,
             # Shards recorded before this option existed lack the key: no change (pipeline.recorded_options).
             "artifacts_near_hints": self.artifacts_near_hints,
+            "jpeg": list(self.jpeg),
+            "jpeg_quality": self.jpeg_quality if self.jpeg else None,
+            "lean_train": self.lean_train,
         }
+
+    def member_name(self, image: str) -> str:
+        """The tar member extension image `image` is stored under: `color.jpg` or `color.png`."""
+        return f"{image}.jpg" if image in self.jpeg else f"{image}.png"
 
     def fingerprint_json(self) -> str:
         return json.dumps(self.fingerprint(), sort_keys=True, indent=1) + "\n"

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from extractors.ops import rgb_to_gray_uint8
-from manifests.images import encode_png
+from manifests.images import decode_rgb, encode_jpeg, encode_png
 from manifests.reasons import DECODE_ERROR, MISSING_INPUT, NO_LINES
 from manifests.seeding import sample_rng
 from pipeline.shard.config import ShardConfig
@@ -30,6 +30,8 @@ from synth.hints.palette import top_colors
 from synth.lines import GRAY_SOURCE, apply_line_augment, draw_line_augment
 
 SEED_STAGE = "shard"
+# The hint scheme recorded for a lean train sample (`pipe shard --lean-train`): drawn by the trainer.
+TRAINER_DRAWN = "trainer"
 
 
 class SampleError(Exception):
@@ -97,10 +99,10 @@ def read_rgb(root: Path, relative: str) -> tuple[bytes, np.ndarray]:
         data = path.read_bytes()
     except OSError as exc:
         raise SampleError(MISSING_INPUT, f"cannot read {relative}: {type(exc).__name__}: {exc}") from None
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if bgr is None:
+    rgb = decode_rgb(data) if data else None
+    if rgb is None:
         raise SampleError(DECODE_ERROR, f"OpenCV cannot decode {relative} ({len(data)} bytes)")
-    return data, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return data, rgb
 
 
 def read_line(root: Path, relative: str, height: int, width: int) -> np.ndarray:
@@ -112,6 +114,11 @@ def read_line(root: Path, relative: str, height: int, width: int) -> np.ndarray:
     if gray.shape != (height, width):
         gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
     return gray
+
+
+def encode_member(image: np.ndarray, name: str, config: ShardConfig) -> bytes:
+    """A dense member (grey or BGR) as the options store it: JPEG of --jpeg-quality, or PNG."""
+    return encode_jpeg(image, config.jpeg_quality) if name in config.jpeg else encode_png(image, config.png_compression)
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -138,6 +145,24 @@ def _read_donors(root: Path, key: str, image: torch.Tensor, artifact_params: dic
     return donors
 
 
+def _hint_and_draft(job: ShardJob, inputs: SynthInputs, image: torch.Tensor, sample: DrawInput, context: SynthContext,
+                    members: dict[str, bytes]) -> tuple[dict, dict]:
+    """Draw and apply the sample's hint and (with --artifacts) draft, adding their members; their parameters."""
+    config = inputs.config
+    hint_params = draw_hint(sample_rng(config.seed, SEED_STAGE, "hint", job.key), sample, context, config.hints, config.no_hint_share)
+    hint = apply_hints(image, [hint_params])[0].permute(1, 2, 0).numpy()
+    members["hint.png"] = encode_png(cv2.cvtColor(hint, cv2.COLOR_RGBA2BGRA), config.png_compression)
+    artifact_params: dict = {}
+    if config.artifacts:
+        if config.artifacts_near_hints:
+            context = replace(context, hint_points=np.argwhere(hint[..., 3] > 0))
+        artifact_params = draw_artifacts(sample_rng(config.seed, SEED_STAGE, "artifacts", job.key), sample, context, config.artifacts)
+        donors = _read_donors(config.root, job.key, image[0], artifact_params, inputs.donors.get(job.split, {}))
+        draft = apply_artifacts(image, [artifact_params], donors)[0].permute(1, 2, 0).numpy()
+        members[config.member_name("draft")] = encode_member(cv2.cvtColor(draft, cv2.COLOR_RGB2BGR), "draft", config)
+    return hint_params, artifact_params
+
+
 def _synthesize(job: ShardJob, inputs: SynthInputs) -> SampleOutcome:
     config, root = inputs.config, inputs.config.root
     color_bytes, rgb = read_rgb(root, job.color_path)
@@ -159,22 +184,15 @@ def _synthesize(job: ShardJob, inputs: SynthInputs) -> SampleOutcome:
         raw_lines = torch.from_numpy(read_line(root, available[source][0], height, width))[None, None]
     lines = apply_line_augment(raw_lines, [line_params])[0, 0].numpy()
 
-    hint_params = draw_hint(sample_rng(config.seed, SEED_STAGE, "hint", job.key), sample, context, config.hints, config.no_hint_share)
-    hint = apply_hints(image, [hint_params])[0].permute(1, 2, 0).numpy()
-
     members = {
-        "color.png": color_bytes,
-        "line.png": encode_png(lines, config.png_compression),
-        "hint.png": encode_png(cv2.cvtColor(hint, cv2.COLOR_RGBA2BGRA), config.png_compression),
+        config.member_name("color"): color_bytes if "color" not in config.jpeg else encode_member(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), "color", config),
+        config.member_name("line"): encode_member(lines, "line", config),
     }
-    artifact_params: dict = {}
-    if config.artifacts:
-        if config.artifacts_near_hints:
-            context = replace(context, hint_points=np.argwhere(hint[..., 3] > 0))
-        artifact_params = draw_artifacts(sample_rng(config.seed, SEED_STAGE, "artifacts", job.key), sample, context, config.artifacts)
-        donors = _read_donors(root, job.key, image[0], artifact_params, split_donors)
-        draft = apply_artifacts(image, [artifact_params], donors)[0].permute(1, 2, 0).numpy()
-        members["draft.png"] = encode_png(cv2.cvtColor(draft, cv2.COLOR_RGB2BGR), config.png_compression)
+    if config.lean_train and job.split == "train":
+        # `pipe train --synth device` draws this sample's hints and drafts per step from the recorded schemes.
+        hint_params, artifact_params = {"scheme": TRAINER_DRAWN}, {}
+    else:
+        hint_params, artifact_params = _hint_and_draft(job, inputs, image, sample, context, members)
     if config.with_palette:
         members["palette.npy"] = npy_bytes(top_colors(image[0]))
     record = {

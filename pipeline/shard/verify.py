@@ -2,7 +2,7 @@
 
 For each finished shard: the tar's size and SHA-256 equal the done-marker's; its samples are the
 sidecar's keys in the sidecar's order, each with exactly the recorded members, sizes and digests; and
-every member decodes (PNGs with the sample's size and the expected channels, the palette array, the
+every member decodes (PNGs and JPEGs with the sample's size and the expected channels, the palette array, the
 JSON naming its own key). Shard files without a done-marker are reported as unfinished.
 """
 
@@ -23,8 +23,8 @@ from pipeline.shard.config import SPLITS
 from manifests.shards import finished_shards, shard_paths
 from synth.hints.palette import BANDS, RANKS
 
-# Channels each PNG member must decode to.
-PNG_CHANNELS = {"color.png": 3, "line.png": 1, "hint.png": 4, "draft.png": 3}
+# Channels each image member must decode to (PNG, or JPEG with `pipe shard --jpeg`).
+IMAGE_CHANNELS = {"color.png": 3, "line.png": 1, "hint.png": 4, "draft.png": 3, "color.jpg": 3, "line.jpg": 1, "draft.jpg": 3}
 
 
 @dataclass
@@ -124,13 +124,13 @@ def _read_samples(path: Path) -> list[tuple[str, dict[str, bytes]]]:
 
 def decode_problem(key: str, ext: str, payload: bytes, members: dict[str, bytes]) -> str:
     """Why a member does not decode as it should, or "" when it does."""
-    if ext in PNG_CHANNELS:
+    if ext in IMAGE_CHANNELS:
         image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED)
         if image is None:
-            return "PNG does not decode"
+            return f"{ext.rpartition('.')[2].upper()} does not decode"
         channels = 1 if image.ndim == 2 else image.shape[2]
-        if channels != PNG_CHANNELS[ext]:
-            return f"{channels} channels, expected {PNG_CHANNELS[ext]}"
+        if channels != IMAGE_CHANNELS[ext]:
+            return f"{channels} channels, expected {IMAGE_CHANNELS[ext]}"
         meta = json.loads(members["json"]) if "json" in members else None
         if meta and list(image.shape[:2]) != meta["size"]:
             return f"size {image.shape[:2]}, JSON says {meta['size']}"

@@ -12,7 +12,7 @@ import torch
 from synth.artifacts.paste import apply_paste_artifacts, draw_paste_artifacts
 from synth.artifacts.spray import apply_spray_artifacts, draw_spray_artifacts
 from synth.artifacts.warp import apply_warp_artifacts, draw_warp_artifacts
-from synth.common import DrawInput, SynthContext, check_images
+from synth.common import DrawInput, SynthContext, check_images, parse_subset
 
 ARTIFACTS = {
     "paste": ("rectangles of side 16-128 from other images, distorted and pasted (wrong colours)", draw_paste_artifacts),
@@ -24,11 +24,10 @@ ARTIFACT_ORDER = tuple(ARTIFACTS)
 
 def parse_artifact_names(text: str) -> tuple[str, ...]:
     """`paste,warp,spray` -> names in application order; `none` or empty -> ()."""
-    names = {n.strip() for n in text.split(",") if n.strip()} - {"none"}
-    unknown = sorted(names - set(ARTIFACTS))
+    names, unknown = parse_subset(text, ARTIFACT_ORDER)
     if unknown:
         raise ValueError(f"unknown artifact {', '.join(unknown)}; choose from {', '.join(ARTIFACTS)} (or none)")
-    return tuple(n for n in ARTIFACT_ORDER if n in names)
+    return names
 
 
 def draw_artifacts(rng: np.random.Generator, sample: DrawInput, context: SynthContext, names: tuple[str, ...]) -> dict:

@@ -49,10 +49,11 @@ def draw_spray_artifacts(rng: np.random.Generator, sample: DrawInput, context: S
     return {"strokes": strokes}
 
 
-def stroke_distance(points: list[list[float]], height: int, width: int, device: torch.device) -> torch.Tensor:
-    """float (H, W): each pixel's distance to the polyline through `points` (y, x)."""
-    ys = torch.arange(height, dtype=torch.float32, device=device).view(height, 1)
-    xs = torch.arange(width, dtype=torch.float32, device=device).view(1, width)
+def stroke_distance(points: list[list[float]], height: int, width: int, device: torch.device, top: int = 0, left: int = 0) -> torch.Tensor:
+    """float (H, W): each pixel's distance to the polyline through `points` (y, x), for the H x W
+    window whose top-left pixel is (top, left) (the whole image by default)."""
+    ys = torch.arange(top, top + height, dtype=torch.float32, device=device).view(height, 1)
+    xs = torch.arange(left, left + width, dtype=torch.float32, device=device).view(1, width)
     best = torch.full((height, width), float("inf"), device=device)
     for (ay, ax), (by, bx) in zip(points[:-1], points[1:]):
         dy, dx = by - ay, bx - ax
@@ -64,15 +65,31 @@ def stroke_distance(points: list[list[float]], height: int, width: int, device: 
     return best
 
 
+def stroke_window(stroke: dict, height: int, width: int) -> tuple[slice, slice]:
+    """The rows and columns a stroke can reach (its points' box grown by its radius, in the image):
+    outside them its falloff is 0 and the image is left exactly as it was."""
+    ys, xs = [p[0] for p in stroke["points"]], [p[1] for p in stroke["points"]]
+    radius = stroke["radius"]
+    rows = slice(max(0, math.floor(min(ys) - radius)), min(height, math.ceil(max(ys) + radius) + 1))
+    columns = slice(max(0, math.floor(min(xs) - radius)), min(width, math.ceil(max(xs) + radius) + 1))
+    return rows, columns
+
+
 def apply_spray_artifacts(images: torch.Tensor, params: list[dict]) -> torch.Tensor:
     check_images(images, params)
     _, _, height, width = images.shape
     out = images.to(torch.float32)
     for index, sample in enumerate(params):
         for stroke in sample["strokes"]:
-            falloff = (1 - stroke_distance(stroke["points"], height, width, images.device) / stroke["radius"]).clamp(0, 1)
-            noise = torch.rand((height, width), generator=torch.Generator().manual_seed(stroke["noise_seed"])).to(images.device)
+            rows, columns = stroke_window(stroke, height, width)
+            if rows.start >= rows.stop or columns.start >= columns.stop:
+                continue
+            distance = stroke_distance(stroke["points"], rows.stop - rows.start, columns.stop - columns.start, images.device, rows.start, columns.start)
+            falloff = (1 - distance / stroke["radius"]).clamp(0, 1)
+            # The noise is drawn for the whole image (its values depend on their position in the stream).
+            noise = torch.rand((height, width), generator=torch.Generator().manual_seed(stroke["noise_seed"]))[rows, columns].to(images.device)
             alpha = stroke["density"] * falloff.sqrt() * (0.4 + 0.6 * noise)
             color = torch.as_tensor(stroke["color"], dtype=torch.float32, device=images.device).view(3, 1, 1)
-            out[index] = out[index] * (1 - alpha) + color * alpha
+            window = out[index, :, rows, columns]
+            out[index, :, rows, columns] = window * (1 - alpha) + color * alpha
     return out.round().clamp(0, 255).to(torch.uint8)

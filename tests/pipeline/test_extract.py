@@ -22,6 +22,9 @@ from scipy import stats
 from extractors.ldm import LdmConfig, LineDetectionModel, save_ldm
 from extractors.methods import apply_lines
 from pipeline.cli import main
+from pipeline.extract.io import decode_prepared
+from pipeline.extract.opencv_units import cpu_worker_environment
+from pipeline.extract.plan import ExtractItem, prepared_images
 from tests.helpers import make_prepared_dataset
 
 CPU_METHODS = ["xdog", "dilate", "canny", "highpass", "gray"]
@@ -60,8 +63,10 @@ def finished(tmp_path_factory) -> Path:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (root / "lines.parquet").exists(), "the run finished before it could be killed"
-    written_before = len(list((root / "lines").rglob("*.png")))
-    assert 0 < written_before < COUNT * len(CPU_METHODS)
+    written_before = [path for path in (root / "lines").rglob("*") if path.is_file()]
+    assert 0 < len(written_before) < COUNT * len(CPU_METHODS)
+    # What the kill left in the lines tree is whole files only (temporaries live under .pipe/tmp).
+    assert all(path.suffix == ".png" and cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None for path in written_before)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return root
@@ -170,6 +175,76 @@ def test_ldm_runs_from_a_checkpoint_and_reproduces(tmp_path):
         assert np.array_equal(_reproduce(root, row, network), written)
 
 
+def test_decoding_gives_the_pixels_imread_gives_in_rgb_order(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    make_prepared_dataset(root, 3, size=64)
+    images = prepared_images(root)
+    # Not only the RGB PNGs prepare writes: a grey one and one with alpha decode as imread decodes them.
+    grey, alpha = (root / path for _, path in images[1:])
+    cv2.imwrite(str(grey), cv2.imread(str(grey), cv2.IMREAD_GRAYSCALE))
+    cv2.imwrite(str(alpha), cv2.cvtColor(cv2.imread(str(alpha)), cv2.COLOR_BGR2BGRA))
+
+    def decoded() -> list[np.ndarray]:
+        return [decode_prepared(root, ExtractItem(key, path, ("gray",)))["image"] for key, path in images]
+
+    expected = [_read_rgb(root, path) for _, path in images]
+    assert all(np.array_equal(ours, theirs) for ours, theirs in zip(decoded(), expected, strict=True))
+    monkeypatch.setattr("manifests.images.pyspng", None)  # a platform without libspng's wheel: OpenCV alone
+    assert all(np.array_equal(ours, theirs) for ours, theirs in zip(decoded(), expected, strict=True))
+    monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB")  # OpenCV before 4.11: BGR, then swapped
+    assert all(np.array_equal(ours, theirs) for ours, theirs in zip(decoded(), expected, strict=True))
+
+
+def _in_a_fresh_process(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_a_cpu_worker_reuses_freed_image_buffers_instead_of_faulting_in_new_pages():
+    # Without start_cpu_worker() the loop faults in about 700 fresh pages (glibc 2.36, a fresh process).
+    churn = """
+import resource, numpy as np
+from pipeline.extract.opencv_units import start_cpu_worker
+start_cpu_worker()
+np.ones((512, 512, 3), np.float32).sum()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    np.ones((512, 512, 3), np.float32).sum()  # a 3 MB buffer, freed each time, as highpass's are
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    assert int(_in_a_fresh_process(churn)) < 100
+
+
+def test_a_cpu_worker_ends_without_the_interpreters_teardown():
+    """The workers' exit handler skips the handlers registered before it (module teardown with them)."""
+    code = "import atexit; atexit.register(print, 'teardown'); from pipeline.extract.opencv_units import start_cpu_worker; start_cpu_worker()"
+    assert _in_a_fresh_process(code) == ""
+
+
+def test_cpu_workers_start_with_one_blas_thread_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with cpu_worker_environment():
+        assert _in_a_fresh_process("import os; print(os.environ['OPENBLAS_NUM_THREADS'])") == "1\n"
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    with cpu_worker_environment():
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
+
+
+def test_the_pipe_process_itself_is_never_set_up_as_a_worker(tmp_path, monkeypatch):
+    def refuse() -> None:
+        raise AssertionError("start_cpu_worker ran in the pipe process")
+
+    monkeypatch.setattr("pipeline.extract.stage.start_cpu_worker", refuse)
+    root = tmp_path / "root"
+    make_prepared_dataset(root, 2, size=64)
+    assert main(["extract", str(root), "--method", "gray", "--workers", "0"]) == 0
+    assert len(_ledger(root)) == 2
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -205,7 +280,7 @@ def test_ctrl_c_while_workers_start_is_one_line_without_tracebacks(tmp_path, del
     """A terminal's Ctrl-C (SIGINT to the whole process group) while the decode and encode workers are
     still importing: the run ends with the one "interrupted" line, no worker prints its own traceback."""
     root = tmp_path / "root"
-    make_prepared_dataset(root, 400, size=256)  # enough work that the run is still going after `delay`
+    make_prepared_dataset(root, 1200, size=256)  # enough work that the run is still going after `delay` (about 5 s)
     command = _command(root, "--workers", "2", "--batch-size", "4")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     started = root / ".pipe" / "tmp" / "lines"

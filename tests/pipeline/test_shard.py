@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -188,6 +189,8 @@ def test_a_finished_run_is_a_no_op_and_changed_options_need_redo(reference, tmp_
         (["--hints", "sparkles"], "unknown hint scheme sparkles"),
         (["--artifacts", "smudge"], "unknown artifact smudge"),
         (["--lines", "xdog=-1"], "must be > 0"),
+        (["--jpeg", "hint"], "--jpeg: unknown member hint"),
+        (["--jpeg", "color", "--jpeg-quality", "0"], "Invalid value for '--jpeg-quality'"),
     ],
 )
 def test_bad_options_are_one_line_errors(dataset, args, message, capsys):
@@ -288,3 +291,31 @@ def test_artifacts_near_hints_put_every_paste_and_spray_on_a_hint_and_are_record
     assert checked > 20
     # Resuming with the option changed is refused, naming it.
     assert main(["shard", str(root), "--lines", "xdog", "--hints", "points,patches", "--workers", "0", "--val", "0"]) == 2
+
+
+def test_jpeg_members_are_close_to_the_png_ones_and_verify(dataset, reference, tmp_path, capsys):
+    """--jpeg color,draft: those members as JPEG (same draws), line and hint still PNG, byte-identical reruns."""
+    root = copy_of(dataset, tmp_path)
+    assert main(shard_args(root, "--workers", "2", "--jpeg", "color,draft", "--jpeg-quality", "95")) == 0
+    lossy = {s["__key__"]: s for s in read_back(root)}
+    exact = {s["__key__"]: s for s in read_back(reference)}
+    assert lossy.keys() == exact.keys() and len(lossy) == COUNT - 1  # the corrupt image fails in both
+    psnr = []
+    for key, sample in lossy.items():
+        assert {"color.jpg", "line.png", "hint.png", "json"} <= sample.keys() and "color.png" not in sample
+        assert sample["json"] == exact[key]["json"]  # the same draws: only the encoding differs
+        np.testing.assert_array_equal(sample["line.png"], exact[key]["line.png"])
+        np.testing.assert_array_equal(sample["hint.png"], exact[key]["hint.png"])
+        for member in ("color", "draft"):
+            if f"{member}.png" in exact[key]:
+                decoded = np.asarray(Image.open(io.BytesIO(sample[f"{member}.jpg"])).convert("RGB"))
+                psnr.append(cv2.PSNR(decoded, exact[key][f"{member}.png"]))
+    assert min(psnr) > 30 and np.mean(psnr) > 35, (min(psnr), np.mean(psnr))
+    assert main(["shard", str(root), "--verify"]) == 0
+    assert "all good" in capsys.readouterr().err
+    again = copy_of(dataset, tmp_path / "again")
+    assert main(shard_args(again, "--workers", "0", "--jpeg", "color,draft")) == 0
+    assert tar_bytes(again) == tar_bytes(root)
+    # A resumed run must keep the format: a changed --jpeg is refused, naming the option.
+    assert main(shard_args(root, "--jpeg", "color")) == 2
+    assert "--jpeg was color,draft, now color" in capsys.readouterr().err

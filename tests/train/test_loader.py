@@ -6,12 +6,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from pipeline.cli import main
 from tests.helpers import make_prepared_dataset
-from train.loader import LoaderConfig, make_loader, shard_urls, to_device
+from train.jpeg_device import jpeg_on_device
+from train.loader import LoaderConfig, decode_scale, make_loader, shard_urls, to_device
 
 COUNT = 30
 
@@ -137,3 +140,61 @@ def test_an_endless_stream_with_more_workers_than_shards_does_not_hang(shards, t
     config = LoaderConfig(shards=(str(folder),), batch_size=2, workers=3, repeat=True, epoch_samples=12)
     batches = list(make_loader(config))
     assert len(batches) == 6
+
+
+@pytest.fixture(scope="module")
+def jpeg_shards(shards) -> Path:
+    """The same dataset sharded again with JPEG colour and drafts."""
+    root = shards.parents[2] / "jpeg"
+    shutil.copytree(shards.parents[1], root, ignore=shutil.ignore_patterns("shards", "shards.parquet", ".pipe"))
+    assert main(["shard", str(root), "--hints", "patches", "--val", "0", "--shard-samples", "4", "--workers", "0", "--jpeg", "color,draft"]) == 0
+    return root / "shards" / "train"
+
+
+def test_decode_scale_is_the_largest_reduction_that_keeps_the_decode_size():
+    assert decode_scale((512, 512), None) == 1
+    assert decode_scale((512, 512), 256) == 2 and decode_scale((512, 512), 200) == 2
+    assert decode_scale((512, 512), 64) == 8 and decode_scale((512, 512), 257) == 1
+    assert decode_scale((300, 500), 150) == 2  # sides round up, as reduced JPEG decoding rounds them
+    assert decode_scale((301, 500), 77) == 2 and decode_scale((301, 500), 76) == 4  # ceil(301 / 4) = 76
+
+
+def test_reduced_decoding_matches_the_area_resize_of_the_full_image(shards, jpeg_shards):
+    """Dense members at half size: PNG area-resized exactly, JPEG from the DCT within a few levels; hints whole."""
+    full = {k: b for k, b in zip(*_first_batch(shards, None))}
+    for folder, tolerance in ((shards, 0.0), (jpeg_shards, 4.0)):
+        keys, batch = _first_batch(folder, 32)
+        assert batch["color"].shape[-2:] == (32, 32) and batch["line"].shape[-2:] == (32, 32)
+        assert batch["hint"].shape[-2:] == (64, 64)  # sparse: resized on the device by resize_hint
+        for index, key in enumerate(keys):
+            for name in ("color", "line"):
+                whole = full[key][name].permute(1, 2, 0).numpy()
+                expected = cv2.resize(whole, (32, 32), interpolation=cv2.INTER_AREA).reshape(32, 32, -1)
+                got = batch[name][index].permute(1, 2, 0).numpy().astype(float)
+                error = np.abs(got - expected).mean()
+                assert error <= tolerance, (folder, name, error)
+
+
+def _first_batch(folder: Path, decode_size: int | None) -> tuple[list[str], dict]:
+    config = LoaderConfig(shards=(str(folder),), batch_size=8, workers=0, shuffle_buffer=0, shuffle_shards=False, images=("color", "line", "hint"), decode_size=decode_size)
+    batch = next(iter(make_loader(config)))
+    if decode_size is None:
+        return batch["__key__"], [{name: batch[name][i] for name in ("color", "line")} for i in range(len(batch["__key__"]))]
+    return batch["__key__"], batch
+
+
+def test_jpeg_members_can_go_to_the_device_undecoded(jpeg_shards):
+    config = LoaderConfig(shards=(str(jpeg_shards),), batch_size=4, workers=0, shuffle_buffer=0, images=("color", "line"), jpeg_on_device=True)
+    batch = next(iter(make_loader(config)))
+    assert "color" not in batch and len(batch["color_jpeg"]) == 4 and batch["line"].shape == (4, 1, 64, 64)
+    decoded = cv2.imdecode(batch["color_jpeg"][0].numpy(), cv2.IMREAD_COLOR)
+    assert decoded.shape == (64, 64, 3)  # the member's own bytes, for torchvision's decode_jpeg on the GPU
+
+
+def test_the_jpeg_decoder_choice_is_checked_against_the_device():
+    cpu = torch.device("cpu")
+    assert jpeg_on_device("auto", cpu) is False and jpeg_on_device("opencv", cpu) is False
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        jpeg_on_device("nvjpeg", cpu)
+    with pytest.raises(ValueError, match="choose from auto, opencv, nvjpeg"):
+        jpeg_on_device("pillow", cpu)
