@@ -105,3 +105,26 @@ def test_lean_train_shards_leave_hints_and_drafts_to_the_trainer(tmp_path, capsy
     assert main([*args, "--name", "from-shards", "--synth", "shards"]) == 2
     err = capsys.readouterr().err
     assert "hold no hints or drafts (pipe shard --lean-train)" in err and "train with --synth device" in err and "Traceback" not in err
+
+
+def test_a_resumed_run_draws_what_the_uninterrupted_one_drew(dataset):
+    """xu2020 refine reads hints and drafts: drawn on the device per step, a resume repeats the losses exactly."""
+    import json
+
+    from pipeline.cli import main
+
+    common = ["train", "refine", str(dataset), "--recipe", "xu2020", "--batch-size", "2", "--size", str(SIZE), "--width", "0.125",
+              "--workers", "0", "--log-every", "1", "--deterministic", "--seed", "3"]
+    assert main([*common, "--steps", "6", "--name", "straight"]) == 0
+    assert main([*common, "--steps", "3", "--name", "stopped"]) == 0
+    assert main([*common, "--steps", "6", "--name", "stopped", "--resume"]) == 0
+
+    def losses(name: str) -> dict[int, dict]:
+        lines = (dataset / "runs" / name / "metrics.jsonl").read_text().splitlines()
+        return {row["step"]: row for row in map(json.loads, lines)}
+
+    straight, resumed = losses("straight"), losses("stopped")
+    assert json.loads((dataset / "runs" / "straight" / "config.json").read_text())["synth"] == "device"
+    for step in (4, 5, 6):
+        for name in ("d_real", "d_fake", "g_gan", "g_l1"):
+            assert resumed[step][name] == straight[step][name], (step, name)
