@@ -121,9 +121,9 @@ def shown_path(path: Path) -> str:
     never an absolute path of the server machine."""
     if not path.is_absolute() and ".." not in path.parts:
         return path.as_posix()
-    resolved = path.resolve()
-    if resolved.is_relative_to(Path.cwd()):
-        return resolved.relative_to(Path.cwd()).as_posix()
+    resolved, here = path.resolve(), Path.cwd()
+    if here != Path(here.anchor) and resolved.is_relative_to(here):
+        return resolved.relative_to(here).as_posix()
     folders = resolved.parts[:-1]
     if "runs" in folders:
         last_runs = len(folders) - 1 - folders[::-1].index("runs")
