@@ -42,7 +42,7 @@ from manifests.ledger import Ledger, rows_by_status
 from manifests.schema import LEDGERS, LedgerSchema, by_stage
 from pipeline.console import console, make_progress
 from pipeline.errors import Interrupted, PipeError
-from pipeline.recorded_options import RecordedOptions, option_changes, options_json, shown
+from pipeline.recorded_options import DamagedRecord, RecordedOptions, option_changes, options_json, read_digested_json, shown
 
 log = logging.getLogger(__name__)
 
@@ -197,11 +197,9 @@ class StageSession:
         if self.options_path is None or not self.options_path.is_file():
             return {}
         try:
-            recorded = json.loads(self.options_path.read_text())
-        except ValueError:
-            recorded = None
-        if isinstance(recorded, dict):
-            return recorded
+            return read_digested_json(self.options_path)
+        except DamagedRecord:
+            pass
         if self.redo:
             return {}
         raise PipeError(f"{self.options_path} is damaged: add --redo to start over")
