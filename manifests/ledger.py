@@ -119,7 +119,7 @@ def check_ledger_file(path: Path, stage: str) -> CheckedTable:
         return read_checksummed_parquet(data)
     except Exception as exc:  # noqa: BLE001 - a digest mismatch, or one of pyarrow's several errors for damaged files
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LedgerError(f"ledger {path} is damaged ({why}): {recovery_hint(stage)}") from exc
+        raise LedgerError(f"cannot read ledger {path}: it is damaged ({why}); {recovery_hint(stage)}") from exc
 
 
 def read_ledger_file(path: Path, schema: LedgerSchema) -> pa.Table:

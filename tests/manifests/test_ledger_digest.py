@@ -49,7 +49,7 @@ def test_a_flip_in_the_key_column_of_prepared_is_no_phantom_key(tmp_path):
     assert chunk.path_in_schema == "key"
     last_page_byte = chunk.data_page_offset + chunk.total_compressed_size - 2
     ledger.path.write_bytes(_flipped(data, last_page_byte, 0))
-    with pytest.raises(LedgerError, match=r"prepared\.parquet is damaged.*pipe prepare"):
+    with pytest.raises(LedgerError, match=r"prepared\.parquet: it is damaged.*pipe prepare"):
         ledger.read()
 
 
@@ -59,7 +59,7 @@ def test_a_damaged_part_file_is_caught_too(tmp_path):
     part = ledger.pending_parts()[0]
     data = part.read_bytes()
     part.write_bytes(_flipped(data, len(data) // 2, 3))
-    with pytest.raises(LedgerError, match="part-00000001.parquet is damaged"):
+    with pytest.raises(LedgerError, match="part-00000001.parquet: it is damaged"):
         ledger.read()
 
 
