@@ -60,11 +60,20 @@ def parse_digested_json(text: str) -> tuple[dict[str, Any], bool]:
     if not isinstance(values, dict):
         raise DamagedRecord("not a JSON object")
     if DIGEST_FIELD not in values:
+        if any(_one_bit_from(key, DIGEST_FIELD) for key in values):  # a flip renamed the digest: not an older pipe's record
+            raise DamagedRecord(f"its {DIGEST_FIELD} field is damaged")
         return values, False
     recorded = values.pop(DIGEST_FIELD)
     if recorded != json_digest(values):
         raise DamagedRecord("its content does not match its digest")
     return values, True
+
+
+def _one_bit_from(text: str, wanted: str) -> bool:
+    if len(text) != len(wanted):
+        return False
+    differing = [ord(a) ^ ord(b) for a, b in zip(text, wanted) if a != b]
+    return len(differing) == 1 and differing[0] & (differing[0] - 1) == 0
 
 
 def read_digested_json(path: Path) -> dict[str, Any]:

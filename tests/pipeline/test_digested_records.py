@@ -35,3 +35,10 @@ def test_a_record_without_a_digest_is_read_as_an_older_pipe_wrote_it():
     with pytest.raises(DamagedRecord, match="not valid JSON"):
         parse_digested_json(options_json({"--min-side": 512})[:-5])
     assert json.loads(options_json({"a": 1, "_digest": "old"}))["_digest"] == json.loads(options_json({"a": 1}))["_digest"]
+
+
+def test_a_flip_that_renames_the_digest_field_is_not_taken_for_an_older_record():
+    text = options_json({"--min-side": 512})
+    for flipped in ("_digesu", "Odigest", "_dig%st"):
+        with pytest.raises(DamagedRecord, match="_digest field is damaged"):
+            parse_digested_json(text.replace('"_digest"', f'"{flipped}"'))
