@@ -18,8 +18,9 @@ from urllib.parse import urlencode
 
 import scrapy
 from scrapy import signals
-from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
+from scrapy.exceptions import CannotResolveHostError, CloseSpider, DontCloseSpider, DownloadConnectionRefusedError, IgnoreRequest
 from scrapy.http import Request, Response
+from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import error as net_error
 
 from manifests import reasons
@@ -283,7 +284,9 @@ class BooruSpider(scrapy.Spider):
             message = f"robots.txt of {self.site.root} disallows {request.url}"
         else:
             message = f"could not fetch {request.url}: {failure.getErrorMessage()}"
-        self._fail(message)
+        # Not CloseSpider: raised from an errback, Scrapy would log the download's traceback too.
+        self.fatal_error = self.state.stop_reason = message
+        deferred_from_coro(self.crawler.engine.close_spider_async(reason="api_error"))
 
     def _fail(self, message: str):
         self.fatal_error = message
@@ -293,6 +296,8 @@ class BooruSpider(scrapy.Spider):
 
 # Connection failures that mean "nothing answers there", with the words the error line uses.
 _UNREACHABLE = {
+    DownloadConnectionRefusedError: "connection refused",
+    CannotResolveHostError: "host not found",
     net_error.ConnectionRefusedError: "connection refused",
     net_error.DNSLookupError: "host not found",
     net_error.NoRouteError: "no route to host",

@@ -91,7 +91,9 @@ def _configure_logging(verbose: int) -> None:
     handler = RichHandler(console=console, show_path=False, level=level)
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     # Download failures are ledger rows with reasons; Scrapy's own per-failure tracebacks are noise.
-    for name in ("scrapy.pipelines.media", "scrapy.pipelines.files", "scrapy.core.scraper", "scrapy.core.downloader.handlers.http11"):
+    # A robots.txt that cannot be fetched is logged with a traceback; the API request after it says why.
+    noisy = ("scrapy.pipelines.media", "scrapy.pipelines.files", "scrapy.core.scraper", "scrapy.core.downloader.handlers.http11", "scrapy.downloadermiddlewares.robotstxt")
+    for name in noisy:
         logging.getLogger(name).setLevel(logging.CRITICAL if verbose < 2 else logging.DEBUG)
 
 
