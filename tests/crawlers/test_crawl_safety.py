@@ -10,6 +10,7 @@ import base64
 import socket
 import struct
 import zlib
+import numpy as np
 import pytest
 
 from crawlers.config import CrawlConfig, Politeness
@@ -18,7 +19,7 @@ from manifests.ledger import Ledger
 from manifests.schema import RAW
 from pipeline.cli import main
 from pipeline.crawl.stage import run_crawl
-from pipeline.demo.fixture_site import FixturePost, FixtureSite, _Handler, generated_post
+from pipeline.demo.fixture_site import FixturePost, FixtureSite, _Handler, encode_image, generated_post
 
 FAST = Politeness(request_interval=0.0, backoff_base=0.1, retries=1)
 SECRET = b"\x89PNG\r\n\x1a\n secret bytes of the crawling machine"
@@ -68,6 +69,8 @@ def hostile_crawl(tmp_path_factory):
     good = [generated_post(1000 - i, 10 + i) for i in range(3)]
     odd = [generated_post(990 - i, 20 + i) for i in range(14)]
     bombs = [FixturePost(970, png_header(100_000, 100_000), "png", 640, 576), FixturePost(969, png_header(12_000, 12_000), "png", 640, 576)]
+    noise = np.random.default_rng(0).integers(0, 256, (1100, 1100, 3), dtype=np.uint8)
+    oversized = FixturePost(968, encode_image(noise, "png"), "png", 1100, 1100)  # about 3.6 MB, over --max-file-mb 2
     data_url = "data:image/png;base64," + base64.b64encode(generated_post(1, 1, ext="png").body).decode()
     overrides = {
         990: {"file_url": f"file://{secret}", "file_ext": "png"},
@@ -83,8 +86,9 @@ def hostile_crawl(tmp_path_factory):
         979: {"id": True},
         978: {"id": -3},
         977: {"id": None},
+        968: {"file_size": 1000},  # declared small: only the Content-Length tells
     }
-    posts = good + odd + bombs
+    posts = good + odd + bombs + [oversized]
     with FixtureSite("danbooru", odd) as away:
         board = HostileBoard(posts, overrides, away.root)
         with board:
@@ -95,7 +99,7 @@ def hostile_crawl(tmp_path_factory):
             board_requests = list(board.requests)
         away_requests = list(away.requests)
     rows = {row["post"]: row for row in Ledger(folder / "root", RAW).read().to_pylist()}
-    names = [post.file_name for post in good + bombs]
+    names = [post.file_name for post in good + bombs + [oversized]]
     return {"served_names": names, "redirected_name": odd[990 - 983].file_name, "report": report, "rows": rows, "root": folder / "root", "away": away_requests, "board": board_requests, "secret": secret}
 
 
@@ -136,7 +140,7 @@ def test_bad_post_ids_are_rejected_rows_and_the_crawl_keeps_its_ledger(hostile_c
     assert sorted(bad) == sorted(["danbooru:1000000000000000000000000000000", "danbooru:12abc", "danbooru:979.5", "danbooru:True", "danbooru:-3"] + [p for p in bad if "no-id-" in p])
     assert len(bad) == 6 and all(row["status"] == "rejected" and row["post_id"] is None for row in bad.values())
     assert "not a whole number" in bad["danbooru:12abc"]["detail"]
-    assert len(rows) == 3 + 14 + 2  # every listed record has a row: none dropped
+    assert len(rows) == 3 + 14 + 3  # every listed record has a row: none dropped
 
 
 def test_a_pixel_bomb_header_is_rejected_too_large_not_failed(hostile_crawl):
@@ -145,6 +149,12 @@ def test_a_pixel_bomb_header_is_rejected_too_large_not_failed(hostile_crawl):
     assert (huge["status"], huge["reason"]) == ("rejected", "too_large") and "pixels" in huge["detail"]
     assert (big["status"], big["reason"]) == ("rejected", "too_large")
     assert "12000x12000 = 144,000,000 pixels" in big["detail"]
+
+
+def test_a_file_over_max_file_mb_is_refused_from_its_content_length(hostile_crawl):
+    row = hostile_crawl["rows"]["danbooru:968"]
+    assert (row["status"], row["reason"]) == ("rejected", "too_large"), row["detail"]
+    assert row["path"] is None
 
 
 def test_file_hosts_lets_a_named_cdn_serve_files(tmp_path):
