@@ -221,7 +221,8 @@ class LedgerPipeline:
 
 
 def stop_crawl(crawler) -> None:  # noqa: ANN001
-    """Close the spider after a failed write: nothing more is listed or downloaded."""
-    engine = crawler.engine
-    if engine is not None and engine.spider is not None and getattr(engine, "_slot", None) is not None and engine._slot.closing is None:
-        deferred_from_coro(engine.close_spider_async(reason="write_error"))
+    """Close the spider (once) after a failed write: nothing more is listed or downloaded."""
+    state: CrawlState = crawler.spider.state
+    if not state.stopping:
+        state.stopping = True
+        deferred_from_coro(crawler.engine.close_spider_async(reason="write_error"))

@@ -112,6 +112,7 @@ class CrawlState:
         self.on_file: Callable[[str], None] | None = None
         # The first write that failed; the crawl stops there and its ledger keeps what was saved.
         self.write_error: WriteFailure | None = None
+        self.stopping = False  # the spider was asked to close after write_error
         self.rows_saved = 0
         self._load_ledger(ledger)
         self._adopt_orphans()
