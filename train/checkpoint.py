@@ -83,7 +83,7 @@ def write_payload(path: Path, payload: dict[str, Any]) -> None:
 def _describe_unsigned(path: Path, strings: set[str]) -> str:
     """Why a file without pipe's checksum is refused, from its pickle's strings (nothing of it runs)."""
     if LEGACY_FORMAT in strings:
-        return (f"{path} is a checkpoint of an earlier pipe ({LEGACY_FORMAT}), which only loads by running the code it holds: "
+        return (f"{path} is a checkpoint of an earlier pipe ({LEGACY_FORMAT}), which loads only by full unpickling (that runs any code a file holds): "
                 f"if you trust where it came from, convert it once with `{CONVERT_COMMAND} {path}`")
     if FORMAT in strings:
         return f"{path} is damaged (truncated or corrupted): its checksum is missing"

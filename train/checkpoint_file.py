@@ -28,6 +28,23 @@ TRAILER_TAG = b"PIPE-CHECKPOINT-SHA256:"
 TRAILER_SIZE = len(TRAILER_TAG) + 64 + 1
 # Errors of a full disk (or a full quota): re-raised naming the checkpoint, not its temporary name.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# What weights-only loading rebuilds (besides tensors and containers), matched by exact type: a NumPy
+# float is a float subclass that it would refuse.
+PLAIN_SCALARS = (str, int, float, bool, type(None), bytes, torch.dtype, torch.device)
+
+
+def non_plain(value: Any, where: str = "payload") -> str | None:
+    """Where in `value` something sits that weights-only loading refuses (a NumPy scalar or array, a
+    Path, any other object), or None when it all loads back: found at save time, not at resume."""
+    if isinstance(value, torch.Tensor) or type(value) in PLAIN_SCALARS:
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return f"{where} (a {type(value).__module__}.{type(value).__qualname__})"
+    return next((found for key, item in items if (found := non_plain(item, f"{where}[{key!r}]"))), None)
 
 
 def signed_bytes(payload: dict[str, Any]) -> bytes:
@@ -44,6 +61,9 @@ def write_signed(path: Path, payload: dict[str, Any]) -> None:
     A full disk raises OSError(ENOSPC, ..., path) whichever call saw it (the write, the fsync).
     """
     path = Path(path)
+    found = non_plain(payload)
+    if found is not None:
+        raise TypeError(f"checkpoint {path}: {found} would need full unpickling to load; store tensors, numbers, strings and plain containers")
     try:
         data = signed_bytes(payload)
         with atomic_target(path, durable=True) as tmp:

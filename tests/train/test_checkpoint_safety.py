@@ -152,3 +152,10 @@ def test_a_full_disk_names_the_checkpoint_and_keeps_the_previous_one(small_check
     monkeypatch.undo()
     assert small_checkpoint.read_bytes() == before and read_checkpoint(small_checkpoint)["step"] == 7
     assert sorted(p.name for p in small_checkpoint.parent.iterdir()) == ["last.pt"]  # no temporary left
+
+
+def test_saving_what_would_need_full_unpickling_fails_at_save_not_at_resume(small_checkpoint):
+    before = small_checkpoint.read_bytes()
+    with pytest.raises(TypeError, match=r"payload\['extras'\]\['loss'\] \(a numpy.float64\) would need full unpickling"):
+        save_checkpoint(small_checkpoint, 8, {"m": torch.nn.Linear(2, 2)}, {"loss": np.float64(0.5)})
+    assert small_checkpoint.read_bytes() == before
