@@ -252,16 +252,20 @@ class StageSession:
         path = self.layout.generation(stage)
         return path.read_text().strip() if path.is_file() else None
 
-    def check_upstream(self) -> None:
-        """Refuse to resume from a ledger made from upstream outputs that a `--redo` has since replaced."""
+    def stale_upstream(self) -> list[str]:
+        """The upstream stages whose outputs a `--redo` has replaced since this ledger was made from them."""
         path = self.layout.upstream(self.name)
         if not self.upstream or not path.is_file():
-            return
+            return []
         try:
             made_from = json.loads(path.read_text())
         except ValueError:
             made_from = {}
-        stale = [stage for stage in self.upstream if made_from.get(stage) and self._generation_of(stage) not in (None, made_from[stage])]
+        return [stage for stage in self.upstream if made_from.get(stage) and self._generation_of(stage) not in (None, made_from[stage])]
+
+    def check_upstream(self) -> None:
+        """Refuse to resume from a ledger made from upstream outputs that a `--redo` has since replaced."""
+        stale = self.stale_upstream()
         if stale:
             redone = " and ".join(f"`pipe {STAGE_COMMANDS.get(stage, stage)} --redo`" for stage in stale)
             verb = "have" if len(stale) > 1 else "has"
