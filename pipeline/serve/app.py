@@ -177,6 +177,18 @@ async def _drain(request: Request) -> None:
         pass
 
 
+def _http_message(request: Request, exc: HTTPException) -> str:
+    """What a routing refusal tells the user: the API to use rather than a bare status text."""
+    path = request.url.path
+    if exc.status_code == 404:
+        return f"no such page: {path} (the API is GET /api/models, GET /api/stats and POST /api/colorize)"
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        usage = " (multipart/form-data with the file field `sketch`)" if path == "/api/colorize" else ""
+        return f"{request.method} {path} is not served: use {allowed}{usage}"
+    return str(exc.detail)
+
+
 class Held:
     """How many colouring requests the server holds now (reading, decoding, waiting, colouring)."""
 
@@ -267,7 +279,7 @@ class Endpoints:
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return refused(request, exc.status_code, str(exc.detail))
+        return refused(request, exc.status_code, _http_message(request, exc), exc.headers)
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)  # the detail stays in the log

@@ -215,3 +215,16 @@ def test_memory_returns_to_idle_after_bursts(checkpoints):
         process.terminate()
         process.wait(timeout=30)
     assert max(after) - idle < 150, (idle, after)
+
+
+def test_wrong_method_and_unknown_path_say_what_to_use(models):
+    """A GET to /api/colorize (a browser's address bar) or a mistyped path is told the API, as JSON."""
+    with served(models) as url:
+        with pytest.raises(urllib.error.HTTPError) as wrong_method:
+            urllib.request.urlopen(f"{url}/api/colorize", timeout=30)
+        with pytest.raises(urllib.error.HTTPError) as unknown:
+            urllib.request.urlopen(f"{url}/api/colourize", timeout=30)
+    assert wrong_method.value.code == 405 and wrong_method.value.headers["allow"] == "POST"
+    assert json.loads(wrong_method.value.read())["error"] == "GET /api/colorize is not served: use POST (multipart/form-data with the file field `sketch`)"
+    assert unknown.value.code == 404 and unknown.value.headers["content-type"] == "application/json"
+    assert json.loads(unknown.value.read())["error"] == "no such page: /api/colourize (the API is GET /api/models, GET /api/stats and POST /api/colorize)"
