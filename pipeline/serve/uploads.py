@@ -28,6 +28,8 @@ from train.inputs import resize_hint
 
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 MP: a 6300 x 6300 sketch; larger ones get 413
 EXIF_ORIENTATION = 0x0112
+PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: the last 8 bytes of a whole PNG
+PNG_TAIL_BYTES = 65536
 STRIP_PIXELS = 2**22  # hint pixels reduced per step (a 64 MiB float strip)
 
 
@@ -137,6 +139,12 @@ def _grey_by_opencv(data: bytes, header: Header, side: int) -> tuple[np.ndarray,
     return grey, grey.shape[:2]
 
 
+def _png_is_whole(data: bytes) -> bool:
+    """Whether a PNG ends in its IEND chunk (some tools append a few bytes after it). A truncated one
+    goes to Pillow, which says so, rather than to libpng, which writes its complaint to stderr."""
+    return PNG_END in data[-PNG_TAIL_BYTES:]
+
+
 def _grey_by_pillow(data: bytes) -> np.ndarray:
     """Grey pixels of any image Pillow reads; transparent parts become white paper."""
     image = _open(data, "sketch")
@@ -149,7 +157,8 @@ def _grey_by_pillow(data: bytes) -> np.ndarray:
 def decode_sketch(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, side: int = 2048) -> Sketch:
     """The sketch as grey uint8, its long side at most `side`, and the size it was sent at."""
     header = read_header(data, "sketch", max_pixels)
-    opened = _grey_by_opencv(data, header, side) if header.format in ("PNG", "JPEG") and not header.has_alpha else None
+    by_opencv = header.format == "JPEG" or (header.format == "PNG" and _png_is_whole(data))
+    opened = _grey_by_opencv(data, header, side) if by_opencv and not header.has_alpha else None
     if opened is None:
         grey = _grey_by_pillow(data)
         opened = grey, grey.shape[:2]

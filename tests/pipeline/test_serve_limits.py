@@ -228,3 +228,15 @@ def test_wrong_method_and_unknown_path_say_what_to_use(models):
     assert json.loads(wrong_method.value.read())["error"] == "GET /api/colorize is not served: use POST (multipart/form-data with the file field `sketch`)"
     assert unknown.value.code == 404 and unknown.value.headers["content-type"] == "application/json"
     assert json.loads(unknown.value.read())["error"] == "no such page: /api/colourize (the API is GET /api/models, GET /api/stats and POST /api/colorize)"
+
+
+def test_truncated_png_is_400_without_codec_noise_on_stderr(capfd):
+    """An upload cut short (a dropped connection, a partial copy) is named truncated, and libpng's own
+    complaint does not reach the server's stderr."""
+    data = png(sketch(3000, 2000))
+    with pytest.raises(uploads.BadInput) as caught:
+        decode_sketch(data[: len(data) * 9 // 10], side=512)
+    assert caught.value.status == 400
+    assert caught.value.message == "sketch is a damaged or unsupported image: image file is truncated"
+    assert "libpng" not in capfd.readouterr().err
+    assert decode_sketch(data + b"trailing bytes", side=512).grey.shape == (341, 512)  # bytes after IEND are harmless
