@@ -8,8 +8,11 @@ mtime, owner and mode, so the same samples always give the same bytes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 STATS_SUFFIX = "_stats.json"
@@ -41,11 +44,60 @@ def finished_tars(folder: Path) -> list[Path]:
     return [shard_paths(folder, index)[0] for index in finished_shards(folder)]
 
 
-def sidecar_keys(sidecar: Path) -> list[str]:
-    """The sample keys of one shard, in tar order, from its sidecar."""
+class ShardFileError(ValueError):
+    """A file of a finished shard that cannot be read as what it should be (truncated, garbage, wrong fields)."""
+
+
+# What every done-marker holds, and the type of each (what resume and --verify rely on).
+DONE_MARKER_FIELDS = {"count": int, "bytes": int, "sha256": str}
+
+
+def read_done_marker(path: Path) -> dict[str, Any]:
+    """A shard's `_stats.json`, checked to hold its count, size and SHA-256; ShardFileError if it does not."""
+    try:
+        stats = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ShardFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(stats, dict):
+        raise ShardFileError(f"{path}: not a done-marker (a JSON {type(stats).__name__}, not an object)")
+    wrong = [name for name, kind in DONE_MARKER_FIELDS.items() if not isinstance(stats.get(name), kind) or isinstance(stats.get(name), bool)]
+    if wrong:
+        raise ShardFileError(f"{path}: done-marker without a valid {', '.join(wrong)}")
+    return stats
+
+
+def _sidecar_error(sidecar: Path, exc: Exception) -> ShardFileError:
+    return ShardFileError(f"{sidecar}: not a readable Parquet sidecar ({str(exc).splitlines()[0]})")
+
+
+def read_sidecar(sidecar: Path, columns: list[str] | None = None) -> pa.Table:
+    """A shard's Parquet sidecar (or some of its columns); ShardFileError if it is truncated or not Parquet."""
     if not sidecar.is_file():
         raise FileNotFoundError(f"{sidecar} is missing: the shard's ledger was deleted; re-run `pipe shard` for this split")
-    return pq.read_table(sidecar, columns=["key"]).column("key").to_pylist()
+    try:
+        return pq.read_table(sidecar, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise _sidecar_error(sidecar, exc) from None
+
+
+def member_digests(sidecar: Path) -> dict[str, dict[str, str]]:
+    """key -> {member extension: SHA-256 hex} from a sidecar; {} for shards written before digests were recorded."""
+    try:
+        names = pq.read_schema(sidecar).names
+    except (pa.ArrowException, OSError) as exc:
+        raise _sidecar_error(sidecar, exc) from None
+    if "member_sha256" not in names:
+        return {}
+    table = read_sidecar(sidecar, columns=["key", "members", "member_sha256"])
+    return {
+        key: dict(zip(members or [], digests or []))
+        for key, members, digests in zip(*(table[name].to_pylist() for name in ("key", "members", "member_sha256")))
+    }
+
+
+def sidecar_keys(sidecar: Path) -> list[str]:
+    """The sample keys of one shard, in tar order, from its sidecar."""
+    return read_sidecar(sidecar, columns=["key"]).column("key").to_pylist()
 
 
 def split_keys(folder: Path) -> list[str]:
