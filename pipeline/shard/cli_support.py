@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.console import console
@@ -15,7 +16,7 @@ from pipeline.shard.config import JPEG_MEMBERS, ShardConfig
 from pipeline.shard.plan import extracted_methods
 from pipeline.shard.sheet import contact_sheet as write_contact_sheet
 from pipeline.shard.stage import ShardState, run_shard, shards_root
-from pipeline.shard.verify import verify_shards
+from pipeline.shard.verify import verify_shard_set
 from synth.artifacts import parse_artifact_names
 from synth.common import parse_subset
 from synth.hints import parse_hint_names
@@ -88,18 +89,23 @@ def run_shard_command(root: Path, verify: bool, redo: bool, contact_sheet: Path 
         console.print(f"contact sheet of {shown} samples: {contact_sheet}")
         return
     if verify:
-        folder = shards_root(root.resolve())
-        if not folder.is_dir():
-            raise PipeError(f"no shards in {root}: run `pipe shard {root}` first")
-        report = verify_shards(folder)
-        for problem in report.problems:
-            console.print(f"[red]problem:[/] {problem}", soft_wrap=True)
-        verdict = "[green]all good[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
-        console.print(f"verified {report.shards} shards, {report.samples:,} samples, {report.bytes / 1e6:,.1f} MB: {verdict}")
-        if not report.ok:
-            raise typer.Exit(1)
+        verify_command(root.resolve())
         return
     config = build_config(root, **options)
     report, states = run_shard(config, redo=redo)
     print_run_report(report)
     console.print(shards_table(states))
+
+
+def verify_command(root: Path) -> None:
+    """Print each problem of the shard set, then the verdict; exit 1 when there are problems."""
+    try:
+        report = verify_shard_set(root)
+    except FileNotFoundError as exc:
+        raise PipeError(str(exc)) from None
+    for problem in report.problems:
+        console.print(f"[red]problem:[/] {escape(problem)}", soft_wrap=True)
+    verdict = "[green]all good[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
+    console.print(f"verified {report.files} files: {report.shards} shards, {report.samples:,} samples, {report.bytes / 1e6:,.1f} MB: {verdict}")
+    if not report.ok:
+        raise typer.Exit(1)

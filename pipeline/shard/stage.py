@@ -10,7 +10,6 @@ a done-marker are deleted and their samples packed again, into the same shard nu
 from __future__ import annotations
 
 import io
-import json
 import logging
 import shutil
 import tarfile
@@ -19,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger
 from manifests.schema import SHARDS, STATUS_FAILED, STATUS_OK
-from manifests.shards import finished_shards, shard_paths
+from manifests.shards import ShardFileError, finished_shards, read_done_marker, read_sidecar, shard_paths, sidecar_keys
 from pipeline.console import console
 from pipeline.errors import PipeError
 from pipeline.executors import ExecutorSpec, spec_of, start_executor
@@ -71,8 +69,11 @@ def scan_split(folder: Path, split: str) -> ShardState:
             path.unlink()
     for index in finished:
         _, sidecar, stats = shard_paths(folder, index)
-        keys = tuple(pq.read_table(sidecar, columns=["key"])["key"].to_pylist())
-        info = json.loads(stats.read_text())
+        try:
+            keys = tuple(sidecar_keys(sidecar))
+            info = read_done_marker(stats)
+        except (ShardFileError, FileNotFoundError) as exc:
+            raise PipeError(f"{exc}; `pipe shard {folder.parent.parent} --verify` lists every damaged file, --redo builds the shards again") from None
         state.summaries.append(ShardSummary(split, index, info["count"], info["bytes"], keys))
         state.done_keys.update(keys)
     state.next_index = finished[-1] + 1 if finished else 0
@@ -163,7 +164,7 @@ def repair_ledger(ledger: Ledger, folder: Path, states: dict[str, ShardState], c
         for summary in state.summaries:
             if not set(summary.keys) <= recorded:
                 sidecar = shard_paths(folder / split, summary.index)[1]
-                missing += ok_rows(pq.read_table(sidecar).to_pylist(), config)
+                missing += ok_rows(read_sidecar(sidecar).to_pylist(), config)
     if missing:
         ledger.append(missing)
 
