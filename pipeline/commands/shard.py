@@ -28,6 +28,7 @@ def _shard_epilog() -> str:
 
 @app.command(epilog=_shard_epilog())
 def shard(
+    ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe prepare` and `pipe extract`).")],
     lines: Annotated[
         Optional[str],
@@ -64,12 +65,16 @@ def shard(
     artifacts), .palette.npy (with --hints palette) and .json with every drawn parameter; --jpeg
     color,line,draft stores those members as .jpg instead (a GPU trainer's loader then keeps up). Each shard
     has a Parquet sidecar and a _stats.json done-marker; a killed run resumes at the first unfinished
-    shard and gives the same bytes as an uninterrupted one. Outcomes go to ROOT/shards.parquet.
+    shard and gives the same bytes as an uninterrupted one; `pipe shard ROOT` alone resumes with the
+    recorded options (ROOT/shards/_config.json). Outcomes go to ROOT/shards.parquet.
     """
     from pipeline.shard.cli_support import run_shard_command
 
+    # What the command line set: on a resume, the other options take their recorded values.
+    # Compared by name: Typer carries its own copy of Click, whose ParameterSource is not click's.
+    given = {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
     run_shard_command(
-        root=root, lines=lines, gray_share=gray_share, equalize_share=equalize_share, jitter=jitter, hints=hints,
+        given=given, root=root, lines=lines, gray_share=gray_share, equalize_share=equalize_share, jitter=jitter, hints=hints,
         no_hint_share=no_hint_share, artifacts=artifacts, artifacts_near_hints=artifacts_near_hints, seed=seed, val=val, shard_samples=shard_samples,
         shard_mb=shard_mb, histogram_images=histogram_images, png_compression=png_compression, jpeg=jpeg, jpeg_quality=jpeg_quality, lean_train=lean_train, verify=verify, contact_sheet=contact_sheet,
         workers=workers, executor=executor_choice(executor, ray_address), ray_address=ray_address, save_every=save_every, redo=redo,

@@ -184,12 +184,15 @@ def warn_small_val(jobs: list[ShardJob], config: ShardConfig) -> None:
         )
 
 
-def run_shard(config: ShardConfig, redo: bool = False) -> tuple[RunReport, dict[str, ShardState]]:
+def run_shard(config: ShardConfig, redo: bool = False, note: str | None = None) -> tuple[RunReport, dict[str, ShardState]]:
+    """Pack what is not packed yet; `note` (which recorded options a resume took) is printed once the options are accepted."""
     folder = shards_root(config.root)
     jobs = plan_shard(config)  # before anything is written: a wrong ROOT leaves no trace
-    warn_small_val(jobs, config)
     options = RecordedOptions(config.fingerprint(), path=DatasetLayout(config.root).shard_config, labels=OPTION_FLAGS)
     with StageSession(config.root, SHARDS.stage, SHARDS, save_every=config.flush_seconds, options=options, redo=redo, upstream=("prepared", "lines")) as session:
+        if note:
+            console.print(note, soft_wrap=True)
+        warn_small_val(jobs, config)  # only once the session accepted the options: a refused run warns of nothing
         session.saved_note = "finished shards are kept"
         ledger = session.ledger
         if redo:
