@@ -1,19 +1,19 @@
 """The shard format: one WebDataset tar, its Parquet sidecar and its `_stats.json` done-marker.
 
 A shard `NNNNN` of a split is three files in ROOT/shards/<split>/: `NNNNN.tar` (the samples),
-`NNNNN.parquet` (one row per sample in tar order, schema `SHARD_SIDECAR`) and `NNNNN_stats.json`,
+`NNNNN.parquet` (one row per sample in tar order, schema `SHARD_SIDECAR`, written through
+manifests.checksummed) and `NNNNN_stats.json` (a digested JSON record, pipeline.shard.done_marker),
 written last: a shard is finished exactly when its done-marker exists. Tar headers carry a fixed
 mtime, owner and mode, so the same samples always give the same bytes.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from manifests.checksummed import DigestMismatch, read_checksummed_parquet
 
 STATS_SUFFIX = "_stats.json"
 TAR_MTIME = 0.0
@@ -48,47 +48,30 @@ class ShardFileError(ValueError):
     """A file of a finished shard that cannot be read as what it should be (truncated, garbage, wrong fields)."""
 
 
-# What every done-marker holds, and the type of each (what resume and --verify rely on).
-DONE_MARKER_FIELDS = {"count": int, "bytes": int, "sha256": str}
-
-
-def read_done_marker(path: Path) -> dict[str, Any]:
-    """A shard's `_stats.json`, checked to hold its count, size and SHA-256; ShardFileError if it does not."""
-    try:
-        stats = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ShardFileError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(stats, dict):
-        raise ShardFileError(f"{path}: not a done-marker (a JSON {type(stats).__name__}, not an object)")
-    wrong = [name for name, kind in DONE_MARKER_FIELDS.items() if not isinstance(stats.get(name), kind) or isinstance(stats.get(name), bool)]
-    if wrong:
-        raise ShardFileError(f"{path}: done-marker without a valid {', '.join(wrong)}")
-    return stats
-
-
 def _sidecar_error(sidecar: Path, exc: Exception) -> ShardFileError:
     return ShardFileError(f"{sidecar}: not a readable Parquet sidecar ({str(exc).splitlines()[0]})")
 
 
 def read_sidecar(sidecar: Path, columns: list[str] | None = None) -> pa.Table:
-    """A shard's Parquet sidecar (or some of its columns); ShardFileError if it is truncated or not Parquet."""
+    """A shard's Parquet sidecar (or some of its columns), checked against its page checksums and file
+    digest (manifests.checksummed; sidecars from before digests are read as they are); ShardFileError if
+    it is damaged, truncated or not Parquet."""
     if not sidecar.is_file():
         raise FileNotFoundError(f"{sidecar} is missing: the shard's ledger was deleted; re-run `pipe shard` for this split")
     try:
-        return pq.read_table(sidecar, columns=columns)
-    except (pa.ArrowException, OSError) as exc:
+        table = read_checksummed_parquet(sidecar.read_bytes()).table
+        return table if columns is None else table.select(columns)
+    except DigestMismatch as exc:
+        raise ShardFileError(f"{sidecar}: damaged Parquet sidecar ({exc})") from None
+    except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
         raise _sidecar_error(sidecar, exc) from None
 
 
 def member_digests(sidecar: Path) -> dict[str, dict[str, str]]:
     """key -> {member extension: SHA-256 hex} from a sidecar; {} for shards written before digests were recorded."""
-    try:
-        names = pq.read_schema(sidecar).names
-    except (pa.ArrowException, OSError) as exc:
-        raise _sidecar_error(sidecar, exc) from None
-    if "member_sha256" not in names:
+    table = read_sidecar(sidecar)
+    if "member_sha256" not in table.column_names:
         return {}
-    table = read_sidecar(sidecar, columns=["key", "members", "member_sha256"])
     return {
         key: dict(zip(members or [], digests or []))
         for key, members, digests in zip(*(table[name].to_pylist() for name in ("key", "members", "member_sha256")))

@@ -17,7 +17,7 @@ from typing import Any
 
 from manifests.layout import DatasetLayout
 from pipeline.errors import PipeError
-from pipeline.recorded_options import shown
+from pipeline.recorded_options import DamagedRecord, parse_digested_json, shown
 from pipeline.shard.config import OPTION_FLAGS, ShardConfig
 
 # Fingerprint key -> the `pipe shard` parameter that sets it (what the command line may have given).
@@ -38,12 +38,9 @@ def recorded_shard_options(root: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        recorded = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError):
-        recorded = None
-    if not isinstance(recorded, dict):
-        raise PipeError(f"{path} is damaged: add --redo to start over")
-    return recorded
+        return parse_digested_json(path.read_bytes().decode())[0]
+    except (DamagedRecord, UnicodeDecodeError) as exc:
+        raise PipeError(f"{path} is damaged ({exc}): add --redo to start over") from None
 
 
 def _plain(value: Any) -> Any:

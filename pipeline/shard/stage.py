@@ -24,7 +24,7 @@ from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger
 from manifests.schema import SHARDS, STATUS_FAILED, STATUS_OK
-from manifests.shards import ShardFileError, finished_shards, read_done_marker, read_sidecar, shard_paths, sidecar_keys
+from manifests.shards import ShardFileError, finished_shards, read_sidecar, shard_paths, sidecar_keys
 from pipeline.console import console
 from pipeline.errors import PipeError
 from pipeline.executors import ExecutorSpec, spec_of, start_executor
@@ -32,6 +32,7 @@ from pipeline.recorded_options import RecordedOptions
 from pipeline.importing.splits import kept_splits
 from pipeline.session import RunReport, StageSession
 from pipeline.shard.config import OPTION_FLAGS, SPLITS, ShardConfig
+from pipeline.shard.done_marker import read_done_marker
 from pipeline.shard.plan import ShardJob, plan_shard, val_share_for
 from pipeline.shard.synthesize import SampleOutcome, SynthInputs, init_synth_worker, read_rgb, synthesize_in_worker
 from pipeline.shard.writer import ShardSummary, ShardWriter
@@ -227,9 +228,10 @@ def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardS
     writers: dict[str, ShardWriter] = {}
 
     def finish(split: str) -> None:
-        writer = writers.pop(split)
+        writer = writers[split]
         rows = writer.rows
         summary = writer.close()
+        del writers[split]  # only once published: a close that fails is abandoned below
         state = states[split]
         state.summaries.append(summary)
         state.next_index = summary.index + 1
@@ -255,7 +257,7 @@ def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardS
                 bar.advance()
             for split in list(writers):
                 finish(split)
-    except KeyboardInterrupt:
+    except BaseException as error:  # Ctrl-C, a full disk (the OSError names its file), a bug
         for writer in writers.values():
-            writer.abandon()  # an unfinished tar leaves nothing behind
+            writer.abandon(error)  # an unfinished shard leaves nothing behind: the rerun packs it again
         raise

@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 
 from manifests.layout import DatasetLayout
-from manifests.shards import STATS_SUFFIX, ShardFileError, finished_shards, read_done_marker, read_sidecar, shard_paths
-from pipeline.recorded_options import option_changes, shown
+from manifests.shards import STATS_SUFFIX, ShardFileError, finished_shards, read_sidecar, shard_paths
+from pipeline.recorded_options import DamagedRecord, option_changes, parse_digested_json, shown
 from pipeline.shard.config import OPTION_FLAGS, SPLITS
+from pipeline.shard.done_marker import read_done_marker
 from synth.hints.palette import BANDS, RANKS
 
 # Channels each image member must decode to (PNG, or JPEG with `pipe shard --jpeg`).
@@ -91,14 +92,13 @@ def _check_recorded_options(path: Path, report: ShardSetReport) -> dict | None:
         return None
     report.files += 1
     try:
-        recorded = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError) as exc:
-        report.add(path, f"not valid JSON ({exc})")
-        return None
-    if not isinstance(recorded, dict):
-        report.add(path, f"not a record of options (a JSON {type(recorded).__name__})")
-        return None
-    return recorded
+        return parse_digested_json(path.read_bytes().decode())[0]
+    except UnicodeDecodeError:
+        problem = "not valid JSON (not text)"
+    except DamagedRecord as exc:
+        problem = "not a record of options (not a JSON object)" if str(exc) == "not a JSON object" else str(exc)
+    report.add(path, problem)
+    return None
 
 
 def _check_histogram(path: Path, report: ShardSetReport) -> None:

@@ -3,13 +3,17 @@ refused option combinations, and the contact sheet without shards."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tarfile
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
+from manifests.shards import STATS_SUFFIX, member_digests
 from pipeline.cli import main
+from pipeline.recorded_options import options_json, parse_digested_json
 from pipeline.shard.verify import verify_shard_set
 from tests.helpers import make_sharded_dataset
 
@@ -70,7 +74,9 @@ def test_verify_names_every_damaged_file_of_the_shard_set(root, capsys):
 
 def test_verify_finds_a_shard_made_with_other_options(root, capsys):
     stats = root / "shards" / "train" / "00000_stats.json"
-    stats.write_text(stats.read_text().replace('"seed": 0', '"seed": 7'))
+    values, _ = parse_digested_json(stats.read_text())
+    values["config"]["seed"] = 7
+    stats.write_text(options_json(values))  # a valid record of its own: only the options differ
     assert main(["shard", str(root), "--verify"]) == 1
     assert "shards/train/00000_stats.json: made with other options than shards/_config.json records: --seed 7, recorded 0" in capsys.readouterr().err
 
@@ -135,3 +141,38 @@ def test_a_changed_option_is_refused_before_any_warning(root, capsys):
     assert main(["shard", str(root), "--val", "0.01", "--workers", "0"]) == 2
     err = one_line_error(capsys)
     assert "--val was 0.3, now 0.01" in err and "warning" not in err
+
+
+def test_a_changed_value_in_a_done_marker_that_still_parses_is_caught(root, capsys):
+    """A flipped digit in a hint tally: valid JSON, same count, size and SHA-256, but not what was written."""
+    stats = root / "shards" / "train" / "00000_stats.json"
+    values = json.loads(stats.read_text())
+    scheme = next(iter(values["hints"]))
+    values["hints"][scheme] += 1
+    stats.write_text(json.dumps(values, indent=1, sort_keys=True))  # its old digest kept
+    assert main(["shard", str(root), "--verify"]) == 1
+    assert "shards/train/00000_stats.json: damaged done-marker (its content does not match its digest)" in capsys.readouterr().err
+    assert main(["shard", str(root), *OPTIONS, "--workers", "0"]) == 2
+    assert "00000_stats.json: damaged done-marker" in one_line_error(capsys)
+
+
+def as_written_before_digests(root: Path) -> None:
+    """Rewrite the shard set's sidecars and done-markers as an older pipe did: no digests."""
+    for sidecar in (root / "shards").glob("*/*.parquet"):
+        pq.write_table(pq.read_table(sidecar), sidecar)
+    for stats in (root / "shards").glob(f"*/*{STATS_SUFFIX}"):
+        values = json.loads(stats.read_text())
+        del values["_digest"]
+        stats.write_text(json.dumps(values, indent=1, sort_keys=True))
+
+
+def test_a_shard_set_from_before_digests_still_verifies_resumes_and_loads(sharded, root, capsys):
+    as_written_before_digests(root)
+    assert main(["shard", str(root), "--verify"]) == 0
+    assert "all good" in capsys.readouterr().err
+    drop_last_train_shard(root)
+    assert main(["shard", str(root), "--workers", "0"]) == 0
+    tars = sorted((root / "shards" / "train").glob("*.tar"))
+    assert tars[-1].read_bytes() == (sharded / tars[-1].relative_to(root)).read_bytes()
+    digests = member_digests(tars[0].with_suffix(".parquet"))
+    assert len(digests) == 4 and all(len(d["color.png"]) == 64 for d in digests.values())
