@@ -15,6 +15,8 @@ from pipeline.recorded_options import DamagedRecord, options_json, parse_digeste
 
 # What every done-marker holds, and the type of each (what resume and --verify rely on).
 DONE_MARKER_FIELDS = {"count": int, "bytes": int, "sha256": str}
+# With histogram hints: the SHA-256 of shards/_histogram.npy the shard was drawn with.
+HISTOGRAM_DIGEST = "histogram_sha256"
 
 
 def done_marker_bytes(stats: dict[str, Any]) -> bytes:

@@ -9,6 +9,7 @@ a done-marker are deleted and their samples packed again, into the same shard nu
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import shutil
@@ -32,7 +33,7 @@ from pipeline.recorded_options import RecordedOptions
 from pipeline.importing.splits import kept_splits
 from pipeline.session import RunReport, StageSession
 from pipeline.shard.config import OPTION_FLAGS, SPLITS, ShardConfig
-from pipeline.shard.done_marker import read_done_marker
+from pipeline.shard.done_marker import HISTOGRAM_DIGEST, read_done_marker
 from pipeline.shard.plan import ShardJob, plan_shard, val_share_for
 from pipeline.shard.synthesize import SampleOutcome, SynthInputs, init_synth_worker, read_rgb, synthesize_in_worker
 from pipeline.shard.writer import ShardSummary, ShardWriter
@@ -51,6 +52,7 @@ class ShardState:
     next_index: int = 0
     done_keys: set[str] = field(default_factory=set)
     summaries: list[ShardSummary] = field(default_factory=list)
+    histogram_digests: set[str] = field(default_factory=set)  # the SHA-256 of the histogram its shards were drawn with
 
 
 def shards_root(root: Path) -> Path:
@@ -76,16 +78,25 @@ def scan_split(folder: Path, split: str) -> ShardState:
         except (ShardFileError, FileNotFoundError) as exc:
             raise PipeError(f"{exc}; `pipe shard {folder.parent.parent} --verify` lists every damaged file, --redo builds the shards again") from None
         state.summaries.append(ShardSummary(split, index, info["count"], info["bytes"], keys))
+        if isinstance(info.get(HISTOGRAM_DIGEST), str):
+            state.histogram_digests.add(info[HISTOGRAM_DIGEST])
         state.done_keys.update(keys)
     state.next_index = finished[-1] + 1 if finished else 0
     return state
 
 
-def dataset_histogram(folder: Path, jobs: list[ShardJob], config: ShardConfig, session: StageSession) -> np.ndarray:
-    """The 512-bin colour histogram of the first `histogram_images` train images (counted once, then reused)."""
+def dataset_histogram(jobs: list[ShardJob], config: ShardConfig, session: StageSession, vouched: set[str]) -> tuple[np.ndarray, str]:
+    """The 512-bin colour histogram of the first `histogram_images` train images and the SHA-256 of its
+    file. The file is reused only when the finished shards' done-markers record its digest (they were
+    drawn with it); a file no shard vouches for is counted again (the same images give the same
+    counts), and one that differs from what the shards record is damaged."""
     path = DatasetLayout(config.root).shard_histogram
-    if path.exists():
-        return np.load(path)
+    if path.exists() and vouched:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in vouched:
+            raise PipeError(f"{path} differs from the histogram the finished shards were drawn with (damaged); --redo builds the shards again")
+        return np.load(io.BytesIO(data), allow_pickle=False), digest
     counts = np.zeros(512, dtype=np.int64)
     chosen = [job for job in jobs if job.split == "train"][: config.histogram_images] or jobs[: config.histogram_images]
     with session.progress("dataset colour histogram", total=len(chosen)) as bar:
@@ -103,7 +114,7 @@ def dataset_histogram(folder: Path, jobs: list[ShardJob], config: ShardConfig, s
     buffer = io.BytesIO()
     np.save(buffer, counts)
     write_bytes_atomic(path, buffer.getvalue())
-    return counts
+    return counts, hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
 def failed_outcome(job: ShardJob, reason: str, detail: str) -> list[SampleOutcome]:
@@ -206,10 +217,13 @@ def run_shard(config: ShardConfig, redo: bool = False, note: str | None = None) 
         done = set().union(*(s.done_keys for s in states.values()))
         pending = [job for job in jobs if job.key not in done]
         donors = {split: {job.key: job.color_path for job in jobs if job.split == split} for split in SPLITS}
-        histogram = dataset_histogram(folder, jobs, config, session) if "histogram" in config.hints and pending else None
+        histogram, stamp = None, {}
+        if "histogram" in config.hints and pending:
+            histogram, digest = dataset_histogram(jobs, config, session, set().union(*(s.histogram_digests for s in states.values())))
+            stamp = {HISTOGRAM_DIGEST: digest}  # each done-marker vouches for the histogram its shard was drawn with
         inputs = SynthInputs(config, donors, histogram)
         if pending:
-            _pack(pending, inputs, states, session, config)
+            _pack(pending, inputs, states, session, config, stamp)
     return session.report(len(jobs), {job.key for job in pending}), states
 
 
@@ -223,7 +237,7 @@ def tar_cost(outcome: SampleOutcome) -> int:
     return outcome.nbytes + 1024 * len(outcome.members or {}) + TAR_SLACK
 
 
-def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardState], session: StageSession, config: ShardConfig) -> None:
+def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardState], session: StageSession, config: ShardConfig, stamp: dict) -> None:
     folder = shards_root(config.root)
     writers: dict[str, ShardWriter] = {}
 
@@ -250,7 +264,7 @@ def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardS
                     finish(split)
                     writer = None
                 if writer is None:
-                    writer = writers[split] = ShardWriter(folder / split, split, states[split].next_index, session.tmp_dir / split, config.seed, config.fingerprint())
+                    writer = writers[split] = ShardWriter(folder / split, split, states[split].next_index, session.tmp_dir / split, config.seed, config.fingerprint(), stamp)
                 writer.add(outcome)
                 if writer.count >= config.max_samples:
                     finish(split)

@@ -1,7 +1,7 @@
 """`pipe shard --verify` (and `pipe verify`): re-read every file of a dataset's shard set and report what is wrong with each.
 
 `verify_shard_set(root)` is the one entry point. It checks `shards/_config.json` (the recorded options),
-the colour histogram if there is one, and every file of each split folder: a finished shard's
+the colour histogram if there is one (against the SHA-256 the done-markers record), and every file of each split folder: a finished shard's
 done-marker (`_stats.json`) must parse and give the tar's size and SHA-256; its sidecar must read and
 list the tar's samples in tar order, each with exactly the recorded members, sizes and digests; every
 member must match its digest and decode (PNGs and JPEGs with the sample's size and the expected
@@ -27,7 +27,7 @@ from manifests.layout import DatasetLayout
 from manifests.shards import STATS_SUFFIX, ShardFileError, finished_shards, read_sidecar, shard_paths
 from pipeline.recorded_options import DamagedRecord, option_changes, parse_digested_json, shown
 from pipeline.shard.config import OPTION_FLAGS, SPLITS
-from pipeline.shard.done_marker import read_done_marker
+from pipeline.shard.done_marker import HISTOGRAM_DIGEST, read_done_marker
 from synth.hints.palette import BANDS, RANKS
 
 # Channels each image member must decode to (PNG, or JPEG with `pipe shard --jpeg`).
@@ -54,6 +54,7 @@ class ShardSetReport:
     files: int = 0  # files looked at
     findings: list[ShardFinding] = field(default_factory=list)
     root: Path = Path(".")
+    histogram_digests: set[str] = field(default_factory=set)  # what the done-markers record (histogram hints)
 
     @property
     def ok(self) -> bool:
@@ -74,7 +75,6 @@ def verify_shard_set(root: Path) -> ShardSetReport:
         raise FileNotFoundError(f"no shards in {root}: run `pipe shard {root}` first")
     report = ShardSetReport(root=root)
     recorded = _check_recorded_options(layout.shard_config, report)
-    _check_histogram(layout.shard_histogram, report)
     known = {layout.shard_config, layout.shard_histogram, *(layout.shard_split(split) for split in SPLITS)}
     for path in sorted(layout.shards.iterdir()):
         if path not in known:
@@ -83,6 +83,7 @@ def verify_shard_set(root: Path) -> ShardSetReport:
         split_dir = layout.shard_split(split)
         if split_dir.is_dir():
             _check_split(split_dir, recorded, report)
+    _check_histogram(layout.shard_histogram, report)  # after the done-markers: they record its digest
     return report
 
 
@@ -112,6 +113,8 @@ def _check_histogram(path: Path, report: ShardSetReport) -> None:
         return
     if counts.shape != (HISTOGRAM_BINS,) or counts.dtype.kind not in "iu" or (counts < 0).any():
         report.add(path, f"not a {HISTOGRAM_BINS}-bin colour histogram ({counts.dtype} {counts.shape})")
+    elif report.histogram_digests and _file_digest(path)[1] not in report.histogram_digests:
+        report.add(path, "differs from the histogram the shards' done-markers record (SHA-256)")
 
 
 def _check_split(split_dir: Path, recorded: dict | None, report: ShardSetReport) -> None:
@@ -144,6 +147,8 @@ def _check_shard(split_dir: Path, index: int, recorded: dict | None, report: Sha
     except ShardFileError as exc:
         report.add(stats_path, str(exc).removeprefix(f"{stats_path}: "))
         stats = None
+    if stats is not None and isinstance(stats.get(HISTOGRAM_DIGEST), str):
+        report.histogram_digests.add(stats[HISTOGRAM_DIGEST])
     if stats is not None and recorded is not None and isinstance(stats.get("config"), dict):
         changes = option_changes(recorded, stats["config"])
         if changes:

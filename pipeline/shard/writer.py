@@ -73,8 +73,10 @@ class ShardSummary:
 class ShardWriter:
     """Packs samples into shard `index` of `split` until `full`; `close` publishes it."""
 
-    def __init__(self, folder: Path, split: str, index: int, tmp_dir: Path, seed: int, fingerprint: dict) -> None:
+    def __init__(self, folder: Path, split: str, index: int, tmp_dir: Path, seed: int, fingerprint: dict, stamp: dict | None = None) -> None:
+        """`stamp`: more fields for the done-marker (the histogram digest the samples were drawn with)."""
         self.folder, self.split, self.index, self.seed, self.fingerprint = folder, split, index, seed, fingerprint
+        self.stamp = dict(stamp or {})
         self.tar_path, self.sidecar_path, self.stats_path = shard_paths(folder, index)
         self._target = atomic_target(self.tar_path, tmp_dir)
         tmp = self._target.__enter__()
@@ -140,6 +142,7 @@ class ShardWriter:
             "hints": dict(sorted(_tally(r["hint"] for r in self.rows).items())),
             "line_sources": dict(sorted(_tally(r["line_source"] for r in self.rows).items())),
             "config": self.fingerprint,
+            **self.stamp,
         }
         with naming(self.stats_path):
             write_bytes_atomic(self.stats_path, done_marker_bytes(stats), durable=True)

@@ -8,6 +8,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -176,3 +177,25 @@ def test_a_shard_set_from_before_digests_still_verifies_resumes_and_loads(sharde
     assert tars[-1].read_bytes() == (sharded / tars[-1].relative_to(root)).read_bytes()
     digests = member_digests(tars[0].with_suffix(".parquet"))
     assert len(digests) == 4 and all(len(d["color.png"]) == 64 for d in digests.values())
+
+
+def test_a_changed_histogram_is_caught_by_verify_and_resume(tmp_path, capsys):
+    """A count of shards/_histogram.npy changed: still a valid histogram, but not the one the shards were drawn with."""
+    options = ("--hints", "histogram", "--val", "0", "--shard-samples", "4", "--workers", "0")
+    root = make_sharded_dataset(tmp_path / "root", 8, 48, *options)
+    before = shard_files(root)
+    path = root / "shards" / "_histogram.npy"
+    counts = np.load(path)
+    counts[int(np.argmax(counts))] -= 1
+    np.save(path, counts)
+    capsys.readouterr()
+    assert main(["shard", str(root), "--verify"]) == 1
+    assert "shards/_histogram.npy: differs from the histogram the shards' done-markers record" in capsys.readouterr().err
+    drop_last_train_shard(root)
+    assert main(["shard", str(root), *options]) == 2
+    assert "_histogram.npy differs from the histogram the finished shards were drawn with" in one_line_error(capsys)
+    # With no finished shard to vouch for it, the histogram is counted again: the same shards.
+    for path in (root / "shards" / "train").glob("*"):
+        path.unlink()
+    assert main(["shard", str(root), *options]) == 0
+    assert shard_files(root) == before
