@@ -41,6 +41,7 @@ class MemberCheck:
     def __init__(self) -> None:
         self._url: str | None = None
         self._digests: dict[str, dict[str, str]] = {}
+        self._warned: set[str] = set()  # shards whose unreadable sidecar was named already (epochs come back to them)
 
     def __getstate__(self) -> dict:
         return {}  # each worker reads the sidecars of its own shards
@@ -57,7 +58,9 @@ class MemberCheck:
                     self._digests = member_digests(sidecar)
                 except ShardFileError as exc:
                     # Members cannot be checked, and decoding may still catch damage: say so once per shard.
-                    log.warning("members of %s are not checked: %s", url, exc)
+                    if url not in self._warned:
+                        self._warned.add(url)
+                        log.warning("members of %s are not checked: %s", url, exc)
         return self._digests
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:

@@ -96,3 +96,16 @@ def test_worker_processes_check_members_too(damaged):
     folder, key = damaged
     kept = loaded_keys(folder, workers=2)
     assert key not in kept and len(kept) == COUNT - 1
+
+
+def test_an_unreadable_sidecar_is_named_once_however_often_its_shard_comes_back(shards, tmp_path, caplog):
+    folder = tmp_path / "train"
+    shutil.copytree(shards, folder)
+    sidecar = folder / "00001.parquet"
+    sidecar.write_bytes(sidecar.read_bytes()[:-30])
+    loader = make_loader(LoaderConfig(shards=(str(folder),), batch_size=4, workers=0, shuffle_buffer=0, shuffle_shards=False))
+    with caplog.at_level(logging.WARNING, logger="train.member_check"):
+        epochs = [[key for batch in loader for key in batch["__key__"]] for _ in range(3)]
+    assert epochs[0] == epochs[1] == epochs[2] == loaded_keys(shards)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "train.member_check"]
+    assert len(warnings) == 1 and "00001.parquet" in warnings[0] and "not checked" in warnings[0]
