@@ -50,7 +50,7 @@ def shard(
     jpeg: Annotated[str, typer.Option(help="Members stored as JPEG instead of PNG: any of color,line,draft, or none. JPEG colour decodes several times faster (and at 1/2, 1/4 or 1/8 scale straight from the file) at a small, stated quality cost (README: shard formats); hints always stay PNG.", rich_help_panel=SHARD_PANEL)] = "none",
     jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality of the --jpeg members (OpenCV's libjpeg, full-resolution 4:4:4 chroma).", rich_help_panel=SHARD_PANEL)] = 95,
     lean_train: Annotated[bool, typer.Option("--lean-train", help="Train samples hold colour and line only (and the palette with --hints palette): `pipe train` (its default --synth device) draws their hints and drafts on the training device from the schemes recorded here, new ones every step. Several times less work per sample; val samples keep every member for `pipe eval`.", rich_help_panel=SYNTH_PANEL)] = False,
-    verify: Annotated[bool, typer.Option("--verify", help="Write nothing: re-read every shard and check it against its sidecar and done-marker (exit 1 on problems).", rich_help_panel=RUN_PANEL)] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Write nothing: re-read every file of the shard set (options record, histogram, done-markers, sidecars, tars, every member against its digest) and name each damaged one (exit 1 on problems).", rich_help_panel=RUN_PANEL)] = False,
     contact_sheet: Annotated[Optional[Path], typer.Option(help="Write nothing else: save a PNG grid (colour, line, hint, draft) of the first train samples to this file.", rich_help_panel=RUN_PANEL, show_default=False)] = None,
     workers: Workers = default_workers(),
     executor: ExecutorOption = "local",
