@@ -193,6 +193,12 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return getattr(module, "_orig_mod", module)
 
 
+def _size_multiple(generator: nn.Module) -> int:
+    """What the generator's input height and width must be multiples of (its config says, where it has one)."""
+    config = getattr(generator, "config", None)
+    return int(getattr(config, "size_multiple", None) or getattr(generator, "size_multiple", None) or 1)
+
+
 class Trainer:
     def __init__(self, config: TrainConfig) -> None:
         try:
@@ -228,6 +234,11 @@ class Trainer:
         torch.manual_seed(config.seed)
         in_channels = self.recipe.in_channels
         self.generator = self.recipe.make_generator(in_channels, self.size, self.width).to(self.device)
+        multiple = _size_multiple(self.generator)
+        if self.size % multiple:
+            fits = sorted({max(multiple, self.size // multiple * multiple), (self.size // multiple + 1) * multiple})
+            raise TrainingError(f"--size {self.size}: the {config.recipe} {config.stage} generator needs a multiple of {multiple} "
+                                f"(try --size {' or '.join(map(str, fits))})")
         make_d = self.recipe.make_discriminator
         self.discriminator = make_d(self.recipe.d_in_channels, self.width).to(self.device) if make_d else None
         # pix2pix's initialization, or the network's own (He's, for those without normalization layers).

@@ -96,6 +96,15 @@ def test_a_resume_takes_the_recorded_width_size_and_batch_without_retyping_them(
     assert steps[-1] == 3
 
 
+def test_a_size_the_generator_cannot_take_is_one_line_naming_the_sizes_that_fit(trained, capsys):
+    """--size 32 for a generator that halves six times was a ValueError traceback from inside the network."""
+    capsys.readouterr()
+    assert main(["train", "draft", str(trained["root"]), "--recipe", "xu2020", "--steps", "1", "--batch-size", "2", "--size", "96",
+                 "--workers", "0", "--width", "0.25", "--name", "oddsize"]) == 2
+    assert "--size 96: the xu2020 draft generator needs a multiple of 64 (try --size 64 or 128)" in one_line_error(capsys)
+    assert not (trained["root"] / "runs" / "oddsize").exists()
+
+
 # 2, 3 ------------------------------------------------------------------------------------------
 def test_a_file_that_is_not_a_checkpoint_is_named_in_one_line(trained, sketches, tmp_path, capsys):
     config = trained["draft"].parent.parent / "config.json"
