@@ -38,11 +38,12 @@ class _RecordedHandler(_Handler):
 class RecordedBoard(FixtureSite):
     """`RecordedBoard("/index.php", "gelbooru02_2017.xml", "xml")`: serves the recording at that path.
 
-    `later` is what every page after the first answers (default: an empty body)."""
+    `answer` may also be the bytes to answer; `later` is what every page after the first answers
+    (default: an empty body)."""
 
     handler_class = _RecordedHandler
 
-    def __init__(self, api_path: str, answer: str, kind: str, content_type: str | None = None, later: bytes = b"") -> None:
+    def __init__(self, api_path: str, answer: str | bytes, kind: str, content_type: str | None = None, later: bytes = b"") -> None:
         super().__init__("danbooru", [])
         self.api_path, self.answer_name = api_path, answer
         self.content_type = content_type or CONTENT_TYPES[kind]
@@ -52,7 +53,8 @@ class RecordedBoard(FixtureSite):
 
     def start(self) -> None:
         super().start()
-        self.answers = [recorded(self.answer_name).replace(RECORDED_HOST, self.root).encode(), self.later]
+        first = self.answer_name if isinstance(self.answer_name, bytes) else recorded(self.answer_name).replace(RECORDED_HOST, self.root).encode()
+        self.answers = [first, self.later]
 
     def image(self, ext: str) -> bytes:
         if ext not in self._images:
