@@ -2,15 +2,15 @@
 
 An engine subclass only says how to ask for a page (`page_params`), how to read one
 (`read_records` for JSON, `read_xml_records` for XML), where the next page is (`next_cursor`) and
-how one record becomes a `Post`
-(`to_post`; the default here reads the Danbooru/Moebooru record shape, named by the class's field
-attributes). Everything else, and every decision about a post before its download, is here, in
+how one record becomes a `Post` (`to_post`; the default here reads the Danbooru/Moebooru record
+shape, named by the class's field attributes). Everything else, and every decision about a post before its download, is here, in
 listing order, so the same listing gives the same ledger.
 
-The end of a listing is an empty page after a short one (or a page the API says is empty). An
-empty body, or an answer that is not a page of posts, where posts were expected (the first page,
-or after a full page) is asked again up to --retries times, then the crawl fails with one line:
-some boards answer an empty body for a query they failed, which must not pass for "no posts".
+The end of a listing is a page of no posts: an empty list (`[]`, `<posts count="0"/>`), or an empty
+body after a short page. An empty body where posts were expected (the first page, or after a full
+page), or an answer that is not a page of posts, is asked again up to --retries times, then the
+crawl fails with one line: some boards answer an empty body for a query they failed, which must not
+pass for "no posts". XML declaring entities is refused at once.
 """
 
 from __future__ import annotations

@@ -137,3 +137,19 @@ def test_an_empty_body_after_a_full_page_fails_and_after_a_short_page_ends(tmp_p
     report, pids = _safebooru_crawl(tmp_path / "short", per_page=3)  # 3 + 1, then an empty body: the end
     assert report.error is None and report.stop_reason == "listed every post of the query"
     assert pids == ["0", "1", "2"]
+
+
+def test_a_fixed_format_names_what_came_instead():
+    with pytest.raises(ValueError, match=r"expected XML, got JSON \(Content-Type application/json\): '\[\{\"id\": 1\}\]'; try --format json"):
+        read_answer(b'[{"id": 1}]', "application/json", "xml")
+    with pytest.raises(ValueError, match=r"not JSON .*Content-Type text/plain\): 'Service Unavailable'"):
+        read_answer(b"Service Unavailable", "text/plain", "json")
+
+
+@pytest.mark.parametrize(("option", "said"), [(["--format", "yaml"], "--format takes one of json, xml, auto"),
+                                              (["--api-path", "post.json"], "--api-path must be a path on the board starting with /"),
+                                              (["--api-path", "/post.json?x=1"], "(no query)")])
+def test_a_bad_format_or_api_path_is_one_line(tmp_path, capsys, option, said):
+    code = main(["crawl", "moebooru", str(tmp_path / "root"), "--tags", "a", "--root", "http://127.0.0.1:1", *option, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and "Traceback" not in err and not (tmp_path / "root").exists()
