@@ -17,6 +17,8 @@ FORMAT_JSON = "json"
 FORMAT_XML = "xml"
 FORMAT_AUTO = "auto"
 FORMATS = (FORMAT_JSON, FORMAT_XML, FORMAT_AUTO)
+# Not a format a board's API speaks: an error or challenge page, named as such in the error.
+_HTML = "html"
 
 
 class UnreadableAnswer(ValueError):
@@ -61,12 +63,14 @@ def glimpse(body: bytes) -> str:
 
 
 def sniff_format(body: bytes, content_type: str) -> str | None:
-    """What an answer is by its Content-Type, then by its first byte; None when neither says."""
+    """What an answer is by its Content-Type, then by its first bytes (json, xml, html); None when neither says."""
     kind = content_type.split(";")[0].strip().lower()
     if kind.endswith(("/xml", "+xml")):
         return FORMAT_XML
     if kind.endswith(("/json", "+json")):
         return FORMAT_JSON
+    if kind == "text/html" or body.lstrip()[:14].lower().startswith((b"<!doctype html", b"<html")):
+        return _HTML
     first = body.lstrip()[:1]
     if first == b"<":
         return FORMAT_XML
@@ -81,6 +85,8 @@ def read_answer(body: bytes, content_type: str, expected: str) -> tuple[str, Any
     An answer in the other format than a fixed `expected` is refused, naming what it was: a board
     that answers XML to a JSON request (old Gelbooru 0.2) needs `--format xml` or `auto`."""
     found = sniff_format(body, content_type)
+    if found == _HTML:
+        raise UnreadableAnswer(f"expected {_named(expected)}, got an HTML page (Content-Type {content_type or 'none'}): {glimpse(body)}")
     if expected == FORMAT_AUTO:
         kind = found or FORMAT_JSON
     else:
@@ -96,6 +102,10 @@ def read_answer(body: bytes, content_type: str, expected: str) -> tuple[str, Any
         return kind, json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise UnreadableAnswer(f"not JSON ({exc}; Content-Type {content_type or 'none'}): {glimpse(body)}") from None
+
+
+def _named(expected: str) -> str:
+    return "JSON or XML" if expected == FORMAT_AUTO else expected.upper()
 
 
 def attribute_records(root: Element, item: str = "post") -> list[dict]:

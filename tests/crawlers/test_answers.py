@@ -153,3 +153,19 @@ def test_a_bad_format_or_api_path_is_one_line(tmp_path, capsys, option, said):
     code = main(["crawl", "moebooru", str(tmp_path / "root"), "--tags", "a", "--root", "http://127.0.0.1:1", *option, "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and said in err and "Traceback" not in err and not (tmp_path / "root").exists()
+
+
+def test_an_html_page_is_named_as_one_and_the_site_record_says_the_format():
+    for expected in ("json", "xml", "auto"):
+        with pytest.raises(ValueError, match=r"got an HTML page \(Content-Type text/html\): '<!DOCTYPE html><title>Just a moment"):
+            read_answer(b"<!DOCTYPE html><title>Just a moment...</title>", "text/html", expected)
+    from dataclasses import replace
+
+    from crawlers.sites import SITES
+
+    xml_board = replace(SITES["gelbooru"], api_format="xml")
+    spider = spider_for(xml_board.engine)(config=CrawlConfig(site=xml_board, root=Path("/x"), tags="a"), state=None)
+    assert "json=" not in spider.page_url(0) and "pid=0" in spider.page_url(0)
+    old_board = replace(SITES["konachan"], api_path="/post/index.{ext}")
+    spider = spider_for(old_board.engine)(config=CrawlConfig(site=old_board, root=Path("/x"), tags="a", api_format="xml"), state=None)
+    assert spider.page_url(1).startswith("https://konachan.com/post/index.xml?")
