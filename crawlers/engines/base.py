@@ -3,8 +3,8 @@
 An engine subclass only says how to ask for a page (`page_params`), how to read one
 (`read_records` for JSON, `read_xml_records` for XML), where the next page is (`next_cursor`) and
 how one record becomes a `Post` (`to_post`; the default here reads the Danbooru/Moebooru record
-shape, named by the class's field attributes). Everything else, and every decision about a post before its download, is here, in
-listing order, so the same listing gives the same ledger.
+shape, named by the class's field attributes). Everything else, and every decision about a post
+before its download, is here, in listing order, so the same listing gives the same ledger.
 
 The end of a listing is a page of no posts: an empty list (`[]`, `<posts count="0"/>`), or an empty
 body after a short page. An empty body where posts were expected (the first page, or after a full
