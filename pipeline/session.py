@@ -41,7 +41,7 @@ from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger, rows_by_status
 from manifests.schema import LEDGERS, LedgerSchema, by_stage
 from pipeline.console import console, make_progress
-from pipeline.errors import Interrupted, PipeError
+from pipeline.errors import DiskFull, Interrupted, PipeError, disk_full_message, file_in_the_way, is_disk_full
 from pipeline.recorded_options import RecordedOptions, option_changes, options_json, shown
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class LedgerBuffer:
         self.ledger, self.save_every, self.flush_rows = ledger, save_every, flush_rows
         self.rows: list[dict] = []
         self.last_flush = time.monotonic()
+        self.saved = 0  # rows this run has written to the ledger (what a full disk's message reports)
 
     def add(self, rows: list[dict]) -> None:
         self.rows.extend(rows)
@@ -86,7 +87,9 @@ class LedgerBuffer:
             self.flush()
 
     def flush(self) -> None:
+        # A failed append (a full disk) keeps its rows buffered: the session's exit tries them once more.
         self.ledger.append(self.rows)
+        self.saved += len(self.rows)
         self.rows = []
         self.last_flush = time.monotonic()
 
@@ -107,9 +110,23 @@ class ProgressTracker:
 
 
 def require_dataset(root: Path) -> None:
-    """Refuse a dataset folder that does not exist (a typo), before anything is written."""
+    """Refuse a dataset folder that does not exist (a typo), or is a file, before anything is written."""
     if not Path(root).is_dir():
+        refuse_file_in_the_way(root)
         raise PipeError(f"dataset folder not found: {root}")
+
+
+def refuse_file_in_the_way(folder: Path) -> None:
+    """One line when a file stands where `folder` (or one of its parents) must be a folder."""
+    in_the_way = file_in_the_way(folder)
+    if in_the_way is not None:
+        raise PipeError(f"{in_the_way} is a file, not a folder")
+
+
+def make_dataset_folder(root: Path) -> None:
+    """Create a new dataset's folder (a stage whose inputs were found valid); a file there is refused."""
+    refuse_file_in_the_way(root)
+    Path(root).mkdir(parents=True, exist_ok=True)
 
 
 class StageSession:
@@ -176,20 +193,37 @@ class StageSession:
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
         try:
-            if self.buffer is not None:
-                self.buffer.flush()
-            if exc_type is None:
-                self.save_options()
-                if self.ledger is not None:
-                    self.ledger.compact()
-                shutil.rmtree(self.tmp_dir, ignore_errors=True)
+            self._save(succeeded=exc_type is None)
+        except OSError as second:
+            if not is_disk_full(second):
+                raise
+            if not is_disk_full(exc):  # the run itself went well: saving its rows filled the disk
+                exc = second
         finally:
             assert self._lock is not None
             self._lock.close()  # releases the flock
             self._lock = None
+        if is_disk_full(exc):
+            raise DiskFull(self.disk_full_message(exc)) from None
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
             saved = self.saved_note if self.saved_note is not None else f"{self.rows_written} rows saved"
             raise Interrupted(f"interrupted: {saved}; {self.resume_hint}") from None
+
+    def _save(self, succeeded: bool) -> None:
+        """Write the buffered rows; after a successful run also compact the ledger and drop temporaries."""
+        if self.buffer is not None:
+            self.buffer.flush()
+        if succeeded:
+            self.save_options()
+            if self.ledger is not None:
+                self.ledger.compact()
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+    def disk_full_message(self, exc: OSError) -> str:
+        """The one line a full disk ends the run with: the file, and the rows really saved."""
+        saved = self.buffer.saved if self.buffer is not None else None
+        fallback = self.ledger.parts_dir if self.ledger is not None else self.root
+        return disk_full_message(exc, saved, fallback)
 
     # ----------------------------------------------------------------- recorded options
     def recorded_options(self) -> dict[str, Any]:
@@ -313,7 +347,12 @@ class StageSession:
             new_counts=rows_by_status(new_table) if self.rows_written else [],
             total_counts=rows_by_status(total),
         )
-        self.write_summary(asdict(report))
+        try:
+            self.write_summary(asdict(report))
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise DiskFull(self.disk_full_message(exc)) from None
         return report
 
     def write_summary(self, summary: dict) -> Path:
