@@ -358,8 +358,9 @@ class StageSession:
         return report
 
     def write_summary(self, summary: dict) -> Path:
-        """Write a machine-readable summary of this run (what a scheduled job reads back)."""
+        """Write a machine-readable summary of this run (what a scheduled job reads back), with its digest
+        (`read_digested_json` and `pipe verify` tell a damaged one from a good one)."""
         path = self.layout.summary(self.name)
         payload = {"name": self.name, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **summary}
-        write_bytes_atomic(path, (json.dumps(payload, indent=1, sort_keys=True, default=str) + "\n").encode())
+        write_bytes_atomic(path, options_json(payload).encode())
         return path

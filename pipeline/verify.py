@@ -139,11 +139,17 @@ def check_job_records(layout: DatasetLayout) -> tuple[KindResult, KindResult]:
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         kind = path.stem.split(".")[0]
         _check_json_record(path, states, lambda values, kind=kind: state_problem(values, kind))
-    summaries = KindResult("summaries", "ROOT/.pipe/summaries/*.json, ROOT/jobs/*/summary.json: they parse (digest where they have one)")
-    paths = sorted(layout.summary("-").parent.glob("*.json")) + sorted(layout.jobs.glob("*/summary.json"))
-    for path in paths:
+    summaries = KindResult("summaries", "ROOT/.pipe/summaries/*.json (digest, their stage's name), ROOT/jobs/*/summary.json: they parse (digest where they have one)")
+    for path in sorted(layout.summary("-").parent.glob("*.json")):
+        _check_json_record(path, summaries, lambda values, path=path: _session_summary_problem(values, path))
+    for path in sorted(layout.jobs.glob("*/summary.json")):
         _check_json_record(path, summaries)
     return states, summaries
+
+
+def _session_summary_problem(values: dict, path: Path) -> str | None:
+    """A stage session's summary names its own file (`<name>.json`): anything else is not one."""
+    return None if values.get("name") == path.stem else f"not the summary of {path.stem!r}: its name is {values.get('name')!r}"
 
 
 def check_reports(layout: DatasetLayout) -> KindResult:
