@@ -43,11 +43,12 @@ def test_verify_names_a_summary_whose_counts_were_changed(prepared_root, capsys)
     assert damaged and all(str(path) in line for line in damaged), damaged
 
 
-def test_verify_names_a_summary_under_another_stage_s_name(prepared_root, capsys):
-    summaries = prepared_root / ".pipe" / "summaries"
-    (summaries / "lines.json").write_bytes((summaries / "prepared.json").read_bytes())
+def test_verify_names_a_record_that_is_not_a_summary(prepared_root, capsys):
+    """An options record (digested, so it passes the digest check) copied over a summary is not one."""
+    summary = prepared_root / ".pipe" / "summaries" / "prepared.json"
+    summary.write_bytes((prepared_root / ".pipe" / "options" / "prepared.json").read_bytes())
     capsys.readouterr()
     assert main(["verify", str(prepared_root)]) == 1
     out = capsys.readouterr()
     damaged = [line for line in (out.out + out.err).splitlines() if "damaged:" in line]
-    assert len(damaged) == 1 and str(summaries / "lines.json") in damaged[0], damaged
+    assert len(damaged) == 1 and str(summary) in damaged[0] and "not a stage summary" in damaged[0], damaged
