@@ -48,11 +48,12 @@ def _reflow_paragraph(paragraph: str) -> str:
 
 
 class ReflowCommand(TyperCommand):
-    """A command whose help, and every option's help, is reflowed (see `reflow`)."""
+    """A command whose help, epilog and every option's help are reflowed (see `reflow`)."""
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
         self.help = reflow(self.help)
+        self.epilog = reflow(self.epilog)
         for param in self.params:
             if getattr(param, "help", None):
                 param.help = reflow(param.help)
