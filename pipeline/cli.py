@@ -9,11 +9,13 @@ registered, is loaded on first use.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 
 __all__ = ["app", "load_app", "main"]
 
@@ -111,13 +113,34 @@ def _run(argv: list[str] | None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise it as KeyboardInterrupt.
+
+    Start-up imports PyTorch and OpenCV: a KeyboardInterrupt raised inside an extension module's
+    initialisation aborts the process from C++ (pybind11: "terminate called after throwing") or leaves
+    the interpreter flagged to kill itself with SIGINT at exit, whatever `main` then prints."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def _run_app(argv: list[str] | None) -> int:
-    from rich.markup import escape  # noqa: PLC0415
+    with _interrupts_held():
+        from rich.markup import escape  # noqa: PLC0415
 
-    from pipeline.console import console  # noqa: PLC0415
-    from pipeline.errors import PATH_ERRORS, USER_ERRORS, path_error_message  # noqa: PLC0415
+        from pipeline.console import console  # noqa: PLC0415
+        from pipeline.errors import PATH_ERRORS, USER_ERRORS, path_error_message  # noqa: PLC0415
 
-    app = load_app()
+        app = load_app()
     try:
         app(args=argv, prog_name="pipe")
     except SystemExit as exit_:
