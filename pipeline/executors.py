@@ -23,6 +23,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -135,7 +137,30 @@ def children_ignore_ctrl_c() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+PARENT_CHECK_SECONDS = 0.5
+
+
+def end_with_parent(parent_pid: int) -> None:
+    """End this worker process when its parent dies (`kill -9` of `pipe`, the OOM killer): a daemon thread
+    watches the parent pid; an orphan is re-parented, so its parent pid changes.
+
+    Not prctl(PR_SET_PDEATHSIG): it fires when the parent *thread* that started the worker exits, and the
+    pool starts (and restarts) workers from whichever thread submits, so it would kill healthy workers.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)  # nothing to save: the parent that would record this worker's results is gone
+
+    if os.getppid() != parent_pid:  # the parent died while this worker started
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        end_with_parent(parent_pid)
     quiet_worker()
     if initializer is not None:
         initializer(*initargs)
@@ -205,7 +230,7 @@ class ProcessPoolBackend(Backend):
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self.initializer, self.initargs),
+            initargs=(self.initializer, self.initargs, os.getpid()),
         )
 
     def start(self, items: list, alone: bool = False) -> Future:
