@@ -40,7 +40,7 @@ from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger, rows_by_status
 from manifests.schema import LEDGERS, LedgerSchema, by_stage
-from pipeline.console import console, make_progress
+from pipeline.console import console, make_progress, plain_progress_line
 from pipeline.errors import DiskFull, Interrupted, PipeError, disk_full_message, file_in_the_way, is_disk_full
 from pipeline.recorded_options import DamagedRecord, RecordedOptions, option_changes, options_json, read_digested_json, shown
 
@@ -104,8 +104,8 @@ class ProgressTracker:
     def advance(self, count: int = 1, description: str | None = None) -> None:
         self.progress.update(self.task, advance=count, **({"description": description} if description else {}))
         if not console.is_terminal and time.monotonic() - self.last_log > PLAIN_PROGRESS_SECONDS:
-            done = int(self.progress.tasks[0].completed)
-            log.warning("%s: %d%s done", description or self.description, done, f"/{self.total}" if self.total is not None else "")
+            # A plain line (no log level, no padding to the console's width): a log is read line by line.
+            console.print(plain_progress_line(self.progress.tasks[0]), soft_wrap=True, highlight=False, markup=False)
             self.last_log = time.monotonic()
 
 
