@@ -23,8 +23,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
-import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +35,7 @@ from typing import Any, Protocol
 
 from manifests.reasons import EXCEPTION, WORKER_CRASHED
 from pipeline.errors import is_disk_full
+from pipeline.worker_lifetime import end_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -135,27 +134,6 @@ def children_ignore_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-PARENT_CHECK_SECONDS = 0.5
-
-
-def end_with_parent(parent_pid: int) -> None:
-    """End this worker process when its parent dies (`kill -9` of `pipe`, the OOM killer): a daemon thread
-    watches the parent pid; an orphan is re-parented, so its parent pid changes.
-
-    Not prctl(PR_SET_PDEATHSIG): it fires when the parent *thread* that started the worker exits, and the
-    pool starts (and restarts) workers from whichever thread submits, so it would kill healthy workers.
-    """
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(1)  # nothing to save: the parent that would record this worker's results is gone
-
-    if os.getppid() != parent_pid:  # the parent died while this worker started
-        os._exit(1)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _start_worker(initializer: Callable[..., None] | None, initargs: tuple, parent_pid: int | None = None) -> None:
