@@ -42,6 +42,7 @@ def http_reason(status: int) -> str:
 
 # ----------------------------------------------------------------- prepare (prepared.parquet)
 READ_ERROR = "read_error"  # the file could not be read at all (permissions, vanished, I/O error)
+NOT_A_REGULAR_FILE = "not_a_regular_file"  # a FIFO, socket, device or broken link found in the source folder
 ASPECT_RATIO = "aspect_ratio"  # long side / short side above --max-aspect
 GRAYSCALE = "grayscale"  # too few coloured pixels: line art, monochrome pages, near-grey images
 TOO_BRIGHT = "too_bright"  # mean brightness above --max-brightness (high-key, mostly blank)

@@ -1,63 +1,50 @@
 """The `pipe` command line: one Typer command per stage, thin shells over the stage modules.
 
-The commands live in pipeline.commands (one module per command or group); this module holds the
-application's options (-v, --version) and the console-script entry point `main`.
+The commands live in pipeline.commands (one module per command or group; `pipeline.commands.app` holds
+the application and its options). This module is the console-script entry point `main`: it imports
+nothing but the standard library before `main` runs, so that Ctrl-C at any moment of start-up (while
+PyTorch, OpenCV, pyarrow load) is the same one line as Ctrl-C during a run. `app`, every command
+registered, is loaded on first use.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib.util
-import logging
 import signal
 import sys
 import threading
-from typing import Annotated, Optional
+from collections.abc import Iterator
 
-import typer
-from rich.logging import RichHandler
-from rich.markup import escape
+__all__ = ["app", "load_app", "main"]
 
-from pipeline import __version__
-from pipeline.commands.app import app
-from pipeline.console import console
-from pipeline.errors import PATH_ERRORS, USER_ERRORS
+# The command modules, in the order of `pipe --help`: importing one registers its command(s).
+COMMAND_MODULES = ("prepare", "import_pairs", "crawl", "extract", "shard", "train", "eval", "fid", "weights", "serve", "run", "status", "verify", "demo")
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
-# Importing a command module registers its command(s) on `app`: keep this order, the order of `pipe --help`.
-# isort: off
-import pipeline.commands.prepare  # noqa: F401
-import pipeline.commands.import_pairs  # noqa: F401
-import pipeline.commands.crawl  # noqa: F401
-import pipeline.commands.extract  # noqa: F401
-import pipeline.commands.shard  # noqa: F401
-import pipeline.commands.train  # noqa: F401
-import pipeline.commands.eval  # noqa: F401
-import pipeline.commands.fid  # noqa: F401
-import pipeline.commands.weights  # noqa: F401
-import pipeline.commands.serve  # noqa: F401
-import pipeline.commands.run  # noqa: F401
-import pipeline.commands.status  # noqa: F401
-import pipeline.commands.verify  # noqa: F401
-import pipeline.commands.demo  # noqa: F401
-# isort: on
-
-__all__ = ["app", "main"]
+_app = None
 
 
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"pipe {__version__}")
-        raise typer.Exit()
+def load_app():  # noqa: ANN201 - typer.Typer, imported lazily
+    """The Typer application with every command registered (imported on the first call)."""
+    global _app
+    if _app is None:
+        import importlib  # noqa: PLC0415
+
+        from pipeline.commands.app import app, reflow_all  # noqa: PLC0415
+
+        for name in COMMAND_MODULES:
+            importlib.import_module(f"pipeline.commands.{name}")
+        reflow_all(app)
+        _app = app
+    return _app
 
 
-@app.callback()
-def _main(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")] = 0,
-    version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = None,
-) -> None:
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
+def __getattr__(name: str):  # noqa: ANN202 - `from pipeline.cli import app` keeps working
+    if name == "app":
+        return load_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -76,28 +63,98 @@ def light_worker_start() -> None:
         main_module.__spec__ = importlib.util.find_spec("pipeline.spawned")
 
 
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether `exc` is, or was raised while handling, a KeyboardInterrupt (Typer turns one into exit 130)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _say(line: str) -> None:
+    """One error line on stderr, a second Ctrl-C ignored while it is written."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+    try:
+        print(f"error: {line}", file=sys.stderr, flush=True)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; also callable from tests with an argument list."""
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # start-up (imports), or outside a stage session
+        _say("interrupted")
+        return 2
+    except OSError as error:
+        if error.errno not in DISK_FULL_ERRNOS:
+            raise
+        # A full disk outside a stage session's own handling (a checkpoint, a crawl's download).
+        from pipeline.errors import disk_full_message  # noqa: PLC0415
+
+        _say(disk_full_message(error))
+        return 2
+
+
+def _run(argv: list[str] | None) -> int:
     light_worker_start()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
+        return _run_app(argv)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise it as KeyboardInterrupt.
+
+    Start-up imports PyTorch and OpenCV: a KeyboardInterrupt raised inside an extension module's
+    initialisation aborts the process from C++ (pybind11: "terminate called after throwing") or leaves
+    the interpreter flagged to kill itself with SIGINT at exit, whatever `main` then prints."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _run_app(argv: list[str] | None) -> int:
+    with _interrupts_held():
+        from rich.markup import escape  # noqa: PLC0415
+
+        from pipeline.console import console  # noqa: PLC0415
+        from pipeline.errors import PATH_ERRORS, USER_ERRORS, path_error_message  # noqa: PLC0415
+
+        app = load_app()
+    try:
         app(args=argv, prog_name="pipe")
     except SystemExit as exit_:
+        if _interrupted(exit_):
+            raise KeyboardInterrupt from None
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except USER_ERRORS as error:
         console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)  # one line, whatever the width: greppable in logs
         return 2
-    except KeyboardInterrupt:  # Ctrl-C outside a stage session (before it starts, after it finished)
-        console.print("[red]error:[/] interrupted", soft_wrap=True)
-        return 2
     except PATH_ERRORS as error:  # an output path that is a file, a folder without write permission
-        console.print(f"[red]error:[/] {escape(str(error.filename))}: {error.strerror}", soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(path_error_message(error))}", soft_wrap=True)
         return 2
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

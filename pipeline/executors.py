@@ -10,6 +10,8 @@ or in a pool of spawned processes; `ray` runs them as tasks on a Ray cluster (pi
 Failure isolation is the same for every stage and executor:
 - an item whose function raises becomes the stage's failed result for that item (reason `exception`,
   the message and the line it came from), and the rest of its unit is unaffected;
+- a full disk is no sample's fault: an OSError ENOSPC/EDQUOT is re-raised, not recorded, and ends the
+  run (the stage session turns it into one line; the unfinished items are done by the rerun);
 - a worker that dies outright (a segfaulting decoder, the OOM killer) takes every unit in flight with
   it; those units are re-run one item at a time, alone, in a fresh pool, so only an item that kills a
   worker again is recorded failed (reason `worker_crashed`).
@@ -32,6 +34,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from manifests.reasons import EXCEPTION, WORKER_CRASHED
+from pipeline.errors import is_disk_full
+from pipeline.worker_lifetime import end_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,8 @@ def run_items(function: ItemFunction | BatchFunction, items: Sequence) -> list[l
         try:
             outcomes.append(list(function(item)))
         except Exception as exc:  # one bad sample must never end the run
+            if is_disk_full(exc):
+                raise
             log.debug("item failed", exc_info=True)
             outcomes.append(_Raised(describe_exception(exc)))
     return outcomes
@@ -104,6 +110,8 @@ def _run_batch(function: Callable[[list], list[list]], items: list) -> list[list
     try:
         return [list(results) for results in function(items)]
     except Exception as exc:
+        if is_disk_full(exc):
+            raise
         if len(items) == 1:
             log.debug("item failed", exc_info=True)
             return [_Raised(describe_exception(exc))]
@@ -128,7 +136,9 @@ def children_ignore_ctrl_c() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        end_with_parent(parent_pid)
     quiet_worker()
     if initializer is not None:
         initializer(*initargs)
@@ -198,7 +208,7 @@ class ProcessPoolBackend(Backend):
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self.initializer, self.initargs),
+            initargs=(self.initializer, self.initargs, os.getpid()),
         )
 
     def start(self, items: list, alone: bool = False) -> Future:

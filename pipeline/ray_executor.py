@@ -21,7 +21,7 @@ import logging
 import uuid
 from typing import Any
 
-from pipeline.errors import PipeError
+from pipeline.errors import PipeError, is_disk_full
 from pipeline.executors import Backend, BatchFunction, Crashed, ExecutorSpec, ItemFunction, quiet_worker, run_items
 
 INSTALL_HINT = "--executor ray needs Ray: pip install -e \".[ray]\" (or pip install \"ray[data]\")"
@@ -132,7 +132,9 @@ class RayBackend(Backend):
         self.running.pop(handle, None)
         try:
             return self.ray.get(handle)
-        except exceptions.RayTaskError:
+        except exceptions.RayTaskError as exc:
+            if is_disk_full(exc.cause):  # a full disk on a node: the same one line as locally
+                raise exc.cause from None
             raise  # a bug in pipe's own unit code (item exceptions are caught inside the task)
         except exceptions.RayError as exc:  # the worker process or its node died
             logging.getLogger(__name__).info("a Ray worker was lost: %s", exc)

@@ -28,7 +28,7 @@ from manifests.layout import DatasetLayout
 from manifests.schema import STATUS_FAILED, LedgerSchema
 from pipeline.executors import default_workers, spec_of, start_executor
 from pipeline.recorded_options import RecordedOptions
-from pipeline.session import DEFAULT_SAVE_EVERY, RunReport, StageSession
+from pipeline.session import DEFAULT_SAVE_EVERY, RunReport, StageSession, make_dataset_folder
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class RunnerConfig:
 def run_stage(stage: Stage, root: Path, config: RunnerConfig = RunnerConfig(), label: str | None = None) -> RunReport:
     schema = stage.ledger_schema
     plan = _unique(stage.plan())  # before anything is written: a bad source leaves no trace
-    Path(root).mkdir(parents=True, exist_ok=True)
+    make_dataset_folder(root)
     with StageSession(root, schema.stage, schema, save_every=config.flush_seconds, options=stage.recorded_options(), redo=config.redo) as session:
         context = StageContext(layout=session.layout, tmp_dir=session.tmp_dir)
         if config.redo:

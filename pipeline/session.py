@@ -40,8 +40,8 @@ from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger, rows_by_status
 from manifests.schema import LEDGERS, LedgerSchema, by_stage
-from pipeline.console import console, make_progress
-from pipeline.errors import Interrupted, PipeError
+from pipeline.console import console, make_progress, plain_progress_line
+from pipeline.errors import DiskFull, Interrupted, PipeError, disk_full_message, file_in_the_way, is_disk_full
 from pipeline.recorded_options import DamagedRecord, RecordedOptions, option_changes, options_json, read_digested_json, shown
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class LedgerBuffer:
         self.ledger, self.save_every, self.flush_rows = ledger, save_every, flush_rows
         self.rows: list[dict] = []
         self.last_flush = time.monotonic()
+        self.saved = 0  # rows this run has written to the ledger (what a full disk's message reports)
 
     def add(self, rows: list[dict]) -> None:
         self.rows.extend(rows)
@@ -86,7 +87,9 @@ class LedgerBuffer:
             self.flush()
 
     def flush(self) -> None:
+        # A failed append (a full disk) keeps its rows buffered: the session's exit tries them once more.
         self.ledger.append(self.rows)
+        self.saved += len(self.rows)
         self.rows = []
         self.last_flush = time.monotonic()
 
@@ -101,15 +104,29 @@ class ProgressTracker:
     def advance(self, count: int = 1, description: str | None = None) -> None:
         self.progress.update(self.task, advance=count, **({"description": description} if description else {}))
         if not console.is_terminal and time.monotonic() - self.last_log > PLAIN_PROGRESS_SECONDS:
-            done = int(self.progress.tasks[0].completed)
-            log.warning("%s: %d%s done", description or self.description, done, f"/{self.total}" if self.total is not None else "")
+            # A plain line (no log level, no padding to the console's width): a log is read line by line.
+            console.print(plain_progress_line(self.progress.tasks[0]), soft_wrap=True, highlight=False, markup=False)
             self.last_log = time.monotonic()
 
 
 def require_dataset(root: Path) -> None:
-    """Refuse a dataset folder that does not exist (a typo), before anything is written."""
+    """Refuse a dataset folder that does not exist (a typo), or is a file, before anything is written."""
     if not Path(root).is_dir():
+        refuse_file_in_the_way(root)
         raise PipeError(f"dataset folder not found: {root}")
+
+
+def refuse_file_in_the_way(folder: Path) -> None:
+    """One line when a file stands where `folder` (or one of its parents) must be a folder."""
+    in_the_way = file_in_the_way(folder)
+    if in_the_way is not None:
+        raise PipeError(f"{in_the_way} is a file, not a folder")
+
+
+def make_dataset_folder(root: Path) -> None:
+    """Create a new dataset's folder (a stage whose inputs were found valid); a file there is refused."""
+    refuse_file_in_the_way(root)
+    Path(root).mkdir(parents=True, exist_ok=True)
 
 
 class StageSession:
@@ -176,20 +193,37 @@ class StageSession:
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
         try:
-            if self.buffer is not None:
-                self.buffer.flush()
-            if exc_type is None:
-                self.save_options()
-                if self.ledger is not None:
-                    self.ledger.compact()
-                shutil.rmtree(self.tmp_dir, ignore_errors=True)
+            self._save(succeeded=exc_type is None)
+        except OSError as second:
+            if not is_disk_full(second):
+                raise
+            if not is_disk_full(exc):  # the run itself went well: saving its rows filled the disk
+                exc = second
         finally:
             assert self._lock is not None
             self._lock.close()  # releases the flock
             self._lock = None
+        if is_disk_full(exc):
+            raise DiskFull(self.disk_full_message(exc)) from None
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
             saved = self.saved_note if self.saved_note is not None else f"{self.rows_written} rows saved"
             raise Interrupted(f"interrupted: {saved}; {self.resume_hint}") from None
+
+    def _save(self, succeeded: bool) -> None:
+        """Write the buffered rows; after a successful run also compact the ledger and drop temporaries."""
+        if self.buffer is not None:
+            self.buffer.flush()
+        if succeeded:
+            self.save_options()
+            if self.ledger is not None:
+                self.ledger.compact()
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+    def disk_full_message(self, exc: OSError) -> str:
+        """The one line a full disk ends the run with: the file, and the rows really saved."""
+        saved = self.buffer.saved if self.buffer is not None else None
+        fallback = self.ledger.parts_dir if self.ledger is not None else self.root
+        return disk_full_message(exc, saved, fallback)
 
     # ----------------------------------------------------------------- recorded options
     def recorded_options(self) -> dict[str, Any]:
@@ -315,12 +349,18 @@ class StageSession:
             new_counts=rows_by_status(new_table) if self.rows_written else [],
             total_counts=rows_by_status(total),
         )
-        self.write_summary(asdict(report))
+        try:
+            self.write_summary(asdict(report))
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise DiskFull(self.disk_full_message(exc)) from None
         return report
 
     def write_summary(self, summary: dict) -> Path:
-        """Write a machine-readable summary of this run (what a scheduled job reads back)."""
+        """Write a machine-readable summary of this run (what a scheduled job reads back), with its digest
+        (`read_digested_json` and `pipe verify` tell a damaged one from a good one)."""
         path = self.layout.summary(self.name)
         payload = {"name": self.name, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **summary}
-        write_bytes_atomic(path, (json.dumps(payload, indent=1, sort_keys=True, default=str) + "\n").encode())
+        write_bytes_atomic(path, options_json(payload).encode())
         return path

@@ -1,4 +1,9 @@
-"""Where a stage's inputs come from: a folder of files (recursively) or a crawl ledger (`raw.parquet`)."""
+"""Where a stage's inputs come from: a folder of files (recursively) or a crawl ledger (`raw.parquet`).
+
+An input's id is its path as text. A file name that is not UTF-8 (bytes the filesystem allows, which
+Python holds as lone surrogates) cannot be written to a ledger: its id spells those bytes as `\\xff`
+escapes (`printable_path`), while the payload keeps the real path to read.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,25 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
+from manifests.layout import JOBS_DIR, LINES_TREE, PREPARED_TREE, REPORTS_DIR, RUNS_DIR, SHARDS_DIR, STATE_DIR
 from manifests.ledger import Ledger, LedgerError, read_ledger_file
 from manifests.schema import RAW, STATUS_OK
 from pipeline.errors import PipeError
 from pipeline.runner import WorkItem
 
 
-def input_files(source: Path, exclude: Path | None = None) -> list[WorkItem]:
-    """One work item per input file; its id (the ledger's `source`) is the absolute path or the crawled post."""
+def printable_path(path: str | Path) -> str:
+    """`path` as text any file (a ledger, a log) can hold: bytes that are not UTF-8 become `\\xNN` escapes."""
+    text = str(path)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def input_files(source: Path, exclude: Path | None = None, every_entry: bool = False) -> list[WorkItem]:
+    """One work item per input file; its id (the ledger's `source`) is the absolute path or the crawled post.
+
+    `every_entry`: in a folder, also hidden files and entries that are not regular files (FIFOs,
+    sockets, broken links), for a stage that records each with its reason (hidden folders are still
+    skipped: .git, a dataset's .pipe)."""
     source = source.expanduser()
     if not source.exists():
         raise PipeError(f"source not found: {source}")
@@ -22,12 +38,30 @@ def input_files(source: Path, exclude: Path | None = None) -> list[WorkItem]:
         return _from_crawl_ledger(source)
     if source.is_file():
         path = source.resolve()
-        return [WorkItem(id=str(path), payload=str(path))]
-    return _from_folder(source.resolve(), exclude.resolve() if exclude else None)
+        return [WorkItem(id=printable_path(path), payload=str(path))]
+    return _from_folder(source.resolve(), exclude.resolve() if exclude else None, every_entry)
 
 
-def _from_folder(folder: Path, exclude: Path | None) -> list[WorkItem]:
-    """Every regular file below `folder`, sorted; hidden files and folders (.git, .DS_Store) are skipped.
+# The folders of a dataset that hold pipe's own outputs (not its crawled originals, raw/).
+MANAGED_FOLDERS = (STATE_DIR, PREPARED_TREE, LINES_TREE, SHARDS_DIR, RUNS_DIR, REPORTS_DIR, JOBS_DIR)
+
+
+def refuse_own_outputs(source: Path, root: Path) -> None:
+    """Refuse a source that would feed a stage its own outputs: ROOT itself, or a folder pipe manages in it.
+
+    (A ROOT inside SOURCE is fine: the folder walk leaves ROOT out.)"""
+    source, root = source.expanduser().resolve(), root.expanduser().resolve()
+    if source == root:
+        raise PipeError(f"{source} is the dataset folder itself: its outputs and ledgers would be read as inputs; give the folder of the originals")
+    if source.is_relative_to(root):
+        managed = source.relative_to(root).parts[0]
+        if managed in MANAGED_FOLDERS:
+            raise PipeError(f"{source} is inside {root / managed}, which pipe writes: its outputs would be read as inputs; give the folder of the originals")
+
+
+def _from_folder(folder: Path, exclude: Path | None, every_entry: bool) -> list[WorkItem]:
+    """Every regular file below `folder`, sorted; hidden folders (.git) are skipped, and unless
+    `every_entry`, hidden files (.DS_Store) and what is not a regular file too.
 
     Files are not filtered by extension: the decoder decides what is an image, and everything else
     gets a ledger row saying why it was not.
@@ -38,8 +72,8 @@ def _from_folder(folder: Path, exclude: Path | None) -> list[WorkItem]:
         subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and (exclude is None or here / d != exclude))
         for name in sorted(files):
             path = here / name
-            if not name.startswith(".") and path.is_file():
-                items.append(WorkItem(id=str(path), payload=str(path)))
+            if every_entry or (not name.startswith(".") and path.is_file()):
+                items.append(WorkItem(id=printable_path(path), payload=str(path)))
     return items
 
 

@@ -139,11 +139,18 @@ def check_job_records(layout: DatasetLayout) -> tuple[KindResult, KindResult]:
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         kind = path.stem.split(".")[0]
         _check_json_record(path, states, lambda values, kind=kind: state_problem(values, kind))
-    summaries = KindResult("summaries", "ROOT/.pipe/summaries/*.json, ROOT/jobs/*/summary.json: they parse (digest where they have one)")
-    paths = sorted(layout.summary("-").parent.glob("*.json")) + sorted(layout.jobs.glob("*/summary.json"))
-    for path in paths:
+    summaries = KindResult("summaries", "ROOT/.pipe/summaries/*.json (digest, run name and time), ROOT/jobs/*/summary.json: they parse (digest where they have one)")
+    for path in sorted(layout.summary("-").parent.glob("*.json")):
+        _check_json_record(path, summaries, _session_summary_problem)
+    for path in sorted(layout.jobs.glob("*/summary.json")):
         _check_json_record(path, summaries)
     return states, summaries
+
+
+def _session_summary_problem(values: dict) -> str | None:
+    """A stage session's summary says which run it is and when it finished (`StageSession.write_summary`)."""
+    missing = [field for field in ("name", "finished") if not isinstance(values.get(field), str)]
+    return f"not a stage summary: no {' or '.join(missing)}" if missing else None
 
 
 def check_reports(layout: DatasetLayout) -> KindResult:

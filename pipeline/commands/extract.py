@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.commands.app import app
+from pipeline.commands.app import ReflowCommand, app
 from pipeline.commands.common import DEVICE_PANEL, RUN_PANEL, ExecutorOption, RayAddress, Workers, executor_choice
 from pipeline.errors import PipeError
 from pipeline.executors import default_workers
@@ -17,7 +17,7 @@ POST_PANEL = "Post-processing (any method)"
 
 
 def _methods_epilog() -> str:
-    from extractors.methods import METHODS
+    from extractors.methods import METHODS  # noqa: PLC0415 - PyTorch: only for `pipe extract --help`
 
     lines = ["[bold]Methods and their options[/] (set with --set METHOD.OPTION=VALUE; several comma-separated values are drawn per sample):\n\n"]
     for method in METHODS.values():
@@ -26,7 +26,20 @@ def _methods_epilog() -> str:
     return "".join(lines)
 
 
-@app.command(epilog=_methods_epilog())
+class MethodsEpilogCommand(ReflowCommand):
+    """`pipe extract`, its epilog (every method and its options) made only when its help is shown: the
+    method table imports PyTorch, which every other command (and Ctrl-C during start-up) must not wait for."""
+
+    @property
+    def epilog(self) -> str:
+        return _methods_epilog()
+
+    @epilog.setter
+    def epilog(self, value: object) -> None:
+        pass  # Click's constructor sets it; the property computes it
+
+
+@app.command(cls=MethodsEpilogCommand)
 def extract(
     root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe prepare`).")],
     method: Annotated[

@@ -19,6 +19,7 @@ from manifests.images import decode_rgb, encode_png
 from manifests.layout import DatasetLayout
 from manifests.reasons import DECODE_ERROR, ENCODE_ERROR, MISSING_INPUT
 from manifests.statuses import STATUS_FAILED, STATUS_OK
+from pipeline.errors import is_disk_full
 from pipeline.executors import describe_exception
 from pipeline.extract.plan import ExtractItem, line_id
 
@@ -87,7 +88,9 @@ def write_line(output: LineOutput, context: RowContext) -> list[dict[str, Any]]:
         # every create and rename (measured: 5-10% of a CPU run's rate with 2 workers).
         tmp_dir = context.tmp_dir / str(os.getpid())
         write_bytes_atomic(path, encode_png(output.lines, context.png_compression), tmp_dir=tmp_dir)
-    except (OSError, RuntimeError) as exc:  # disk full, permissions, an unencodable array: a foreseen failure
+    except (OSError, RuntimeError) as exc:  # permissions, an unencodable array: a foreseen failure
+        if is_disk_full(exc):  # no sample's fault: the run ends with one line, the rerun writes it
+            raise
         return output_failed(output, ENCODE_ERROR, describe_exception(exc), context)
     row = base_row(output.item, output.method, context)
     row.update(

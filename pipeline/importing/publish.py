@@ -35,7 +35,7 @@ from pipeline.errors import PipeError
 from pipeline.importing.pairs import REAL_METHOD, line_params_json
 from pipeline.importing.stage import ImportStage
 from pipeline.runner import RunnerConfig, run_stage
-from pipeline.session import RunReport, StageSession
+from pipeline.session import RunReport, StageSession, make_dataset_folder
 
 # Columns of an imports row that a prepared row has under the same name.
 _PREPARED_COLUMNS = [field.name for field in PREPARED.fields if field.name in IMPORTS.arrow.names and field.name != PREPARED.id_column]
@@ -52,7 +52,7 @@ class Published:
 def run_import(stage: ImportStage, config: RunnerConfig, label: str = "import pairs") -> tuple[RunReport, Published]:
     stage.plan()  # the source is checked before anything is written (the runner plans again)
     root = Path(stage.root)
-    root.mkdir(parents=True, exist_ok=True)
+    make_dataset_folder(root)
     save_every = config.flush_seconds
     with (
         StageSession(root, PREPARED.stage, PREPARED, save_every=save_every, redo=config.redo) as prepared,

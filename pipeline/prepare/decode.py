@@ -4,18 +4,26 @@ Pillow identifies the format from the bytes, reads the header without decoding p
 30000x30000 header is refused before a byte of it is allocated), applies the EXIF orientation, and
 converts every mode a crawl meets (CMYK, palette, grey + alpha, RGBA, 16-bit) to RGB. Alpha is
 composited over white, as line-art datasets assume a white page.
+
+`read_input` reads one input file without ever blocking or reading what it need not: what is not a
+regular file (a FIFO would block `open`) is rejected from its `fstat`, and a file larger than any image
+within --max-pixels can be (`max_file_bytes`) is judged from its header alone.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
+from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from manifests.reasons import DECODE_ERROR
+from manifests.reasons import DECODE_ERROR, NOT_A_REGULAR_FILE, TOO_LARGE
 from pipeline.prepare.rejected import Rejected
 
 # We enforce our own pixel limit (`max_pixels`) before loading; Pillow's global guard would refuse
@@ -25,6 +33,51 @@ Image.MAX_IMAGE_PIXELS = None
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}  # 90-degree rotations: width and height swap
 _SRGB = ImageCms.createProfile("sRGB")
+# The most bytes an image of --max-pixels pixels can take: 16-bit RGBA, uncompressed (8 bytes a pixel),
+# plus room for metadata (EXIF, ICC profiles, thumbnails). A larger file is refused from its header.
+BYTES_PER_PIXEL_BOUND = 8
+METADATA_ALLOWANCE = 1 << 20
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder"}
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """Files above this many bytes cannot hold an image within `max_pixels` (see BYTES_PER_PIXEL_BOUND)."""
+    return max_pixels * BYTES_PER_PIXEL_BOUND + METADATA_ALLOWANCE
+
+
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """The decompression-bomb guard, from the header's size: raise Rejected(too_large) above `max_pixels`."""
+    if width * height > max_pixels:
+        raise Rejected(TOO_LARGE, f"{width}x{height} = {width * height:,} pixels > --max-pixels {max_pixels:,}")
+
+
+def read_input(path: Path, max_pixels: int, row: dict) -> bytes:
+    """The bytes of one input file, or Rejected: not a regular file, or (files above `max_file_bytes`)
+    not an image or too large, decided from the header without reading the rest. Sets `source_bytes`
+    (and, from a large file's header, its format and size) in `row`. OSError: it cannot be read."""
+    # O_NONBLOCK: opening a FIFO for reading must not wait for a writer (it is refused just below).
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        mode = os.fstat(handle.fileno())
+        if not stat.S_ISREG(mode.st_mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(mode.st_mode), "not a regular file")
+            raise Rejected(NOT_A_REGULAR_FILE, f"{kind}, not a regular file")
+        row["source_bytes"] = mode.st_size
+        if mode.st_size > max_file_bytes(max_pixels):
+            _refuse_from_header(handle, mode.st_size, max_pixels, row)
+        return handle.read()
+
+
+def _refuse_from_header(handle: BinaryIO, size: int, max_pixels: int, row: dict) -> None:
+    """A file too large for `max_pixels` is rejected from its first bytes: not an image, or too large."""
+    try:
+        image = Image.open(handle)  # reads the header only
+    except Exception as exc:
+        handle.seek(0)
+        raise Rejected(DECODE_ERROR, describe_non_image(handle.read(1024), exc)) from None
+    row.update(format=image.format, orig_width=image.size[0], orig_height=image.size[1])
+    check_pixels(*image.size, max_pixels)
+    bound = max_file_bytes(max_pixels)
+    raise Rejected(TOO_LARGE, f"{size:,} bytes > {bound:,}, the most an image within --max-pixels {max_pixels:,} takes")
 
 
 def open_image(data: bytes) -> Image.Image:

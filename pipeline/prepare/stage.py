@@ -30,7 +30,8 @@ from pipeline.prepare.measure import measure_colors, perceptual_hash, sample_pix
 from pipeline.prepare.rejected import Rejected
 from pipeline.runner import StageContext, WorkItem, failed_row_defaults
 from pipeline.recorded_options import RecordedOptions
-from pipeline.sources import input_files
+from pipeline.errors import PipeError
+from pipeline.sources import input_files, refuse_own_outputs
 
 
 class CropMode(str, enum.Enum):
@@ -104,8 +105,7 @@ def prepare_sample(data: bytes, row: dict, config: PrepareConfig, context: Stage
     # Pixel count, short side and aspect do not depend on EXIF orientation: check them on the header.
     stored_w, stored_h = image.size
     row.update(format=image.format, frames=decode.frame_count(image), orig_width=stored_w, orig_height=stored_h)
-    if stored_w * stored_h > config.max_pixels:
-        raise Rejected(reasons.TOO_LARGE, f"{stored_w}x{stored_h} = {stored_w * stored_h:,} pixels > --max-pixels {config.max_pixels:,}")
+    decode.check_pixels(stored_w, stored_h, config.max_pixels)
     check_size(stored_w, stored_h, config)
 
     rgb, turned = decode.load_rgb(image, data, _draft_size(stored_w, stored_h, config))
@@ -219,18 +219,25 @@ class PrepareStage:
         return PREPARED
 
     def plan(self) -> list[WorkItem]:
-        return input_files(self.source, exclude=self.root)
+        refuse_own_outputs(self.source, self.root)
+        items = input_files(self.source, exclude=self.root, every_entry=True)
+        if not items:
+            raise PipeError(f"no images found in {self.source}")
+        return items
 
     def process(self, item: WorkItem, context: StageContext) -> list[dict]:
+        row: dict[str, Any] = {"source": item.id, "key": ""}
         try:
-            data = Path(item.payload).read_bytes()
+            data = decode.read_input(Path(item.payload), self.config.max_pixels, row)
         except OSError as exc:
             return self.failed_rows(item, reasons.READ_ERROR, f"{type(exc).__name__}: {exc}")
-        row = {"source": item.id, "key": content_key(data), "source_bytes": len(data)}
+        except Rejected as rejection:  # not a regular file; a large file judged from its header
+            return [_rejected_row(row, rejection)]
+        row.update(key=content_key(data), source_bytes=len(data))
         try:
             return prepare_sample(data, row, self.config, context)
         except Rejected as rejection:
-            return [{**row, "status": STATUS_REJECTED, "reason": rejection.reason, "detail": rejection.detail}]
+            return [_rejected_row(row, rejection)]
 
     def failed_rows(self, item: WorkItem, reason: str, detail: str) -> list[dict]:
         return [failed_row_defaults(PREPARED, item, reason, detail)]
@@ -243,6 +250,10 @@ class PrepareStage:
 
     def reset(self, context: StageContext) -> None:
         shutil.rmtree(context.layout.root / PREPARED_TREE, ignore_errors=True)
+
+
+def _rejected_row(row: dict, rejection: Rejected) -> dict:
+    return {**row, "status": STATUS_REJECTED, "reason": rejection.reason, "detail": rejection.detail}
 
 
 def settle_duplicates(ledger: pa.Table, context: StageContext, max_distance: int | None) -> list[dict]:

@@ -19,7 +19,7 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys):
     save_rgb(source / "a.png", picture(0))
     taken.write_text("not a folder")
     assert main(["prepare", str(source), str(taken)]) == 2
-    assert f"{taken}: File exists" in _one_line(capsys.readouterr().err)
+    assert f"{taken} is a file, not a folder" in _one_line(capsys.readouterr().err)
     assert taken.read_text() == "not a folder"
 
 

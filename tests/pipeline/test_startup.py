@@ -1,0 +1,99 @@
+"""The command line as a user first meets it: Ctrl-C during start-up is one line, and every command's
+help reads as prose at 80 columns (the source's hard wraps joined, paragraphs and lists kept)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import typer
+
+from pipeline.cli import load_app, main
+
+WIDTH = 80
+_BOX = "│╭╰─┃┏┗━"
+_LIST_START = re.compile(r"([-*\u2022]|\d+[.)]|\[)\s?")
+
+
+def _commands() -> list[list[str]]:
+    """Every command path (`prepare`, `weights fetch`, ...), groups included."""
+    found: list[list[str]] = []
+
+    def walk(command, path: list[str]) -> None:  # noqa: ANN001 - a Click command (Typer vendors its own Click)
+        found.append(path)
+        if getattr(command, "commands", None):  # a group
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+
+    walk(typer.main.get_command(load_app()), [])
+    return found
+
+
+def _cells(line: str) -> list[tuple[int, str]]:
+    """(column, text) of each run of text in a help line, panel borders left out."""
+    inner = "".join(" " if ch in _BOX else ch for ch in line)
+    return [(m.start(), m.group()) for m in re.finditer(r"\S+(?: \S+)*", inner)]
+
+
+def ragged_lines(help_text: str) -> list[str]:
+    """Lines of prose broken short while their paragraph goes on at the same column on the next line."""
+    lines = help_text.splitlines()
+    ragged = []
+    for line, following in zip(lines, lines[1:]):
+        here, there = _cells(line), _cells(following)
+        if not here or not there:
+            continue
+        column, text = here[-1]
+        if column > 1 and not line.lstrip().startswith(_BOX):  # an indented example outside the panels
+            continue
+        next_column, next_text = there[-1] if len(there) == 1 else (None, "")
+        room = WIDTH - 2 - column  # the width the text could have used on this line
+        continues = next_column == column and not _LIST_START.match(next_text)
+        # A greedy wrapper (the terminal's, Rich's) moves a word down only when it does not fit: a next
+        # word that would have fit here means the line was broken by hand in the source.
+        if continues and len(text) + 1 + len(next_text.split(" ")[0]) <= room:
+            ragged.append(f"{line.rstrip()}\n{following.rstrip()}")
+    return ragged
+
+
+def test_every_command_s_help_is_reflowed_at_80_columns(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", str(WIDTH))
+    problems = {}
+    commands = _commands()
+    assert {"prepare", "extract", "weights fetch", "import pairs"} <= {" ".join(path) for path in commands}
+    for path in commands:
+        assert main([*path, "--help"]) == 0, path
+        text = capsys.readouterr().out
+        assert text.strip(), path
+        if ragged := ragged_lines(text):
+            problems[" ".join(path) or "pipe"] = ragged
+    assert problems == {}, "\n\n".join(f"pipe {name}:\n" + "\n".join(lines) for name, lines in problems.items())
+
+
+def test_reflow_keeps_paragraphs_lists_and_examples():
+    from pipeline.commands.app import reflow
+
+    text = "A sentence cut\nin two.\n\nItems:\n- one\n  continued\n- two\n\n    pipe run job.toml\n    pipe status ds"
+    assert reflow(text) == "A sentence cut in two.\n\nItems:\n- one continued\n- two\n\n    pipe run job.toml\n    pipe status ds"
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])
+def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
+    (tmp_path / "data").mkdir()
+    command = [sys.executable, "-m", "pipeline.cli", "status", str(tmp_path / "data")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
+    time.sleep(delay)
+    if process.poll() is not None:
+        process.communicate()
+        pytest.skip(f"the command finished within {delay} s on this machine")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    if process.returncode == 0:  # it had just finished its work when the signal came
+        pytest.skip("the signal arrived after the work was done")
+    assert (process.returncode, err.strip().splitlines()[-1]) == (2, "error: interrupted"), err
