@@ -30,6 +30,7 @@ import pipeline.commands.crawl  # noqa: F401
 import pipeline.commands.extract  # noqa: F401
 import pipeline.commands.shard  # noqa: F401
 import pipeline.commands.train  # noqa: F401
+import pipeline.commands.colorize  # noqa: F401
 import pipeline.commands.eval  # noqa: F401
 import pipeline.commands.fid  # noqa: F401
 import pipeline.commands.weights  # noqa: F401
