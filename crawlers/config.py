@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from dataclasses import dataclass
 from pathlib import Path
 
 from crawlers.posts import RATINGS, normalize_ext
 from crawlers.sites import SiteRecord
+from crawlers.urls import HostRule, parse_host_rule, root_rule
 
 DEFAULT_RATINGS = ("g", "s")
 DEFAULT_EXTS = ("jpg", "png", "webp")
@@ -49,6 +51,8 @@ class CrawlConfig:
     exts: tuple[str, ...] = DEFAULT_EXTS
     max_file_mb: float = 64.0
     per_page: int | None = None
+    # Hosts files may come from besides the board's root; None takes the site record's CDN hosts.
+    file_hosts: tuple[str, ...] | None = None
     politeness: Politeness = Politeness()
     user: str | None = None
     api_key: str | None = None
@@ -67,6 +71,9 @@ class CrawlConfig:
             raise ValueError(f"--exts takes image types from {','.join(KNOWN_IMAGE_EXTS)}; got {','.join(self.exts) or 'none'}")
         if self.limit is not None and self.limit < 1:
             raise ValueError("--limit must be at least 1")
+        if self.file_hosts is not None:
+            object.__setattr__(self, "file_hosts", tuple(h.strip() for h in self.file_hosts if h.strip()))
+        self.host_rules  # noqa: B018 - raises ValueError naming a bad --file-hosts entry
         if self.per_page is not None and not 1 <= self.per_page <= self.site.per_page:
             raise ValueError(f"--per-page for {self.site.name} must be within 1..{self.site.per_page}")
 
@@ -78,6 +85,12 @@ class CrawlConfig:
     def request_interval(self) -> float:
         interval = self.politeness.request_interval
         return self.site.request_interval if interval is None else interval
+
+    @cached_property
+    def host_rules(self) -> tuple[HostRule, ...]:
+        """Where requests may go: the board's root host and port, and its file hosts."""
+        hosts = self.site.file_hosts if self.file_hosts is None else self.file_hosts
+        return (root_rule(self.site.root), *(parse_host_rule(host) for host in hosts))
 
     @property
     def max_file_bytes(self) -> int:

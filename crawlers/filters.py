@@ -1,7 +1,8 @@
 """Which listed posts to download: pure checks on the API record, in a fixed order.
 
 The first failing check gives the post's reason, so a post is `no_file_url` before it is
-`rating_filtered`: the ledger says the most basic reason a post was not taken.
+`rating_filtered`: the ledger says the most basic reason a post was not taken. A file URL off the
+board's hosts (or not http/https) is `unsafe_url` before anything else is looked at: no request is made.
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 from manifests import reasons
 from crawlers.config import CrawlConfig
 from crawlers.posts import Post
+from crawlers.urls import unsafe_reason
 
 
 def rejection(post: Post, config: CrawlConfig) -> tuple[str, str] | None:
     """(reason, detail) when the post must not be downloaded, else None."""
     if not post.file_url:
         return reasons.NO_FILE_URL, "the API lists the post without a file URL (hidden, banned or restricted)"
+    unsafe = unsafe_reason(post.file_url, config.host_rules)
+    if unsafe:
+        return reasons.UNSAFE_URL, unsafe
     if post.file_ext not in config.exts:
         return reasons.UNSUPPORTED_EXT, f"{post.file_ext or 'no extension'} is not one of --exts {','.join(config.exts)}"
     if post.rating not in config.ratings:

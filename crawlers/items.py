@@ -20,5 +20,8 @@ class PostItem:
     detail: str | None = None
     file: KnownFile | None = None
     duplicate_of: str | None = None
+    # True when the crawl stopped (disk full) before this post's outcome could be kept: no row, so
+    # the next run lists it again.
+    abandoned: bool = False
     # FilesPipeline's own result field; pipe reads the outcome above instead.
     files: list = field(default_factory=list)

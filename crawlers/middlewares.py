@@ -5,6 +5,8 @@ settings (RETRY_TIMES, RETRY_HTTP_CODES) and adds the wait. A 429 or 503 is the 
 whole client to slow down, so the wait holds the whole host: no request to it leaves, neither new
 ones nor ones already queued in Scrapy's download slots. A 500 or a timeout concerns one URL, so only
 that request waits before its retry.
+
+`BoardHostsOnly` refuses any request off the board's hosts, redirects included.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import time
 from datetime import timezone
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.utils.asyncio import call_later
 from scrapy.utils.httpobj import urlparse_cached
+
+from crawlers.urls import unsafe_reason
 
 log = logging.getLogger(__name__)
 
@@ -115,4 +120,32 @@ def _host(request: Request) -> str:
     return urlparse_cached(request).netloc
 
 
-__all__ = ["PoliteRetryMiddleware", "parse_retry_after"]
+
+class UnsafeUrl(IgnoreRequest):
+    """A request the crawl must not send: not http(s), or off the board's hosts (see `crawlers.urls`)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BoardHostsOnly:
+    """Refuses, before robots.txt or any connection, every request off the board's hosts.
+
+    The spider never asks for such a file, but a redirect can point anywhere; Scrapy sends the
+    redirected request through the downloader middlewares again, so this sees it too."""
+
+    def __init__(self, crawler) -> None:  # noqa: ANN001
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler):  # noqa: ANN001, ANN206
+        return cls(crawler)
+
+    def process_request(self, request: Request, spider=None) -> None:  # noqa: ANN001
+        unsafe = unsafe_reason(request.url, self.crawler.spider.config.host_rules)
+        if unsafe:
+            raise UnsafeUrl(unsafe)
+
+
+__all__ = ["BoardHostsOnly", "PoliteRetryMiddleware", "UnsafeUrl", "parse_retry_after"]

@@ -18,12 +18,14 @@ from typing import Any
 from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError, IgnoreRequest, ResponseDataLossError
 from scrapy.http import Request, Response
 from scrapy.pipelines.files import FilesPipeline, FSFilesStore
+from scrapy.utils.defer import deferred_from_coro
 from twisted.internet.error import TimeoutError as TwistedTimeoutError
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseFailed
 
 from manifests import reasons
 from crawlers.items import PostItem
+from crawlers.middlewares import UnsafeUrl
 from crawlers.state import CrawlState, KnownFile, ledger_row
 from crawlers.verify import DownloadRejected, verify_download
 from manifests.atomic import write_bytes_atomic
@@ -75,10 +77,19 @@ class RawFilesPipeline(FilesPipeline):
         except DownloadRejected as exc:
             return _rejected(exc.reason, exc.detail)
         known = self.state.by_sha256.get(image.sha256)
+        if known is not None and known.owner is None:
+            # The bytes a killed run left unrecorded (a board without md5s): this post takes them.
+            return {"file": self.state.adopt(known, item.post.ledger_id), "url": response.url}
         if known is not None:
             return {"duplicate": known}
         path = self.state.file_path(image.sha256, image.ext)
-        self.store.persist_file(path, io.BytesIO(response.body), info)
+        try:
+            self.store.persist_file(path, io.BytesIO(response.body), info)
+        except OSError as exc:
+            # A full disk (or a read-only one) ends the crawl; this post stays unrecorded for the next run.
+            self.state.write_failed(self.state.root / path, exc)
+            return {"abandoned": True}
+        self.state.file_stored(path)
         return {"file": KnownFile(image.sha256, path, image.size, item.post.ledger_id), "url": response.url}
 
     def media_failed(self, failure: Failure, request: Request, info) -> None:  # noqa: ANN001
@@ -92,7 +103,9 @@ class RawFilesPipeline(FilesPipeline):
         if not isinstance(item, PostItem) or not item.download:
             return item
         ok, value = results[0] if results else (False, Failure(DownloadRejected(reasons.NETWORK_ERROR, "no result")))
-        if not ok:
+        if ok and "abandoned" in value:
+            item.abandoned = True
+        elif not ok:
             error = value.value if isinstance(value, Failure) else value
             reason = getattr(error, "reason", reasons.NETWORK_ERROR)
             item.reason, item.detail = reason, getattr(error, "detail", str(error))
@@ -120,6 +133,8 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
     error = failure.value
     if isinstance(error, DownloadRejected):
         return error.reason, error.detail
+    if isinstance(error, UnsafeUrl):  # a redirect off the board's hosts: never followed
+        return reasons.UNSAFE_URL, f"redirected: {error.detail}"
     if isinstance(error, IgnoreRequest):
         return reasons.ROBOTS_DISALLOWED if "robots" in str(error).lower() else reasons.NETWORK_ERROR, str(error)
     if isinstance(error, DownloadCancelledError):
@@ -134,7 +149,11 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
 
 
 class LedgerPipeline:
-    """Writes one `raw.parquet` row per item, in atomic parts every few seconds, and compacts at the end."""
+    """Writes one `raw.parquet` row per item, in atomic parts every few seconds, and compacts at the end.
+
+    A write that fails (a full disk) stops the crawl: the rows saved so far stay saved, the posts not
+    yet saved get no row (the next run lists them again), and `state.write_error` says what failed.
+    """
 
     def __init__(self, crawler) -> None:  # noqa: ANN001
         self.crawler = crawler
@@ -157,11 +176,14 @@ class LedgerPipeline:
         self.ledger = Ledger(self.state.root, RAW)
 
     def process_item(self, item: PostItem, spider=None) -> PostItem:  # noqa: ANN001
+        self.state.end_download(item.post.ledger_id)
+        if item.abandoned or self.state.write_error is not None:
+            stop_crawl(self.crawler)
+            return item
         row = ledger_row(item.post, item.query, item.status or STATUS_FAILED, item.reason, item.detail, item.file, item.duplicate_of)
         if item.status == STATUS_OK:
             row["reason"] = None
         self.state.recorded(row)
-        self.state.end_download(item.post.ledger_id)
         self.buffer.append(row)
         if self.state.on_row is not None:
             self.state.on_row(row)
@@ -172,11 +194,35 @@ class LedgerPipeline:
     def flush(self) -> None:
         rows, self.buffer = self.buffer, []
         self.last_flush = time.monotonic()
-        if rows:
+        if not rows or self.state.write_error is not None:
+            return
+        try:
             self.ledger.append(rows)
+        except Exception as exc:  # noqa: BLE001 - a full disk, or a row pyarrow refuses: stop, say which
+            self.state.write_failed(self.ledger.path, exc)
+            stop_crawl(self.crawler)
+            return
+        self.state.rows_saved += len(rows)
+        try:
             self.state.flushed([row[RAW.id_column] for row in rows])
+        except OSError as exc:  # the resume cursor: the rows are saved, the next run re-lists a page
+            self.state.write_failed(self.state.cursor_file, exc)
+            stop_crawl(self.crawler)
 
     def close_spider(self, spider=None) -> None:  # noqa: ANN001
         self.flush()
-        self.state.save_cursor()
-        self.ledger.compact()
+        if self.state.write_error is not None:
+            return  # compacting would write the whole ledger again onto the full disk
+        try:
+            self.state.save_cursor()
+            self.ledger.compact()
+        except Exception as exc:  # noqa: BLE001 - Scrapy would only log it and the run would look fine
+            self.state.write_failed(self.ledger.path, exc)
+
+
+def stop_crawl(crawler) -> None:  # noqa: ANN001
+    """Close the spider (once) after a failed write: nothing more is listed or downloaded."""
+    state: CrawlState = crawler.spider.state
+    if not state.stopping:
+        state.stopping = True
+        deferred_from_coro(crawler.engine.close_spider_async(reason="write_error"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import posixpath
+import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -21,6 +22,9 @@ _RATING_WORDS = {
     "questionable": "q",
     "explicit": "e",
 }
+# Ledger integers are 64-bit: a value outside that range (a board's bug or a hostile API) is not a number.
+INT64_MAX = 2**63 - 1
+_DIGITS = re.compile(r"\d{1,19}")
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,12 @@ class Post:
     characters: str | None = None
     source: str | None = None
     file_size: int | None = None
+    # For a record whose id is unusable (post_id None): the id as the API gave it, for the ledger.
+    bad_id: str | None = None
 
     @property
     def ledger_id(self) -> str:
-        return f"{self.site}:{self.post_id}"
+        return f"{self.site}:{self.post_id if self.post_id is not None else self.bad_id}"
 
 
 def rating_from_word(word: str | None) -> str | None:
@@ -80,10 +86,28 @@ def normalize_ext(ext: str) -> str:
 
 
 def as_int(value: object) -> int | None:
+    """An integer field (width, size), or None when absent, not a number, or outside 64 bits."""
     try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if -INT64_MAX - 1 <= number <= INT64_MAX else None
+
+
+def post_id_of(value: object) -> int | None:
+    """A post id: a whole number in 1..2^63-1 given as a JSON integer or a string of digits; else None.
+
+    Stricter than `as_int`: `1.5`, `true` or `"12abc"` are not ids, and an id the ledger cannot hold
+    must not be truncated into another post's."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else None
+    elif isinstance(value, str):
+        value = int(value.strip()) if _DIGITS.fullmatch(value.strip()) else None
+    if not isinstance(value, int):
+        return None
+    return value if 1 <= value <= INT64_MAX else None
 
 
 def as_text(value: object) -> str | None:

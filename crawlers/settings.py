@@ -44,13 +44,18 @@ def scrapy_settings(config: CrawlConfig) -> dict[str, Any]:
         "PIPE_BACKOFF_BASE": polite.backoff_base,
         "PIPE_MAX_RETRY_WAIT": polite.max_retry_wait,
         "DOWNLOADER_MIDDLEWARES": {
+            # Before robots.txt (100): a refused host is not even asked for its robots.txt.
+            "crawlers.middlewares.BoardHostsOnly": 50,
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawlers.middlewares.PoliteRetryMiddleware": 550,
         },
         "DOWNLOAD_TIMEOUT": polite.timeout,
-        # Files larger than this are cancelled mid-transfer; API pages are far smaller.
+        # Files larger than this are refused from their Content-Length, or cancelled mid-transfer when
+        # the server sends none; API pages carry their own bound (`API_PAGE_MAX_BYTES`).
         "DOWNLOAD_MAXSIZE": config.max_file_bytes,
         "DOWNLOAD_WARNSIZE": 0,
+        # Only http(s): no handler exists for file://, data:, ftp:// or s3:// even if a URL got past the checks.
+        "DOWNLOAD_HANDLERS": {"file": None, "data": None, "ftp": None, "s3": None},
         "ITEM_PIPELINES": {"crawlers.pipelines.RawFilesPipeline": 100, "crawlers.pipelines.LedgerPipeline": 900},
         "FILES_STORE": str(config.root),
         "MEDIA_ALLOW_REDIRECTS": True,

@@ -26,14 +26,18 @@ class SiteRecord:
     request_interval: float = 1.0
     # For APIs that give a file name but no URL (Safebooru): a template over the post's fields.
     file_url_template: str | None = None
+    # Hosts besides the root's that serve the board's files (its CDN): file URLs anywhere else are
+    # never requested. An entry is `host`, `host:port` or `*.domain` (see `crawlers.urls`).
+    file_hosts: tuple[str, ...] = ()
 
     def with_root(self, root: str) -> SiteRecord:
-        return replace(self, root=root.rstrip("/"))
+        """The record pointed at another instance: its files come from its own host, not the built-in CDN."""
+        return replace(self, root=root.rstrip("/"), file_hosts=())
 
 
 SITES: dict[str, SiteRecord] = {
     # Danbooru: `limit` up to 200; its own clients keep 0.5-1.5 s between requests.
-    "danbooru": SiteRecord("danbooru", ENGINE_DANBOORU, "https://danbooru.donmai.us", per_page=200),
+    "danbooru": SiteRecord("danbooru", ENGINE_DANBOORU, "https://danbooru.donmai.us", per_page=200, file_hosts=("cdn.donmai.us",)),
     # Safebooru.org runs Gelbooru 0.2 and answers a bare JSON array without file URLs.
     "safebooru": SiteRecord(
         "safebooru",
@@ -42,8 +46,12 @@ SITES: dict[str, SiteRecord] = {
         per_page=1000,
         file_url_template="{root}/images/{directory}/{image}",
     ),
-    "gelbooru": SiteRecord("gelbooru", ENGINE_GELBOORU, "https://gelbooru.com", per_page=100),
-    "yandere": SiteRecord("yandere", ENGINE_MOEBOORU, "https://yande.re", per_page=100),
+    # Gelbooru's API gives file URLs on numbered image hosts (img3.gelbooru.com/images/...).
+    "gelbooru": SiteRecord(
+        "gelbooru", ENGINE_GELBOORU, "https://gelbooru.com", per_page=100,
+        file_hosts=("img1.gelbooru.com", "img2.gelbooru.com", "img3.gelbooru.com", "img4.gelbooru.com"),
+    ),
+    "yandere": SiteRecord("yandere", ENGINE_MOEBOORU, "https://yande.re", per_page=100, file_hosts=("files.yande.re",)),
     "konachan": SiteRecord("konachan", ENGINE_MOEBOORU, "https://konachan.com", per_page=100),
 }
 

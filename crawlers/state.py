@@ -10,11 +10,12 @@ Three things survive a crash (SIGKILL included):
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,6 +35,25 @@ class KnownFile:
     size: int
     # The ledger id of the post that downloaded it; None for an orphan of a killed run.
     owner: str | None
+
+
+@dataclass(frozen=True)
+class WriteFailure:
+    """The first write the crawl could not make (a full disk): what, where, and what was saved before."""
+
+    path: str
+    errno: int | None
+    message: str
+
+
+def failed_write(path: Path, error: Exception) -> WriteFailure:
+    """pyarrow reports a full disk as an OSError without errno, its message naming the cause."""
+    if not isinstance(error, OSError):  # a row the ledger cannot hold: a bug, still never a silent loss
+        return WriteFailure(str(path), None, f"{type(error).__name__}: {error}")
+    code = error.errno
+    if code is None and "no space left on device" in str(error).lower():
+        code = errno.ENOSPC
+    return WriteFailure(str(path), code, os.strerror(code) if code else str(error))
 
 
 @dataclass
@@ -88,6 +108,12 @@ class CrawlState:
         self.stop_reason: str | None = None
         # Called with every ledger row as it is recorded (the progress display).
         self.on_row: Callable[[dict], None] | None = None
+        # Called with each file's dataset-relative path once it is stored (a test's kill point).
+        self.on_file: Callable[[str], None] | None = None
+        # The first write that failed; the crawl stops there and its ledger keeps what was saved.
+        self.write_error: WriteFailure | None = None
+        self.stopping = False  # the spider was asked to close after write_error
+        self.rows_saved = 0
         self._load_ledger(ledger)
         self._adopt_orphans()
 
@@ -151,6 +177,24 @@ class CrawlState:
         self.downloading[post_id] = md5 or ""
         if md5:
             self.downloading_md5[md5.lower()] = post_id
+
+    def adopt(self, orphan: KnownFile, post_id: str) -> KnownFile:
+        """`post_id` takes a file a killed run left unrecorded: from now on it is that file's owner."""
+        owned = replace(orphan, owner=post_id)
+        self.by_sha256[owned.key] = owned
+        for md5, known in list(self.by_md5.items()):
+            if known.key == owned.key:
+                self.by_md5[md5] = owned
+        return owned
+
+    def file_stored(self, path: str) -> None:
+        if self.on_file is not None:
+            self.on_file(path)
+
+    def write_failed(self, path: Path, error: Exception) -> None:
+        if self.write_error is None:
+            self.write_error = failed_write(path, error)
+            self.stop_reason = f"could not write {path}: {self.write_error.message}"
 
     def end_download(self, post_id: str) -> None:
         md5 = self.downloading.pop(post_id, "")

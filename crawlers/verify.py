@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -96,11 +97,19 @@ def verify_download(body: bytes, declared_md5: str | None, allowed_exts: tuple[s
     if ext not in allowed_exts:
         raise DownloadRejected(reasons.UNSUPPORTED_TYPE, f"the body is a {ext.upper()} image, not one of --exts {','.join(allowed_exts)}")
     try:
-        with Image.open(io.BytesIO(body)) as image:
-            width, height = image.size
-            animated = bool(getattr(image, "is_animated", False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked below
+            with Image.open(io.BytesIO(body)) as image:
+                width, height = image.size
+                animated = bool(getattr(image, "is_animated", False))
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses headers over twice its pixel limit before giving the size; its message has it.
+        raise DownloadRejected(reasons.TOO_LARGE, f"the {ext.upper()} header declares too many pixels: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DownloadRejected(reasons.NOT_AN_IMAGE, f"{ext.upper()} header does not parse: {exc}") from None
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > limit:
+        raise DownloadRejected(reasons.TOO_LARGE, f"the {ext.upper()} header declares {width}x{height} = {width * height:,} pixels, over the {limit:,}-pixel decoding limit")
     if animated:
         raise DownloadRejected(reasons.ANIMATED, f"an animated {ext.upper()}; only still images are kept")
     return VerifiedImage(sha256=hashlib.sha256(body).hexdigest(), ext=ext, width=width, height=height, size=len(body))

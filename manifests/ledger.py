@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from manifests.atomic import TMP_SUFFIX, atomic_target
+from manifests.atomic import TMP_SUFFIX, write_bytes_atomic
+from manifests.checksummed import CheckedTable, checksummed_parquet, read_checksummed_parquet
 from manifests.layout import DatasetLayout
 from manifests.schema import SCHEMA_VERSION, LedgerSchema
 from manifests.errors import LedgerError  # noqa: F401 - raised here, and imported from here by callers
@@ -97,16 +97,34 @@ class Ledger:
 
     def _write(self, table: pa.Table, final: Path) -> None:
         table = table.replace_schema_metadata(self.schema.arrow.metadata)
-        with atomic_target(final, durable=True) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        write_bytes_atomic(final, checksummed_parquet(table), durable=True)
+
+
+# The command that writes each ledger: what a damaged one is made again with.
+_WRITTEN_BY = {"raw": "pipe crawl", "prepared": "pipe prepare", "lines": "pipe extract", "shards": "pipe shard", "imports": "pipe import pairs"}
+
+
+def recovery_hint(stage: str) -> str:
+    command = _WRITTEN_BY.get(stage, f"the {stage} stage")
+    return f"restore it from a backup, or make it again with `{command} ... --redo`"
+
+
+def check_ledger_file(path: Path, stage: str) -> CheckedTable:
+    """Read one ledger file and verify its digest; LedgerError naming the file and the way back."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LedgerError(f"cannot read ledger {path}: {exc.strerror or exc}") from exc
+    try:
+        return read_checksummed_parquet(data)
+    except Exception as exc:  # noqa: BLE001 - a digest mismatch, or one of pyarrow's several errors for damaged files
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LedgerError(f"cannot read ledger {path}: it is damaged ({why}); {recovery_hint(stage)}") from exc
 
 
 def read_ledger_file(path: Path, schema: LedgerSchema) -> pa.Table:
     """One ledger file conformed to `schema`; LedgerError if it is damaged or from a newer pipe."""
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for damaged files
-        raise LedgerError(f"cannot read ledger {path}: {exc}") from exc
+    table = check_ledger_file(path, schema.stage).table
     version = int((table.schema.metadata or {}).get(b"pipe.schema_version", b"1"))
     if version > SCHEMA_VERSION:
         raise LedgerError(f"ledger {path} has schema version {version}; this pipe reads up to {SCHEMA_VERSION}: upgrade pipe")

@@ -31,6 +31,8 @@ TRUNCATED = "truncated"  # the connection closed before Content-Length bytes arr
 TIMEOUT = "timeout"
 NETWORK_ERROR = "network_error"
 ROBOTS_DISALLOWED = "robots_disallowed"
+UNSAFE_URL = "unsafe_url"  # the file URL is not http(s) on the board's own hosts: never requested
+BAD_POST_ID = "bad_post_id"  # the API record's id is missing, not an integer, or out of the 64-bit range
 
 
 def http_reason(status: int) -> str:

@@ -37,6 +37,7 @@ import pipeline.commands.weights  # noqa: F401
 import pipeline.commands.serve  # noqa: F401
 import pipeline.commands.run  # noqa: F401
 import pipeline.commands.status  # noqa: F401
+import pipeline.commands.verify  # noqa: F401
 import pipeline.commands.demo  # noqa: F401
 # isort: on
 

@@ -42,7 +42,7 @@ from manifests.ledger import Ledger, rows_by_status
 from manifests.schema import LEDGERS, LedgerSchema, by_stage
 from pipeline.console import console, make_progress
 from pipeline.errors import Interrupted, PipeError
-from pipeline.recorded_options import RecordedOptions, option_changes, options_json, shown
+from pipeline.recorded_options import DamagedRecord, RecordedOptions, option_changes, options_json, read_digested_json, shown
 
 log = logging.getLogger(__name__)
 
@@ -197,11 +197,9 @@ class StageSession:
         if self.options_path is None or not self.options_path.is_file():
             return {}
         try:
-            recorded = json.loads(self.options_path.read_text())
-        except ValueError:
-            recorded = None
-        if isinstance(recorded, dict):
-            return recorded
+            return read_digested_json(self.options_path)
+        except DamagedRecord:
+            pass
         if self.redo:
             return {}
         raise PipeError(f"{self.options_path} is damaged: add --redo to start over")
@@ -254,16 +252,20 @@ class StageSession:
         path = self.layout.generation(stage)
         return path.read_text().strip() if path.is_file() else None
 
-    def check_upstream(self) -> None:
-        """Refuse to resume from a ledger made from upstream outputs that a `--redo` has since replaced."""
+    def stale_upstream(self) -> list[str]:
+        """The upstream stages whose outputs a `--redo` has replaced since this ledger was made from them."""
         path = self.layout.upstream(self.name)
         if not self.upstream or not path.is_file():
-            return
+            return []
         try:
             made_from = json.loads(path.read_text())
         except ValueError:
             made_from = {}
-        stale = [stage for stage in self.upstream if made_from.get(stage) and self._generation_of(stage) not in (None, made_from[stage])]
+        return [stage for stage in self.upstream if made_from.get(stage) and self._generation_of(stage) not in (None, made_from[stage])]
+
+    def check_upstream(self) -> None:
+        """Refuse to resume from a ledger made from upstream outputs that a `--redo` has since replaced."""
+        stale = self.stale_upstream()
         if stale:
             redone = " and ".join(f"`pipe {STAGE_COMMANDS.get(stage, stage)} --redo`" for stage in stale)
             verb = "have" if len(stale) > 1 else "has"

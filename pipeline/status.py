@@ -16,10 +16,13 @@ from manifests.ledger import Ledger, LedgerError, rows_by_status
 from manifests.schema import IMPORTS, LEDGERS
 from pipeline.console import console, counts_table
 from pipeline.errors import PipeError
+from pipeline.recorded_options import DamagedRecord, read_digested_json
 
 
 def show_status(root: Path) -> int:
     """Print one table per stage ledger, then the runs and the reports; returns the number of unreadable ledgers."""
+    if root.is_file():
+        raise PipeError(f"{root} is a file, not a dataset folder: give the folder that holds the ledgers (e.g. the one with prepared.parquet)")
     if not root.is_dir():
         raise PipeError(f"dataset folder not found: {root}")
     found = unreadable = 0
@@ -162,8 +165,13 @@ def jobs_table(layout: DatasetLayout) -> Table:
     for column in ("run", "exit", "stages"):
         table.add_column(column)
     for folder in _folders(layout.jobs)[-JOBS_SHOWN:]:
-        record = _read_json(folder / "summary.json")
-        if not record:
+        path = folder / "summary.json"
+        if not path.is_file():
+            continue
+        try:
+            record = read_digested_json(path)
+        except (DamagedRecord, OSError) as exc:  # shown, not skipped: a run that vanished would hide a failure
+            table.add_row(folder.name, "[red]damaged[/]", f"{layout.relative(path)} is damaged ({exc})")
             continue
         code = record.get("exit_code")
         exit_text = "running or killed" if code is None else str(code)

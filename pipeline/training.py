@@ -11,9 +11,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from manifests.layout import DatasetLayout
+from manifests.schema import LEDGERS, SHARDS
 from pipeline.console import console
 from pipeline.errors import PipeError
-from pipeline.session import StageSession
+from pipeline.session import STAGE_COMMANDS, StageSession
 from train.errors import TrainingError
 from train.trainer import RunSummary, TrainConfig, Trainer, finish_distributed
 
@@ -22,7 +24,6 @@ def show_training_config(recipe: str, stage: str, root: Path | None, **options: 
     """`pipe train --show-config`: the resolved settings (train.settings) as JSON-ready data, without
     training and without needing a dataset; with a ROOT holding train shards, --epochs is also
     resolved to steps (ceil(samples / batch) per epoch, one process)."""
-    from manifests.layout import DatasetLayout
     from manifests.shards import split_keys
     from train.schedule import steps_per_epoch
     from train.settings import SettingOptions, resolve_settings
@@ -42,7 +43,19 @@ def show_training_config(recipe: str, stage: str, root: Path | None, **options: 
     return settings
 
 
+def refuse_stale_shards(root: Path) -> None:
+    """Refuse shards made from outputs that a later `pipe prepare|extract --redo` replaced: the check
+    `pipe shard` itself makes (`StageSession.stale_upstream`), read-only."""
+    earlier = tuple(schema.stage for schema in LEDGERS[: LEDGERS.index(SHARDS)])
+    stale = StageSession(root, SHARDS.stage, upstream=earlier).stale_upstream()
+    if stale:
+        redone = " and ".join(f"`pipe {STAGE_COMMANDS.get(stage, stage)} --redo`" for stage in stale)
+        raise PipeError(f"the shards in {DatasetLayout(root).shards} are stale: {redone} replaced the outputs they were made from; "
+                        f"run `pipe shard {root} --redo` first, then train")
+
+
 def run_training(config: TrainConfig) -> RunSummary:
+    refuse_stale_shards(config.root)
     try:
         trainer = Trainer(config)
     except TrainingError as exc:
@@ -54,6 +67,8 @@ def run_training(config: TrainConfig) -> RunSummary:
         console.print(f"[yellow]warning:[/] {mismatch}", soft_wrap=True)
     try:
         target = trainer.plan()
+        if target > trainer.step:  # before the progress bar: a run that cannot start draws none
+            trainer.check_shards()
     except TrainingError as exc:
         raise PipeError(str(exc)) from None
     if trainer.settings["preset"] != "paper" and trainer.rank == 0:

@@ -34,6 +34,7 @@ import webdataset as wds
 from manifests.images import decode_rgb
 from manifests.shards import finished_tars
 from train.jpeg_device import decode_jpegs
+from train.worker_signals import ignore_stop_signals
 from synth.hints.palette import render_palette
 
 log = logging.getLogger(__name__)
@@ -326,6 +327,7 @@ def make_loader(config: LoaderConfig) -> wds.WebLoader | EndlessEpochs:
         num_workers=config.workers,
         persistent_workers=config.workers > 0,
         prefetch_factor=4 if config.workers > 0 else None,
+        worker_init_fn=ignore_stop_signals,  # a signal to the process group: the parent saves, then stops them
         # The DataLoader draws its workers' base seed from this, not from the global generator, so
         # starting a loader never shifts the training run's random stream (dropout, label flips).
         generator=torch.Generator().manual_seed(config.seed),

@@ -32,15 +32,12 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import cv2
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
 from manifests.shards import split_keys
 from train.augment import augment_batch, draw_augment
@@ -52,14 +49,16 @@ from train.inference import load_generator
 from train.ema import DEFAULT_EMA_DECAY, make_ema
 from train.inputs import generator_input, resize_batch, target_image
 from train.batch_synth import SYNTH_CHOICES, BatchSynth
-from train.jpeg_device import jpeg_on_device
+from train.jpeg_device import JPEG_DECODERS, jpeg_on_device
 from train.loader import LoaderConfig, device_batches, make_loader
 from train.losses import ImagePool, adversarial_loss, clip_weights
 from train.networks.layers import init_weights
 from train.networks.vgg import content_loss
 from train.networks.attention_unet import GuidedOutput
-from train.precision import autocast, resolve_precision
+from train.precision import PRECISIONS, autocast, resolve_precision
 from train.recipes import StageRecipe, stage_recipe
+from train.run_logs import RunLogs, named_os_errors, write_text
+from train.sample_grid import SampleRows, sample_grid
 from train.schedule import LrSchedule, steps_per_epoch
 from train.settings import PRESET_NOTES, SettingOptions, resolve_settings
 
@@ -127,8 +126,11 @@ class TrainConfig:
     jpeg_decoder: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.synth not in SYNTH_CHOICES:
-            raise TrainingError(f"--synth {self.synth!r}: choose from {', '.join(SYNTH_CHOICES)}")
+        # Every choice is checked here, before a device, a network or a run folder is touched.
+        for option, value, choices in (("--synth", self.synth, SYNTH_CHOICES), ("--precision", self.precision, PRECISIONS),
+                                       ("--jpeg-decoder", self.jpeg_decoder, JPEG_DECODERS)):
+            if value not in choices:
+                raise TrainingError(f"{option} {value!r}: choose from {', '.join(choices)}")
         if self.run is not None and (not self.run or self.run.startswith(".") or any(c in self.run for c in "/\\")):
             raise TrainingError(f"--name {self.run!r}: a run name is one folder name under ROOT/runs (no '/', not starting with '.')")
 
@@ -161,8 +163,10 @@ def run_exists(run_dir: Path) -> bool:
     return (run_dir / "checkpoints" / "last.pt").is_file() or (metrics.is_file() and metrics.stat().st_size > 0)
 
 
-# The recorded settings the networks' shapes depend on, and the option (or argument) that sets each.
-SHAPE_OPTIONS = {"recipe": "--recipe", "stage": "STAGE", "size": "--size", "width": "--width", "feature_encoder": "--feature-encoder"}
+# The recorded settings a resumed run cannot change, and the option (or argument) that sets each: the
+# networks' shapes depend on them, or (the batch size) the data stream, whose position is counted in batches.
+FIXED_OPTIONS = {"recipe": "--recipe", "stage": "STAGE", "size": "--size", "width": "--width", "feature_encoder": "--feature-encoder",
+                 "batch_size": "--batch-size"}
 # Settings a resumed run takes from its checkpoint unless the user gives them again.
 RECORDED_OPTIONS = ("size", "batch_size", "crop", "flip", "lr", "lr_schedule", "lr_milestones", "lr_gamma", "warmup_steps", "label_flip", "critic_steps")
 SCHEDULE_OPTIONS = {"kind": "--lr-schedule", "base_lr": "--lr", "milestones": "--lr-milestones", "gamma": "--lr-gamma", "warmup_steps": "--warmup-steps", "decay_steps": "--steps"}
@@ -261,7 +265,9 @@ class Trainer:
             self.generator = DistributedDataParallel(self.generator, device_ids=device_ids)
             if self.discriminator is not None:
                 self.discriminator = DistributedDataParallel(self.discriminator, device_ids=device_ids)
-        self.writer = None
+        self.logs: RunLogs | None = None
+        # The grids' rows: the first distinct samples the run trains on, up to 4 (no more than a batch).
+        self.sample_rows = SampleRows(min(4, self.batch_size))
 
     def _read_resumed(self) -> dict:
         """The checkpoint a resumed run continues (read once: its settings decide the networks' sizes)."""
@@ -413,8 +419,8 @@ class Trainer:
         return any(getattr(self.config, key) is not None for key in ("lr", "lr_schedule", "lr_milestones", "lr_gamma", "warmup_steps"))
 
     def _check_resumable(self, path: Path, saved: dict) -> None:
-        """Raise TrainingError naming the first option whose value changes the networks' shapes
-        (what `resolved_config` recorded in the checkpoint against this run's), or saying that the
+        """Raise TrainingError naming the first option whose value changes the networks' shapes or the
+        batch size (what `resolved_config` recorded in the checkpoint against this run's), or saying that the
         checkpoint comes from an older revision of the recipe, whose networks this version no longer builds."""
         config = self.config
         revision = saved.get("recipe_revision", 1)
@@ -423,11 +429,12 @@ class Trainer:
                 f"{path} was trained by an earlier pipe version of the {config.recipe} {config.stage} recipe (revision {revision}, now "
                 f"{self.recipe.revision}: {self.recipe.revision_note}), so it cannot resume: train a new run (--name) or start this one over (--overwrite)"
             )
-        current = {"recipe": config.recipe, "stage": config.stage, "size": self.size, "width": config.width, "feature_encoder": config.feature_encoder}
+        current = {"recipe": config.recipe, "stage": config.stage, "size": self.size, "width": config.width, "feature_encoder": config.feature_encoder,
+                   "batch_size": self.batch_size}
         for key, value in current.items():
             if key not in saved or _same_shapes(key, saved[key], value):
                 continue
-            option, was, now = SHAPE_OPTIONS[key], _shown(saved[key]), _shown(value)
+            option, was, now = FIXED_OPTIONS[key], _shown(saved[key]), _shown(value)
             raise TrainingError(f"{path} was trained with {option} {was}, this run has {option} {now}: resume with {option} {was}, or train a new run (--name)")
 
     def _clear_run_dir(self) -> None:
@@ -715,147 +722,93 @@ class Trainer:
         return device_batches(self.loader(steps), self.device)
 
     def train(self, on_step: Callable[[int], None] | None = None) -> RunSummary:
-        """Train up to `target_steps()`; `on_step(step)` after each step (progress). On Ctrl-C the
-        state is saved and the KeyboardInterrupt goes on to the caller."""
+        """Train up to `target_steps()`; `on_step(step)` after each step (progress). On Ctrl-C (or
+        SIGTERM) the state is saved and the KeyboardInterrupt goes on to the caller; an OSError (a full
+        disk) goes on as it is, naming its file, and the last checkpoint written stays the one to resume."""
         config = self.config
         target = self.plan()
-        remaining = target - self.step
         first = self.step
-        if remaining <= 0:
+        if target - self.step <= 0:
             return RunSummary(config.run_dir, first, self.step, 0.0, 0.0)
         self.check_shards()
         if self.rank == 0:
             if config.overwrite:
                 self._clear_run_dir()
             config.run_dir.mkdir(parents=True, exist_ok=True)
-            (config.run_dir / "config.json").write_text(json.dumps(self.resolved_config(), indent=1, sort_keys=True) + "\n")
-            forget_after(config.run_dir / "metrics.jsonl", self.step)
-            self.writer = _summary_writer(config.run_dir / "tb", purge_step=self.step + 1 if self.step else None)
+            write_text(config.run_dir / "config.json", json.dumps(self.resolved_config(), indent=1, sort_keys=True) + "\n")
         self.generator.train()
         if self.discriminator is not None:
             self.discriminator.train()
         started = time.perf_counter()
-        losses: dict[str, float] = {}
-        metrics = open(config.run_dir / "metrics.jsonl", "a") if self.rank == 0 else None
-        keys = None
-        if config.record_keys:
-            (config.run_dir / "keys").mkdir(parents=True, exist_ok=True)
-            keys = open(config.run_dir / "keys" / f"rank{self.rank}.txt", "a")
+        self.logs = RunLogs(config.run_dir, self.rank, self.step, config.record_keys)
+        failing = True
         try:
-            for batch in self.batches(remaining):
-                losses, fake = self.train_step(batch)
-                self.step += 1
-                if keys is not None:
-                    keys.write(f"{self.step} {' '.join(batch['__key__'])}\n")
-                if self.rank == 0:
-                    if on_step is not None:
-                        on_step(self.step)
-                    if self.step % config.log_every == 0 or self.step == target:
-                        self._log(metrics, losses, started, first)
-                    if self.step % config.sample_every == 0 or self.step == target:
-                        self._write_samples(self.last_batch, fake)
-                if self.step % config.checkpoint_every == 0 or self.step == target:
-                    self._save()
-                if self.step >= target:
-                    break
+            losses = self._steps(target, started, first, on_step)
+            failing = False
         except KeyboardInterrupt:
             self._save()
             raise
         finally:
-            for handle in (metrics, keys):
-                if handle is not None:
-                    handle.close()
-            if self.writer is not None:
-                self.writer.close()
+            self.logs.close(failing=failing)
         seconds = time.perf_counter() - started
         done = self.step - first
         return RunSummary(config.run_dir, first, self.step, seconds, done * self.batch_size / seconds if seconds else 0.0, losses)
 
-    def _log(self, metrics, losses: dict[str, float], started: float, first: int) -> None:
-        rate = (self.step - first) * self.batch_size / max(time.perf_counter() - started, 1e-9)
-        record = {"step": self.step, **losses, **({"lr": self.current_lr} if self.current_lr is not None else {}), "images_per_second": rate}
-        metrics.write(json.dumps(record) + "\n")
-        metrics.flush()
-        if self.writer is not None:
-            for name, value in record.items():
-                if name != "step":
-                    self.writer.add_scalar(f"train/{name}", value, self.step)
+    def _steps(self, target: int, started: float, first: int, on_step: Callable[[int], None] | None) -> dict[str, float]:
+        """The loop: a step, its logs and samples (rank 0), its checkpoint; returns the last losses."""
+        config = self.config
+        losses: dict[str, float] = {}
+        for batch in self.batches(target - self.step):
+            losses, fake = self.train_step(batch)
+            self.step += 1
+            self.logs.record_keys(self.step, list(batch["__key__"]))
+            if self.rank == 0:
+                self.sample_rows.offer(self.last_batch)
+                if on_step is not None:
+                    on_step(self.step)
+                if self.step % config.log_every == 0 or self.step == target:
+                    self._log(losses, started, first)
+                if self.step % config.sample_every == 0 or self.step == target:
+                    self._write_samples()
+            if self.step % config.checkpoint_every == 0 or self.step == target:
+                self._save()
+            if self.step >= target:
+                break
+        return losses
 
-    def _write_samples(self, batch: dict, fake: torch.Tensor) -> None:
-        # `batch` is as the step trained on it (cropped, at the training size); `fake` is this step's
-        # output of the generator in training mode (its raw weights, not the EMA).
-        grid = sample_grid(batch, fake, title=f"step {self.step}, output: raw weights (training mode)")
-        folder = self.config.run_dir / "samples"
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"step_{self.step:07d}.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-        if self.writer is not None:
-            self.writer.add_image("samples", grid, self.step, dataformats="HWC")
+    def _log(self, losses: dict[str, float], started: float, first: int) -> None:
+        rate = (self.step - first) * self.batch_size / max(time.perf_counter() - started, 1e-9)
+        self.logs.log(self.step, {**losses, **({"lr": self.current_lr} if self.current_lr is not None else {}), "images_per_second": rate})
+
+    def _write_samples(self) -> None:
+        """The grid of the run's sample rows (`SampleRows`: distinct samples, the same in every grid) and
+        samples/keys.txt's line for it ("STEP key ..." from the top row down)."""
+        rows = self.sample_rows
+        fake = self.sample_output(rows.padded())[: len(rows.keys)]
+        grid = sample_grid(rows.batch, fake, rows=len(rows.keys), title=f"step {self.step}, output: raw weights (training mode)")
+        self.logs.sample(self.step, grid)
+        keys = self.config.run_dir / "samples" / "keys.txt"
+        with named_os_errors(keys), open(keys, "a") as handle:
+            handle.write(f"{self.step} {' '.join(rows.keys)}\n")
+
+    def sample_output(self, batch: dict) -> torch.Tensor:
+        """The raw generator's output in training mode for `batch`, leaving the run as it was: no
+        gradients, its BatchNorm statistics restored and the random stream forked (so a run that
+        writes grids at other steps trains exactly as one that does not)."""
+        generator = _unwrap(self.generator)
+        condition = generator_input(batch, self.recipe.inputs).contiguous(memory_format=self.memory_format)
+        buffers = [buffer.detach().clone() for buffer in generator.buffers()]
+        cuda = [self.device.index if self.device.index is not None else torch.cuda.current_device()] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch.no_grad(), autocast(self.device, self.dtype):
+            output = generator(condition)
+        for buffer, saved in zip(generator.buffers(), buffers):
+            buffer.copy_(saved)
+        return (output.image if isinstance(output, GuidedOutput) else output).float()
 
 
 def _joined(condition: torch.Tensor | None, image: torch.Tensor) -> torch.Tensor:
     """What D sees: the condition and the image along channels, or the image alone."""
     return image if condition is None else torch.cat([condition, image], dim=1)
-
-
-def _summary_writer(folder: Path, purge_step: int | None = None):
-    from torch.utils.tensorboard import SummaryWriter
-
-    # purge_step: TensorBoard hides what an interrupted run logged after its last checkpoint.
-    return SummaryWriter(str(folder), purge_step=purge_step)
-
-
-def forget_after(metrics: Path, step: int) -> None:
-    """Drop metrics.jsonl records after `step` (logged by a run killed after its last checkpoint):
-    the resumed run logs those steps again, and a record per step must stay unique."""
-    if not metrics.is_file():
-        return
-    lines = metrics.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
-    if len(kept) != len(lines):
-        write_bytes_atomic(metrics, "".join(kept).encode())
-
-
-GRID_COLUMNS = ("line", "hint", "draft", "output", "truth")
-
-
-def sample_grid(batch: dict, fake: torch.Tensor, rows: int = 4, title: str = "") -> np.ndarray:
-    """uint8 RGB grid under a header strip (`title`, then each column's name), one row per sample:
-    line | hint (over grey) | draft | output | truth."""
-    count = min(rows, fake.shape[0])
-    height, width = fake.shape[-2:]
-
-    def rgb(image: torch.Tensor) -> torch.Tensor:
-        return image.expand(3, -1, -1) if image.shape[0] == 1 else image
-
-    tiles = []
-    for i in range(count):
-        line = rgb(batch["line"][i])
-        if "hint" in batch:
-            hint = batch["hint"][i]
-            hint = hint[:3] * hint[3:] + 0.5 * (1 - hint[3:])
-        else:
-            hint = torch.full((3, height, width), 0.5, device=fake.device)
-        draft = batch["draft"][i] if "draft" in batch else torch.ones((3, height, width), device=fake.device)
-        output = rgb((fake[i] + 1) / 2)
-        tiles.append(torch.cat([line, hint, draft, output, batch["color"][i]], dim=2))
-    grid = torch.cat(tiles, dim=1).clamp(0, 1)
-    image = (grid.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
-    return np.concatenate([_grid_header(width, title), image])
-
-
-def _grid_header(tile: int, title: str) -> np.ndarray:
-    """A white strip as wide as the grid: `title` on the first text line, each column's name over its tile below."""
-    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, 1
-    lines = [[(title, 0, len(GRID_COLUMNS) * tile)]] if title else []
-    lines.append([(name, i * tile, tile) for i, name in enumerate(GRID_COLUMNS)])
-    # One scale for every label: the largest (up to 0.5) at which each fits its space, 2 px margins.
-    scale = min(0.5, *(0.9 * (space - 4) / cv2.getTextSize(text, font, 1.0, thickness)[0][0] for line in lines for text, _, space in line))
-    line_height = cv2.getTextSize("Hg", font, scale, thickness)[0][1] + 6
-    strip = np.full((line_height * len(lines) + 2, len(GRID_COLUMNS) * tile, 3), 255, np.uint8)
-    for row, line in enumerate(lines):
-        for text, x, _ in line:
-            cv2.putText(strip, text, (x + 2, line_height * (row + 1) - 3), font, scale, (0, 0, 0), thickness, cv2.LINE_AA)
-    return strip
 
 
 def finish_distributed(trainer: Trainer) -> None:

@@ -9,6 +9,7 @@ listing order, so the same listing gives the same ledger.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -17,18 +18,23 @@ from urllib.parse import urlencode
 
 import scrapy
 from scrapy import signals
-from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
+from scrapy.exceptions import CannotResolveHostError, CloseSpider, DontCloseSpider, DownloadConnectionRefusedError, IgnoreRequest
 from scrapy.http import Request, Response
+from scrapy.utils.defer import deferred_from_coro
+from twisted.internet import error as net_error
 
 from manifests import reasons
 from crawlers.config import CrawlConfig
 from crawlers.filters import rejection
 from crawlers.items import PostItem
-from crawlers.posts import Post, as_int, as_text, clean_tags, extension_of, normalize_ext
+from crawlers.posts import Post, as_int, as_text, clean_tags, extension_of, normalize_ext, post_id_of
 from crawlers.state import CrawlState, Cursor
 from manifests.schema import STATUS_OK, STATUS_REJECTED
 
 log = logging.getLogger(__name__)
+
+# The largest API page read (Safebooru's 1000 posts are about 1 MB); independent of --max-file-mb.
+API_PAGE_MAX_BYTES = 32 * 1024 * 1024
 
 
 class ApiError(Exception):
@@ -80,6 +86,8 @@ class BooruSpider(scrapy.Spider):
         # A page held back because the downloads under way may reach --limit; idle time decides.
         self.held_page: Cursor = None
         self.fatal_error: str | None = None
+        # True when the API could not be reached at all (refused, no such host, no route).
+        self.unreachable = False
         self.pages_listed = 0
         self.posts_listed = 0
 
@@ -149,6 +157,7 @@ class BooruSpider(scrapy.Spider):
                 # The API interval is a floor set by the user, not something AutoThrottle may lower.
                 "autothrottle_dont_adjust_delay": True,
                 "handle_httpstatus_all": True,
+                "download_maxsize": API_PAGE_MAX_BYTES,
             },
         )
 
@@ -202,6 +211,9 @@ class BooruSpider(scrapy.Spider):
     def _posts(self, records: list[dict]) -> list[Post]:
         posts = []
         for record in records:
+            if post_id_of(record.get("id")) is None:
+                posts.append(self.bad_id_post(record))  # recorded rejected bad_post_id, never downloaded
+                continue
             try:
                 posts.append(self.to_post(record))
             except (KeyError, TypeError, ValueError) as exc:
@@ -209,8 +221,25 @@ class BooruSpider(scrapy.Spider):
                 log.warning("skipping an API record without a usable id (%s): %.200s", exc, record)
         return posts
 
+    def bad_id_post(self, record: dict) -> Post:
+        """A record whose id is missing, not a whole number or outside 64 bits, named by what it gave."""
+        value = record.get("id")
+        if value is None:
+            digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            bad_id = f"no-id-{digest}"
+        else:
+            bad_id = str(value)[:64]
+        return Post(
+            site=self.site.name, post_id=None, file_url=as_text(record.get("file_url")), md5=as_text(record.get("md5")),
+            file_ext=None, width=None, height=None, rating=None, tags="", bad_id=bad_id,
+        )
+
     def _decide(self, post: Post) -> PostItem:
         item = PostItem(post=post, query=self.config.tags)
+        if post.post_id is None:
+            item.status, item.reason = STATUS_REJECTED, reasons.BAD_POST_ID
+            item.detail = f"the API lists a post with id {post.bad_id!r}: not a whole number in 1..2^63-1"
+            return item
         refused = rejection(post, self.config)
         if refused:
             item.status, (item.reason, item.detail) = STATUS_REJECTED, refused
@@ -218,8 +247,9 @@ class BooruSpider(scrapy.Spider):
         md5 = (post.md5 or "").lower()
         known = self.state.by_md5.get(md5) if md5 else None
         if known is not None and known.owner is None:
-            # A file a killed run downloaded but did not record: this post owns it now.
-            item.status, item.file = STATUS_OK, known
+            # A file a killed run downloaded but did not record: this post owns it now, at once, so a
+            # later post with the same md5 (decided before this row is recorded) is its duplicate.
+            item.status, item.file = STATUS_OK, self.state.adopt(known, post.ledger_id)
             item.detail = "file kept from an interrupted run"
             return item
         if known is not None:
@@ -246,16 +276,33 @@ class BooruSpider(scrapy.Spider):
 
     def page_failed(self, failure) -> None:
         request = failure.request
-        if failure.check(IgnoreRequest):
+        unreachable = failure.check(*_UNREACHABLE)
+        if unreachable:
+            self.unreachable = True
+            message = f"board not reachable at {self.site.root}: {_UNREACHABLE[unreachable]}"
+        elif failure.check(IgnoreRequest):
             message = f"robots.txt of {self.site.root} disallows {request.url}"
         else:
             message = f"could not fetch {request.url}: {failure.getErrorMessage()}"
-        self._fail(message)
+        # Not CloseSpider: raised from an errback, Scrapy would log the download's traceback too.
+        self.fatal_error = self.state.stop_reason = message
+        deferred_from_coro(self.crawler.engine.close_spider_async(reason="api_error"))
 
     def _fail(self, message: str):
         self.fatal_error = message
         self.state.stop_reason = message
         raise CloseSpider("api_error")
+
+
+# Connection failures that mean "nothing answers there", with the words the error line uses.
+_UNREACHABLE = {
+    DownloadConnectionRefusedError: "connection refused",
+    CannotResolveHostError: "host not found",
+    net_error.ConnectionRefusedError: "connection refused",
+    net_error.DNSLookupError: "host not found",
+    net_error.NoRouteError: "no route to host",
+    net_error.TCPTimedOutError: "connection timed out",
+}
 
 
 def _error_text(response: Response) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from crawlers.engines.base import BooruSpider, Cursor, json_list_records
-from crawlers.posts import as_int, clean_tags, rating_from_danbooru
+from crawlers.posts import clean_tags, post_id_of, rating_from_danbooru
 
 
 class DanbooruSpider(BooruSpider):
@@ -33,7 +33,7 @@ class DanbooruSpider(BooruSpider):
         return json_list_records(payload, "message", "error")
 
     def next_cursor(self, cursor: Cursor, records: list[dict]) -> Cursor:
-        ids = [as_int(record.get("id")) for record in records]
+        ids = [post_id_of(record.get("id")) for record in records]
         ids = [i for i in ids if i is not None]
         return f"b{min(ids)}" if ids else None
 

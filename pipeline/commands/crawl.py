@@ -51,6 +51,16 @@ def crawl(
     max_file_mb: Annotated[float, typer.Option(min=0.01, help="Skip or cancel files larger than this (too_large).", rich_help_panel=QUERY_PANEL)] = 64.0,
     per_page: Annotated[Optional[int], typer.Option(min=1, help="Posts per API page. (default: the API's maximum: Danbooru 200, Gelbooru 100, Safebooru 1000, Moebooru 100)", show_default=False, rich_help_panel=QUERY_PANEL)] = None,
     site_root: Annotated[Optional[str], typer.Option("--root", help="Base URL of another instance of the same API family (a mirror, a self-hosted board, a test server).", rich_help_panel=QUERY_PANEL)] = None,
+    file_hosts: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Comma-separated hosts files may be downloaded from besides the board's own (host, host:port or *.domain). "
+            "(default: the board's CDN hosts, e.g. cdn.donmai.us for danbooru, files.yande.re for yandere; none with --root) "
+            "File URLs anywhere else, or not http(s), are never requested: unsafe_url.",
+            show_default=False,
+            rich_help_panel=QUERY_PANEL,
+        ),
+    ] = None,
     interval: Annotated[
         Optional[float],
         typer.Option(min=0.0, help="Minimum seconds between two API requests. (default: the site's, 1.0 s for every built-in board; Danbooru's own clients keep 0.5-1.5 s)", show_default=False, rich_help_panel=POLITE_PANEL),
@@ -73,7 +83,7 @@ def crawl(
     Each post the API lists gets one ledger row: ok (downloaded, verified against the declared md5,
     stored as raw/<ab>/<sha256>.<ext>), or rejected/failed with a reason: no_file_url,
     unsupported_ext, rating_filtered, too_small, too_large, duplicate, md5_mismatch, not_an_image,
-    unsupported_type, animated, robots_disallowed, truncated, timeout, http_<code>.
+    unsupported_type, animated, robots_disallowed, unsafe_url, bad_post_id, truncated, timeout, http_<code>.
 
     Running the same command again resumes: recorded posts are not listed again, known files are
     not downloaded again, and failed posts are retried. After a finished crawl it fetches only what
@@ -96,6 +106,7 @@ def crawl(
             exts=tuple(exts.split(",")),
             max_file_mb=max_file_mb,
             per_page=per_page,
+            file_hosts=None if file_hosts is None else tuple(file_hosts.split(",")),
             politeness=Politeness(
                 request_interval=interval,
                 autothrottle=autothrottle,

@@ -1,4 +1,4 @@
-"""`pipe weights`: fetch and convert published weights files, list what is installed."""
+"""`pipe weights`: fetch and convert published weights files, convert old training checkpoints, list what is installed."""
 
 from __future__ import annotations
 
@@ -33,6 +33,43 @@ def weights_convert(
             "(or let `pipe weights fetch sketchkeras` download and convert it)"
         )
     console.print(convert_published(model, source, out or default_weights_path(model)), soft_wrap=True)
+
+
+CONVERT_CHECKPOINT_HELP = (
+    "Convert a training checkpoint of an earlier pipe (pipe.checkpoint/1) to the current format, weights unchanged.\n\n"
+    "[bold red]WARNING: this runs the code the file holds.[/] Earlier checkpoints are full Python pickles: "
+    "reading one executes whatever its author put in it (any command, with your permissions). Convert only "
+    "files you wrote yourself or got from someone you trust. pipe loads nothing else this way: every other "
+    "command reads checkpoints as weights alone and refuses these files.\n\n"
+    "The converted file holds only tensors, numbers and strings, with a SHA-256 of its bytes; it replaces "
+    "CHECKPOINT (so `pipe train --resume` finds it) unless --output names a new file."
+)
+
+
+@weights_app.command("convert-checkpoint", help=CONVERT_CHECKPOINT_HELP)
+def weights_convert_checkpoint(
+    checkpoint: Annotated[Path, typer.Argument(help="The old checkpoint (ROOT/runs/NAME/checkpoints/last.pt).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the converted file here instead of replacing CHECKPOINT (must not exist).", show_default=False)] = None,
+) -> None:
+    from train.checkpoint import FORMAT, LEGACY_FORMAT, read_checkpoint
+    from train.checkpoint_legacy import convert_legacy_checkpoint
+
+    if not checkpoint.is_file():
+        raise PipeError(f"{checkpoint}: no such checkpoint file")
+    if output is not None and output.exists() and output.resolve() != checkpoint.resolve():
+        raise PipeError(f"--output {output} exists: remove it or choose another path")
+    try:
+        read_checkpoint(checkpoint)
+    except ValueError:
+        pass
+    else:
+        raise PipeError(f"{checkpoint} is a {FORMAT} checkpoint already: nothing to convert")
+    target = output or checkpoint
+    try:
+        payload = convert_legacy_checkpoint(checkpoint, target)
+    except ValueError as exc:
+        raise PipeError(str(exc)) from None
+    console.print(f"converted {checkpoint} ({LEGACY_FORMAT}, step {payload['step']}) to {target} ({FORMAT}): it now loads as weights alone", soft_wrap=True)
 
 
 def _fetch_help() -> str:

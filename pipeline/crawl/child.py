@@ -1,25 +1,31 @@
 """The child process of `pipe crawl`: runs Scrapy once, records every post, and reports back.
 
-`pipeline.crawl.stage` starts it as `python -m pipeline.crawl.child CONFIG RESULT` (Scrapy's reactor
-cannot restart within one process); it writes a small JSON report to RESULT when the spider closes.
+`pipeline.crawl.stage` starts it as `python -m pipeline.crawl.child` (Scrapy's reactor cannot restart
+within one process), sends the pickled `CrawlConfig` on stdin, and reads one JSON report from stdout
+when the spider closes. Pipes, not files: a crawl that fills the disk must still be able to report.
+
+`PIPE_TEST_KILL_AFTER_FILES=K` (tests only) kills the whole process group with SIGKILL once the K-th
+file is stored: a `kill -9` landing between the files on disk and the ledger that names them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
+import signal
 import sys
 import time
 from collections import Counter
-from pathlib import Path
+from dataclasses import asdict
 
 from crawlers.config import CrawlConfig
 from manifests.ledger import Ledger
 from manifests.schema import RAW
 
 
-def crawl_in_child(config: CrawlConfig, result_path: str) -> None:
+def crawl_in_child(config: CrawlConfig) -> dict:
     from scrapy.crawler import CrawlerProcess  # noqa: PLC0415 - only the child needs Scrapy
 
     from crawlers.engines import spider_for  # noqa: PLC0415
@@ -37,6 +43,7 @@ def crawl_in_child(config: CrawlConfig, result_path: str) -> None:
             progress.advance(row)
 
         state.on_row = on_row
+        state.on_file = _kill_point()
         process = CrawlerProcess(scrapy_settings(config))
         _configure_logging(config.verbose)  # Scrapy resets the root level; put ours back
         crawler = process.create_crawler(spider_cls)
@@ -52,8 +59,26 @@ def crawl_in_child(config: CrawlConfig, result_path: str) -> None:
         "new_counts": rows,
         "stop_reason": state.stop_reason,
         "error": spider.fatal_error if spider else None,
+        "unreachable": spider.unreachable if spider else False,
+        "write_error": asdict(state.write_error) if state.write_error else None,
+        "rows_saved": state.rows_saved,
     }
-    Path(result_path).write_text(json.dumps(result))
+    return result
+
+
+def _kill_point():  # noqa: ANN202
+    """The test hook of the module docstring; None (no hook) unless the variable is set."""
+    after = int(os.environ.get("PIPE_TEST_KILL_AFTER_FILES") or 0)
+    if after <= 0:
+        return None
+    stored = []
+
+    def on_file(path: str) -> None:
+        stored.append(path)
+        if len(stored) >= after:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    return on_file
 
 
 def _configure_logging(verbose: int) -> None:
@@ -66,7 +91,9 @@ def _configure_logging(verbose: int) -> None:
     handler = RichHandler(console=console, show_path=False, level=level)
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     # Download failures are ledger rows with reasons; Scrapy's own per-failure tracebacks are noise.
-    for name in ("scrapy.pipelines.media", "scrapy.pipelines.files", "scrapy.core.scraper", "scrapy.core.downloader.handlers.http11"):
+    # A robots.txt that cannot be fetched is logged with a traceback; the API request after it says why.
+    noisy = ("scrapy.pipelines.media", "scrapy.pipelines.files", "scrapy.core.scraper", "scrapy.core.downloader.handlers.http11", "scrapy.downloadermiddlewares.robotstxt")
+    for name in noisy:
         logging.getLogger(name).setLevel(logging.CRITICAL if verbose < 2 else logging.DEBUG)
 
 
@@ -112,7 +139,6 @@ def _exit_with_parent() -> None:
     """End this process when `pipe crawl` (or `pipe run`) dies without telling it (kill -9, OOM killer):
     an orphaned crawl would go on writing into a dataset whose next run no longer knows about it.
     Nothing is lost: files go through temporary names and ledger parts are written atomically."""
-    import os
     import threading
 
     parent = os.getppid()
@@ -128,4 +154,9 @@ def _exit_with_parent() -> None:
 
 if __name__ == "__main__":
     _exit_with_parent()
-    crawl_in_child(pickle.loads(Path(sys.argv[1]).read_bytes()), sys.argv[2])  # noqa: S301 - our own file
+    # The report gets stdout to itself: anything else that prints goes to stderr with the log.
+    report_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    report = crawl_in_child(pickle.loads(sys.stdin.buffer.read()))  # noqa: S301 - from our own parent
+    report_out.write(json.dumps(report) + "\n")
+    report_out.flush()

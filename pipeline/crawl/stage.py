@@ -7,12 +7,15 @@ JSON report. Ctrl-C reaches both: Scrapy stops gracefully, and what was recorded
 
 from __future__ import annotations
 
+import errno
 import json
 import pickle
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from crawlers.config import CrawlConfig
 from manifests.layout import DatasetLayout
@@ -34,28 +37,21 @@ class CrawlReport:
 
 
 def run_crawl(config: CrawlConfig) -> CrawlReport:
+    """Run the crawl's child under the stage session; PipeError when the board or the disk refused it."""
+    new_root = not config.root.exists()
+    new_state = not DatasetLayout(config.root).crawl_state().parent.exists()
     config.root.mkdir(parents=True, exist_ok=True)
-    result_file = DatasetLayout(config.root).crawl_state() / "last-run.json"
     started = time.perf_counter()
     # The child writes the ledger (Scrapy's pipelines record each post); the session holds the lock,
     # clears the temporaries, compacts the ledger at the end and turns Ctrl-C into one line.
     with StageSession(config.root, RAW.stage, RAW) as session:
         session.saved_note = "the rows recorded so far are saved"
-        result_file.parent.mkdir(parents=True, exist_ok=True)
-        result_file.unlink(missing_ok=True)
-        config_file = result_file.with_name("config.pickle")
-        config_file.write_bytes(pickle.dumps(config))
-        # A fresh interpreter (not multiprocessing), so callers need no `if __name__ == "__main__"` guard.
-        child = subprocess.Popen([sys.executable, "-m", "pipeline.crawl.child", str(config_file), str(result_file)])
-        try:
-            exit_code = child.wait()
-        except KeyboardInterrupt:
-            child.wait()  # the child got the same Ctrl-C and is closing the spider; let it save
-            raise
-    try:
-        result = json.loads(result_file.read_text())
-    except (OSError, ValueError):
-        raise PipeError(f"the crawl process ended with exit code {exit_code} before reporting; see the log above") from None
+        result = _run_child(config)
+        _refuse_failed_write(result)
+    if result["unreachable"] and not result["new_counts"]:
+        # The board never answered, so nothing of this run is left behind.
+        _remove_new(config.root, new_root, new_state)
+        raise PipeError(result["error"])
     report = CrawlReport(
         site=config.site.name,
         tags=config.tags,
@@ -68,3 +64,36 @@ def run_crawl(config: CrawlConfig) -> CrawlReport:
     )
     session.write_summary(asdict(report))
     return report
+
+
+def _run_child(config: CrawlConfig) -> dict:
+    # A fresh interpreter (not multiprocessing), so callers need no `if __name__ == "__main__"` guard.
+    # Config in and report out through pipes: nothing to write on a disk that may be full.
+    child = subprocess.Popen([sys.executable, "-m", "pipeline.crawl.child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        out, _ = child.communicate(pickle.dumps(config))
+    except KeyboardInterrupt:
+        child.communicate()  # the child got the same Ctrl-C and is closing the spider; let it save
+        raise
+    try:
+        return json.loads(out.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise PipeError(f"the crawl process ended with exit code {child.returncode} before reporting; see the log above") from None
+
+
+def _refuse_failed_write(result: dict) -> None:
+    """A write the child could not make (inside the session, so the ledger is not compacted onto a full disk)."""
+    failure = result.get("write_error")
+    if not failure:
+        return
+    saved = f"{result['rows_saved']} rows saved"
+    if failure["errno"] == errno.ENOSPC:
+        raise PipeError(f"no space left on device writing {failure['path']}: {saved}; free space and run the same command again")
+    raise PipeError(f"could not write {failure['path']}: {failure['message']}: {saved}; fix it and run the same command again")
+
+
+def _remove_new(root: Path, new_root: bool, new_state: bool) -> None:
+    if new_root:
+        shutil.rmtree(root, ignore_errors=True)
+    elif new_state:
+        shutil.rmtree(DatasetLayout(root).crawl_state().parent, ignore_errors=True)

@@ -147,6 +147,8 @@ def standard_catalogue(seed: int = 0, good: int = 12) -> list[FixturePost]:
 class FixtureSite:
     """`with FixtureSite("danbooru", posts) as site:` serves on `site.root` until the block ends."""
 
+    handler_class: type = None  # type: ignore[assignment] - `_Handler`, set below its definition; tests subclass it
+
     def __init__(
         self,
         flavor: str,
@@ -201,7 +203,7 @@ class FixtureSite:
     def start(self) -> None:
         site = self
 
-        class Handler(_Handler):
+        class Handler(self.handler_class):
             fixture = site
 
         self._server = _Server(("127.0.0.1", 0), Handler)
@@ -383,6 +385,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         return status
 
+
+FixtureSite.handler_class = _Handler
 
 __all__ = ["FLAVORS", "FixturePost", "FixtureSite", "LoggedRequest", "generated_post", "standard_catalogue"]
 

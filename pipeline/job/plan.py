@@ -10,10 +10,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger
 from manifests.schema import LINES, PREPARED, RAW, SHARDS
-from pipeline.job.run import eval_inputs, read_json, training_target
+from pipeline.job.state import eval_is_current, training_target
 from pipeline.job.spec import JobSpec, StageSpec
 
 
@@ -64,9 +63,9 @@ def stage_work(job: JobSpec, stage: StageSpec) -> tuple[bool | None, str]:
             return False, why
         return True, f"trains to step {target} ({why})"
     if stage.command == "eval":
-        state = read_json(DatasetLayout(root).job_state(stage.name)) or {}
-        if state.get("inputs") == eval_inputs(job, stage):
-            return False, f"report {state.get('report')} already scores these checkpoints"
+        current, state = eval_is_current(job, stage)
+        if current:
+            return False, f"report {state['report']} already scores these checkpoints"
         return True, "writes a new report (the checkpoints or shards changed since the last one)"
     return None, ""
 

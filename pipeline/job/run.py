@@ -17,7 +17,6 @@ parser) run in this process. What the chain adds:
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 import traceback
@@ -28,12 +27,13 @@ from typing import Any, Callable
 
 import typer
 from manifests.layout import DatasetLayout
-from manifests.shards import finished_tars
 from rich.text import Text
 
 from pipeline.console import console
 from pipeline.errors import USER_ERRORS, Interrupted, PipeError
 from pipeline.job.spec import STAGES, JobSpec, StageSpec, parser_of, run_name
+from pipeline.job.state import eval_inputs, eval_is_current, read_job_state, train_shards_fingerprint, training_target, write_record
+from pipeline.recorded_options import DamagedRecord, read_digested_json
 
 EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 3
 EXIT_ABORTED = 130  # what Typer's parser returns for a KeyboardInterrupt it caught
@@ -150,66 +150,6 @@ class JobLock:
             self.handle.close()
 
 
-# --------------------------------------------------------------------------------------------- state
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(value, indent=1, sort_keys=True, default=str))
-    os.replace(temporary, path)
-
-
-def _files_fingerprint(paths: list[Path]) -> list[list[Any]]:
-    out = []
-    for path in paths:
-        try:
-            info = path.stat()
-            out.append([str(path), info.st_size, info.st_mtime_ns])
-        except FileNotFoundError:
-            out.append([str(path), None, None])
-    return out
-
-
-def train_shards_fingerprint(dataset: Path) -> list[list[Any]]:
-    return _files_fingerprint(finished_tars(DatasetLayout(dataset).shard_split("train")))
-
-
-def training_target(job: JobSpec, stage: StageSpec) -> tuple[int | None, str]:
-    """The step a train stage should reach in this run, or None with why there is nothing to train.
-
-    A run trains `steps` steps the first time, then `steps` more each time the train shards have changed
-    since it last finished; a run killed before it reached its target resumes toward the same target."""
-    layout = DatasetLayout(job.dataset)
-    steps = int(stage.params["steps"])
-    state = read_json(layout.job_state(stage.name)) or {}
-    shards = train_shards_fingerprint(job.dataset)
-    checkpoint = layout.run_checkpoint(run_name(stage))
-    if not state or not checkpoint.is_file():
-        return (state.get("target") if state and not state.get("done") else steps), "first run"
-    if not state.get("done"):
-        return int(state["target"]), "resuming an unfinished run"
-    if state.get("shards") != shards:
-        return int(state["target"]) + steps, "the train shards changed"
-    return None, f"{run_name(stage)} is at step {state['target']} and the train shards have not changed"
-
-
-def eval_inputs(job: JobSpec, stage: StageSpec) -> dict[str, Any]:
-    """What a report depends on: the checkpoints, the split's shards, the command line."""
-    layout = DatasetLayout(job.dataset)
-    checkpoints = [Path(stage.params[k]) for k in ("draft", "refine") if stage.params.get(k)]
-    split = str(stage.params.get("split") or "val")
-    shards = [tar for name in split.split(",") for tar in finished_tars(layout.shard_split(name.strip()))]
-    # Lines read from ROOT (--lines real,xdog) and the histogram guessed hints come from change on their own.
-    others = [layout.ledger("lines"), layout.shard_histogram] + ([Path(stage.params["reference"])] if stage.params.get("reference") else [])
-    return {"checkpoints": _files_fingerprint(checkpoints), "shards": _files_fingerprint(shards), "inputs": _files_fingerprint(others), "argv": stage.argv}
-
-
 # --------------------------------------------------------------------------------------------- running
 class JobRunner:
     def __init__(self, job: JobSpec, selected: list[StageSpec]) -> None:
@@ -237,7 +177,7 @@ class JobRunner:
         return folder
 
     def save(self) -> None:
-        _write_json(self.folder / "summary.json", asdict(self.record))
+        write_record(self.folder / "summary.json", asdict(self.record))
 
     def run(self) -> int:
         names = " -> ".join(s.name for s in self.selected)
@@ -280,59 +220,86 @@ class JobRunner:
     def run_stage(self, stage: StageSpec) -> StageOutcome:
         self.record.running = stage.name
         self.save()
-        argv = list(stage.argv)
-        note = ""
-        if stage.command == "train":
-            target, why = training_target(self.job, stage)
-            if target is None:
-                self.log.line(f"{stage.name}: nothing to do: {why}", "green")
-                return StageOutcome(stage.name, "nothing to do", why, command=stage.command_line())
-            argv = _train_argv(argv, target, self.layout.run_checkpoint(run_name(stage)), self.layout.run(run_name(stage)))
-            _write_json(self.layout.job_state(stage.name), {"target": target, "done": False, "shards": train_shards_fingerprint(self.job.dataset)})
-            note = f" (to step {target}: {why})"
-        elif stage.command == "eval":
-            inputs = eval_inputs(self.job, stage)
-            state = read_json(self.layout.job_state(stage.name)) or {}
-            if state.get("inputs") == inputs:
-                why = f"report {state.get('report')} already scores these checkpoints on these shards"
-                self.log.line(f"{stage.name}: nothing to do: {why}", "green")
-                return StageOutcome(stage.name, "nothing to do", why, command=stage.command_line())
-            report = f"{stage.params.get('name') or 'job'}-{self.stamp}"
-            argv = [a for a in _without_option(argv, "--name")] + ["--name", report]
-            note = f" (report {report})"
+        try:
+            prepared = self._prepare(stage)
+        except USER_ERRORS as exc:  # damaged job state: this stage cannot know where it stands
+            self.log.line(f"{stage.name}: failed: {exc}", "red")
+            return StageOutcome(stage.name, "failed", str(exc), command=stage.command_line())
+        if isinstance(prepared, StageOutcome):
+            return prepared
+        argv, note, report = prepared
         command_line = "pipe " + " ".join([stage.command, *argv])
         self.log.line(f"{stage.name}: start{note}: {command_line}", "bold cyan")
         started = time.monotonic()
         summary_path = self._summary_path(stage)
         before = summary_path.stat().st_mtime_ns if summary_path and summary_path.is_file() else None
-        try:
-            status = _invoke(stage.command, argv)
-        except Interrupted:
-            self.log.line(f"{stage.name}: interrupted", "red")
-            raise
-        except (KeyboardInterrupt, typer.Abort):  # Ctrl-C outside a stage session (Click turns it into Abort)
-            self.log.line(f"{stage.name}: interrupted", "red")
-            raise Interrupted(f"interrupted during {stage.name}; run the job again to resume") from None
-        except USER_ERRORS as exc:
-            status = f"failed: {exc}"
-        except Exception as exc:  # noqa: BLE001 - one stage's bug must not stop the stages that do not need it
-            (self.folder / f"{stage.name}.traceback.txt").write_text(traceback.format_exc())
-            status = f"failed: {type(exc).__name__}: {exc} (traceback in {self.folder / (stage.name + '.traceback.txt')})"
+        status = self._invoke_stage(stage, argv)
         seconds = time.monotonic() - started
         summary = None
         if summary_path is not None and summary_path.is_file() and summary_path.stat().st_mtime_ns != before:
-            summary = read_json(summary_path)
+            summary = self._read_summary(summary_path)
         if status != "ok":
             self.log.line(f"{stage.name}: {status} after {seconds:.1f} s", "red")
             return StageOutcome(stage.name, "failed", status.removeprefix("failed: "), seconds, command_line, summary)
         if stage.command == "train":
-            state = read_json(self.layout.job_state(stage.name)) or {}
-            _write_json(self.layout.job_state(stage.name), {**state, "done": True})
+            state = read_job_state(self.layout.job_state(stage.name), "train")
+            write_record(self.layout.job_state(stage.name), {**state, "done": True})
         if stage.command == "eval":
-            _write_json(self.layout.job_state(stage.name), {"inputs": eval_inputs(self.job, stage), "report": report})
+            write_record(self.layout.job_state(stage.name), {"inputs": eval_inputs(self.job, stage), "report": report})
         outcome_status, what = _what_it_did(stage, summary)
         self.log.line(f"{stage.name}: {outcome_status} in {seconds:.1f} s{': ' + what if what else ''}", "green")
         return StageOutcome(stage.name, outcome_status, what, seconds, command_line, summary)
+
+    def _prepare(self, stage: StageSpec) -> StageOutcome | tuple[list[str], str, str | None]:
+        """The stage's arguments for this run (argv, a note, the report name), or its outcome when it has nothing to do."""
+        argv = list(stage.argv)
+        if stage.command == "train":
+            target, why = training_target(self.job, stage)
+            path = self.layout.job_state(stage.name)
+            if target is None:
+                state = read_job_state(path, "train")
+                if state and not state["done"]:  # it got there in a run that failed or was killed after its checkpoint
+                    write_record(path, {**state, "done": True})
+                self.log.line(f"{stage.name}: nothing to do: {why}", "green")
+                return StageOutcome(stage.name, "nothing to do", why, command=stage.command_line())
+            argv = _train_argv(argv, target, self.layout.run_checkpoint(run_name(stage)), self.layout.run(run_name(stage)))
+            write_record(path, {"target": target, "done": False, "shards": train_shards_fingerprint(self.job.dataset)})
+            return argv, f" (to step {target}: {why})", None
+        if stage.command == "eval":
+            current, state = eval_is_current(self.job, stage)
+            if current:
+                why = f"report {state['report']} already scores these checkpoints on these shards"
+                self.log.line(f"{stage.name}: nothing to do: {why}", "green")
+                return StageOutcome(stage.name, "nothing to do", why, command=stage.command_line())
+            report = f"{stage.params.get('name') or 'job'}-{self.stamp}"
+            return _without_option(argv, "--name") + ["--name", report], f" (report {report})", report
+        return argv, "", None
+
+    def _invoke_stage(self, stage: StageSpec, argv: list[str]) -> str:
+        """Run the stage's command: "ok" or "failed: <why>"; an interruption says how to resume the job."""
+        resume = f"run `pipe run {self.job.path}` again to resume"
+        try:
+            return _invoke(stage.command, argv)
+        except Interrupted as exc:  # the stage saved its work; its own hint (`--resume`) is not how a job goes on
+            self.log.line(f"{stage.name}: interrupted", "red")
+            saved = str(exc).rsplit("; ", 1)[0] if "; " in str(exc) else str(exc)
+            raise Interrupted(f"{saved} (in {stage.name}); {resume}") from None
+        except (KeyboardInterrupt, typer.Abort):  # Ctrl-C outside a stage session (Click turns it into Abort)
+            self.log.line(f"{stage.name}: interrupted", "red")
+            raise Interrupted(f"interrupted during {stage.name}; {resume}") from None
+        except USER_ERRORS as exc:
+            return f"failed: {exc}"
+        except Exception as exc:  # noqa: BLE001 - one stage's bug must not stop the stages that do not need it
+            (self.folder / f"{stage.name}.traceback.txt").write_text(traceback.format_exc())
+            return f"failed: {type(exc).__name__}: {exc} (traceback in {self.folder / (stage.name + '.traceback.txt')})"
+
+    def _read_summary(self, path: Path) -> dict[str, Any] | None:
+        """A stage's session summary; a damaged one is named, and the outcome comes from the exit code alone."""
+        try:
+            return read_digested_json(path)
+        except (DamagedRecord, OSError) as exc:
+            self.log.line(f"warning: the stage's summary {path} is damaged ({exc}); its outcome is its exit code alone", "yellow")
+            return None
 
     def _summary_path(self, stage: StageSpec) -> Path | None:
         if stage.command in SESSION_SUMMARY:
@@ -370,7 +337,10 @@ def _what_it_did(stage: StageSpec, summary: dict[str, Any] | None) -> tuple[str,
     if summary is None:
         return "done", ""
     if stage.command == "train":
-        return "done", f"steps {summary.get('first_step', 0) + 1}-{summary.get('last_step')}"
+        first, last = summary.get("first_step", 0), summary.get("last_step")
+        if first == last:  # the run was already at its target: nothing was trained
+            return "nothing to do", f"{summary.get('run_dir') or 'the run'} is already at step {last}"
+        return "done", f"steps {first + 1}-{last}"
     counts = summary.get("new_counts") or []
     new = sum(n for _, _, n in counts)
     if stage.command != "crawl" and not summary.get("processed") and not new:

@@ -21,6 +21,7 @@ before anything runs.
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,11 @@ def _resolve_stage(stage: StageSpec, job: JobSpec, base: Path, where: str) -> No
         raise JobFileError(f"{label} {_failing_key(exc, options)}: {message}") from None
     if stage.command == "train" and context.params.get("steps") is None:
         raise JobFileError(f"{label} steps: missing: a job trains this many steps each time the train shards grow (e.g. steps = 2000)")
+    from pipeline.job.values import check_values
+
+    refused = check_values(stage.command, stage.name, dict(context.params))
+    if refused is not None:
+        raise JobFileError(f"{label} {refused[0]}: {refused[1]}")
     stage.table = table
     stage.argv = argv
     stage.params = dict(context.params)
@@ -300,6 +306,9 @@ def _is_path_option(option: Any) -> bool:
 
 
 def _path_text(value: str, base: Path, job: JobSpec, label: str, key: str) -> str:
+    if re.fullmatch(r"train\.[A-Za-z0-9_-]+", value) and value not in TRAIN_STAGES and not (base / value).exists():
+        # `train.drfat`: a misspelt stage, not a file of that name (there is none)
+        raise JobFileError(f"{label} {key}: {value!r} is no train stage (they are {', '.join(TRAIN_STAGES)}) and no file {base / value} exists")
     if value in TRAIN_STAGES:
         referenced = job.stage(value)
         if referenced is None or not referenced.params:

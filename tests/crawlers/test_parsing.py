@@ -87,7 +87,7 @@ def test_ratings_tags_and_extensions_are_normalized():
 def test_pre_download_checks_give_the_most_basic_reason_first():
     config = CrawlConfig(site=SITES["danbooru"], root=Path("/x"), tags="a", max_file_mb=1)
     post = _spider("danbooru").to_post(
-        {"id": 1, "file_url": "http://h/a.png", "md5": "0" * 32, "file_ext": "png", "image_width": 800, "image_height": 900, "rating": "g", "file_size": 1000}
+        {"id": 1, "file_url": "https://cdn.donmai.us/a.png", "md5": "0" * 32, "file_ext": "png", "image_width": 800, "image_height": 900, "rating": "g", "file_size": 1000}
     )
     assert rejection(post, config) is None
     from dataclasses import replace

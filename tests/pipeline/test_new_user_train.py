@@ -71,6 +71,8 @@ def junk(path: Path, text: str = "not a checkpoint\n") -> Path:
         (["--width", "0.5"], "--width 0.25", "--width 0.5"),
         (["--width", "0.25", "--size", "32"], "--size 64", "--size 32"),
         (["--width", "0.25", "--recipe", "cheng2018"], "--recipe xu2020", "--recipe cheng2018"),
+        # The loader's position is counted in batches: another batch size would silently change the run (#13).
+        (["--width", "0.25", "--batch-size", "4"], "--batch-size 2", "--batch-size 4"),
     ],
 )
 def test_resuming_with_options_that_change_the_networks_names_the_option_in_one_line(trained, capsys, args, saved, given):
@@ -259,3 +261,75 @@ def test_training_on_other_hint_schemes_than_the_recipes_warns(tmp_path, capsys)
     assert main(args) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "warning: cheng2018 draft was published with blur hints, the shards carry patches: shard with `--hints blur` (then --redo)" in err
+
+
+# 27 #3 -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--precision", "bf17", "--precision 'bf17': choose from auto, fp32, bf16"),
+        ("--jpeg-decoder", "gpu", "--jpeg-decoder 'gpu': choose from auto, opencv, nvjpeg"),
+        ("--synth", "cpu", "--synth 'cpu': choose from device, shards"),
+        ("--device", "gpu", "--device 'gpu': "),
+        ("--preset", "fast", "--preset 'fast': choose from paper, quick"),
+        ("--lr-schedule", "exp", "--lr-schedule 'exp': choose from "),
+    ],
+)
+def test_a_bad_train_option_value_is_one_line_with_the_choices_before_anything_is_made(tmp_path, capsys, option, value, message):
+    root = tmp_path / "root"
+    make_prepared_dataset(root, 2, size=SIZE)
+    before = sorted(root.rglob("*"))
+    assert main(["train", "draft", str(root), option, value]) == 2
+    assert message in one_line_error(capsys)
+    assert sorted(root.rglob("*")) == before  # no run folder, no lock, nothing
+
+
+# 27 #27 ----------------------------------------------------------------------------------------
+def test_training_without_shards_says_so_in_one_line_without_drawing_a_bar(tmp_path, capsys):
+    root = tmp_path / "root"
+    make_prepared_dataset(root, 2, size=SIZE)
+    capsys.readouterr()
+    assert main(["train", "draft", str(root), "--steps", "10"]) == 2
+    err = one_line_error(capsys)  # the one line only: no "0/10" progress bar above it
+    assert f"no shards in {root}: run `pipe shard {root}` first" in err
+    assert not (root / "runs").exists()
+
+
+# 27 #11 ----------------------------------------------------------------------------------------
+def test_shards_made_before_an_extract_redo_are_refused_until_sharded_again(tmp_path, capsys):
+    from tests.helpers import make_sharded_dataset
+
+    root = make_sharded_dataset(tmp_path / "root", 6, SIZE, "--hints", "patches", "--val", "0", "--shard-samples", "3")
+    assert main(["extract", str(root), "--method", "xdog", "--workers", "0", "--redo"]) == 0
+    args = ["train", "draft", str(root), "--recipe", "xu2020", "--steps", "1", *COMMON]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = one_line_error(capsys)
+    assert f"the shards in {root / 'shards'} are stale: `pipe extract --redo` replaced the outputs they were made from" in err
+    assert f"run `pipe shard {root} --redo` first" in err
+    assert not (root / "runs").exists()
+    assert main(["shard", str(root), "--hints", "patches", "--val", "0", "--shard-samples", "3", "--workers", "0", "--redo"]) == 0
+    assert main(args) == 0
+    assert (root / "runs" / "xu2020-draft" / "checkpoints" / "last.pt").is_file()
+
+
+# 27 #31 ----------------------------------------------------------------------------------------
+def test_sample_grids_show_distinct_samples_the_same_in_every_grid(tmp_path):
+    from tests.helpers import make_sharded_dataset
+
+    # 6 train samples streamed through the shuffle buffer: the first batch of 4 repeats a sample.
+    root = make_sharded_dataset(tmp_path / "root", 8, SIZE, "--hints", "patches", "--val", "0.25", "--shard-samples", "4")
+    args = ["train", "draft", str(root), "--recipe", "xu2020", "--steps", "2", "--batch-size", "4", "--size", str(SIZE), "--workers", "0",
+            "--width", "0.25", "--record-keys", "--sample-every", "1"]
+    assert main(args) == 0
+    run = root / "runs" / "xu2020-draft"
+    first_batch = (run / "keys" / "rank0.txt").read_text().splitlines()[0].split()[1:]
+    assert len(set(first_batch)) < len(first_batch), "the case this test is about: a batch holding one sample twice"
+    for step in (1, 2):
+        grid = cv2.imread(str(run / "samples" / f"step_{step:07d}.png"))
+        truths = grid[grid.shape[0] - 4 * SIZE :].reshape(4, SIZE, 5 * SIZE, 3)[:, :, 4 * SIZE :]
+        assert all(not np.array_equal(truths[i], truths[j]) for i in range(4) for j in range(i + 1, 4)), step
+    shown = [line.split() for line in (run / "samples" / "keys.txt").read_text().splitlines()]
+    assert [line[0] for line in shown] == ["1", "2"]
+    keys = shown[0][1:]
+    assert len(keys) == 4 and len(set(keys)) == 4 and shown[1][1:] == keys

@@ -13,6 +13,7 @@ from pipeline.cli import main
 from manifests.layout import DatasetLayout
 from manifests.shards import split_keys
 from tests.helpers import make_sharded_dataset
+from train.checkpoint import read_checkpoint, write_payload
 from train.schedule import LrSchedule, parse_milestones, steps_per_epoch
 
 SIZE = 64
@@ -102,7 +103,7 @@ def test_the_lr_after_a_resume_equals_the_uninterrupted_runs(dataset):
     assert [straight[k]["lr"] for k in range(1, 7)] == pytest.approx([expected.lr_at(k) for k in range(1, 7)])
     assert [resumed[k]["lr"] for k in range(1, 7)] == [straight[k]["lr"] for k in range(1, 7)]
     assert [resumed[k]["g_total"] for k in range(4, 7)] == pytest.approx([straight[k]["g_total"] for k in range(4, 7)])
-    checkpoint = torch.load(dataset / "runs" / "lr-stopped" / "checkpoints" / "last.pt", weights_only=False)
+    checkpoint = read_checkpoint(dataset / "runs" / "lr-stopped" / "checkpoints" / "last.pt")
     assert checkpoint["extras"]["schedule"] == expected.to_dict()
     config = json.loads((dataset / "runs" / "lr-stopped" / "config.json").read_text())
     assert config["settings"]["lr_milestones"] == [2, 4] and config["lr_schedule_resolved"] == expected.to_dict()
@@ -144,7 +145,7 @@ def test_show_config_resolves_epochs_to_steps_when_given_the_dataset(dataset, ca
 def test_a_checkpoint_from_before_schedules_resumes_at_its_constant_rate(dataset):
     assert train(dataset, "--steps", "2", "--name", "old-run") == 0
     path = dataset / "runs" / "old-run" / "checkpoints" / "last.pt"
-    payload = torch.load(path, weights_only=False)
+    payload = read_checkpoint(path)
     # What an earlier pipe wrote: no settings, no schedule, no recipe revision.
     payload["extras"].pop("schedule")
     for key in ("settings", "recipe_revision", "generator_revision", "preset", "preset_note", "lr_schedule_resolved", "target_steps", "steps_per_epoch", "epochs", "lr", "lr_schedule",
@@ -152,7 +153,7 @@ def test_a_checkpoint_from_before_schedules_resumes_at_its_constant_rate(dataset
         payload["extras"]["config"].pop(key, None)
     for group in payload["state"]["opt_g"]["param_groups"] + payload["state"]["opt_d"]["param_groups"]:
         group["lr"] = 3e-4
-    torch.save(payload, path)
+    write_payload(path, payload)  # re-signed: an edit, not damage
     assert train(dataset, "--steps", "4", "--name", "old-run", "--resume") == 0
     assert [records(dataset, "old-run")[k]["lr"] for k in (3, 4)] == [3e-4, 3e-4]
 
@@ -162,10 +163,10 @@ def test_a_checkpoint_of_an_older_recipe_revision_stops_with_one_line(dataset, t
     args = ["train", "draft", str(dataset), "--recipe", "fu2018", "--batch-size", "2", "--size", str(SIZE), "--workers", "0", "--width", "0.125", "--name", "fu-old"]
     assert main([*args, "--steps", "1"]) == 0
     path = dataset / "runs" / "fu-old" / "checkpoints" / "last.pt"
-    payload = torch.load(path, weights_only=False)
+    payload = read_checkpoint(path)
     payload["extras"]["config"].pop("recipe_revision")
     payload["extras"]["config"].pop("generator_revision")
-    torch.save(payload, path)
+    write_payload(path, payload)  # re-signed: an edit, not damage
     capsys.readouterr()
     assert main([*args, "--steps", "2", "--resume"]) == 2
     err = capsys.readouterr().err.strip()
@@ -178,7 +179,7 @@ def test_a_checkpoint_of_an_older_recipe_revision_stops_with_one_line(dataset, t
     # Its generator is unchanged (the revision changed D alone), so it still colours.
     assert main(["colorize", str(sketch), "--draft", str(path), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 0
     payload["extras"]["config"]["recipe"] = "fu2018-cnn"  # one whose generator changed: refused in one line
-    torch.save(payload, path)
+    write_payload(path, payload)  # re-signed: an edit, not damage
     capsys.readouterr()
     assert main(["colorize", str(sketch), "--draft", str(path), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
