@@ -61,7 +61,8 @@ def eval_command(
     report.json and a self-contained report.html (tables, line sources side by side, and a
     sketch | hints | output | truth grid).
     """
-    from pipeline.eval.report import compare_table, read_report, summary_table, write_report
+    from pipeline.eval.report import compare_table, summary_table
+    from pipeline.eval.report_file import read_report, write_report
 
     if compare is not None:
         try:
@@ -94,8 +95,9 @@ def eval_command(
 
 def _holds_report(folder: Path) -> bool:
     from manifests.layout import REPORT_JSON_FILE
+    from pipeline.eval.report_file import REPORT_HTML_FILE
 
-    return (folder / REPORT_JSON_FILE).exists() or (folder / "report.html").exists()
+    return (folder / REPORT_JSON_FILE).exists() or (folder / REPORT_HTML_FILE).exists()
 
 
 def report_destination(config, out: Path | None, overwrite: bool):

@@ -19,7 +19,6 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from manifests.atomic import write_bytes_atomic
 from manifests.images import encode_png
 from pipeline.eval.run import GridRow, lookup
 
@@ -354,26 +353,6 @@ Colour containment: 1 minus the mean share of a hint's colour that the output pu
 {_table(["setting", "value"], _config_rows(report["config"]), "config")}
 </body></html>
 """
-
-
-def write_report(report: dict, grids: dict[str, dict[str, list[GridRow]]], folder: Path) -> tuple[Path, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, html_path = folder / "report.json", folder / "report.html"
-    write_bytes_atomic(json_path, (json.dumps(report, indent=2) + "\n").encode())
-    write_bytes_atomic(html_path, render_html(report, grids).encode())
-    return json_path, html_path
-
-
-def read_report(path: Path) -> dict:
-    try:
-        report = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"report {path} not found") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not a report.json ({exc.msg})") from None
-    if not isinstance(report, dict) or "settings" not in report:
-        raise ValueError(f"{path} is not a `pipe eval` report.json (no settings)")
-    return report
 
 
 def _cell(entry: dict, path: tuple[str, ...], pattern: str) -> str:

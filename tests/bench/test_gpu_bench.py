@@ -125,3 +125,12 @@ def test_quick_cpu_run_writes_one_sane_report(tmp_path):
     for name in ("extract", "loader"):
         assert parts[name]["status"] != "ok" or isinstance(parts[name]["result"], dict)
     assert {t["status"] for t in report["targets"].values()} == {"not_applicable"}
+
+
+def test_a_budget_that_is_not_whole_seconds_is_refused_before_anything_runs(tmp_path):
+    out = tmp_path / "gpu.json"
+    for option in ("--part-budget", "--budget"):
+        done = subprocess.run(["bash", str(REPO / "bench" / "gpu.sh"), "--device", "cpu", "--quick", option, "soon", "--out", str(out)],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHON": sys.executable})
+        assert done.returncode == 2 and "--budget and --part-budget take whole seconds (got soon)" in done.stderr
+        assert not out.exists() and not (tmp_path / "gpu.log").exists()
