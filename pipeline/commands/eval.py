@@ -61,7 +61,8 @@ def eval_command(
     report.json and a self-contained report.html (tables, line sources side by side, and a
     sketch | hints | output | truth grid).
     """
-    from pipeline.eval.report import compare_table, summary_table
+    from pipeline.eval.report import summary_table
+    from pipeline.eval.report_compare import compare_table
     from pipeline.eval.report_file import read_report, write_report
 
     if compare is not None:
