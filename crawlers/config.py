@@ -7,6 +7,7 @@ from functools import cached_property
 from dataclasses import dataclass
 from pathlib import Path
 
+from crawlers.answers import FORMATS
 from crawlers.posts import RATINGS, normalize_ext
 from crawlers.sites import SiteRecord
 from crawlers.urls import HostRule, parse_host_rule, root_rule
@@ -54,6 +55,9 @@ class CrawlConfig:
     # Hosts files may come from besides the board's root; None takes the site record's CDN hosts.
     file_hosts: tuple[str, ...] | None = None
     politeness: Politeness = Politeness()
+    # The API's answer format (json, xml, auto) and path; None takes the site record's.
+    api_format: str | None = None
+    api_path: str | None = None
     user: str | None = None
     api_key: str | None = None
     verbose: int = 0
@@ -74,12 +78,21 @@ class CrawlConfig:
         if self.file_hosts is not None:
             object.__setattr__(self, "file_hosts", tuple(h.strip() for h in self.file_hosts if h.strip()))
         self.host_rules  # noqa: B018 - raises ValueError naming a bad --file-hosts entry
+        if self.api_format is not None and self.api_format not in FORMATS:
+            raise ValueError(f"--format takes one of {', '.join(FORMATS)}; got {self.api_format!r}")
+        if self.api_path is not None and not (self.api_path.startswith("/") and "?" not in self.api_path and "#" not in self.api_path):
+            raise ValueError(f"--api-path must be a path on the board starting with / (no query), e.g. /post/index.json; got {self.api_path!r}")
         if self.per_page is not None and not 1 <= self.per_page <= self.site.per_page:
             raise ValueError(f"--per-page for {self.site.name} must be within 1..{self.site.per_page}")
 
     @property
     def page_size(self) -> int:
         return self.per_page or self.site.per_page
+
+    @property
+    def answer_format(self) -> str:
+        """json, xml or auto: what to ask for and accept."""
+        return self.api_format or self.site.api_format
 
     @property
     def request_interval(self) -> float:

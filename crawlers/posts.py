@@ -6,7 +6,6 @@ downloads, the ledger) only sees this shape.
 
 from __future__ import annotations
 
-import html
 import posixpath
 import re
 from dataclasses import dataclass
@@ -21,6 +20,10 @@ _RATING_WORDS = {
     "sensitive": "s",
     "questionable": "q",
     "explicit": "e",
+    # Gelbooru 0.2's old letters, which mean the old words (s is "safe", Danbooru's g).
+    "s": "g",
+    "q": "q",
+    "e": "e",
 }
 # Ledger integers are 64-bit: a value outside that range (a board's bug or a hostile API) is not a number.
 INT64_MAX = 2**63 - 1
@@ -51,7 +54,8 @@ class Post:
 
 
 def rating_from_word(word: str | None) -> str | None:
-    """Gelbooru's words (general/sensitive/questionable/explicit, formerly safe) as letters."""
+    """Gelbooru's words (general/sensitive/questionable/explicit, formerly safe) as letters; its
+    answers before 2018 (and many 0.2 installs still) give the old letters s/q/e, s being "safe"."""
     if not word:
         return None
     return _RATING_WORDS.get(word.strip().lower())
@@ -68,8 +72,9 @@ def rating_from_danbooru(letter: str | None) -> str | None:
 
 
 def clean_tags(raw: str | None) -> str:
-    """Space-separated tags, HTML entities decoded (Gelbooru sends `&#039;`), single spaces."""
-    return " ".join(html.unescape(raw or "").split())
+    """Space-separated tags, single spaces. Entities are decoded only where a board escapes them
+    (`sites.ESCAPED_FIELDS`, before this): a Danbooru tag `&notes` is `&notes`."""
+    return " ".join((raw or "").split())
 
 
 def extension_of(url_or_name: str | None) -> str | None:

@@ -1,8 +1,9 @@
 """The image boards pipe knows, as data: one small record per site, grouped by API family (engine).
 
 A site record holds what differs between instances of one engine: where it lives, how many posts a
-page may hold, how long to wait between API requests, and how to build a file URL when the API does
-not give one. `--root URL` points any record (or a bare engine) at another instance.
+page may hold, how long to wait between API requests, which format it answers (JSON or XML) and at
+which path, and how to build a file URL when the API does not give one. `--root URL` points any
+record (or a bare engine) at another instance; `--format` and `--api-path` override the record's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,21 @@ from dataclasses import dataclass, replace
 ENGINE_DANBOORU = "danbooru"
 ENGINE_GELBOORU = "gelbooru02"
 ENGINE_MOEBOORU = "moebooru"
-ENGINES = (ENGINE_DANBOORU, ENGINE_GELBOORU, ENGINE_MOEBOORU)
+# Danbooru 1.x (behoimi and other old installs): Moebooru's ancestor, `/post/index.json`, numbered pages.
+ENGINE_DANBOORU1 = "danbooru1"
+ENGINES = (ENGINE_DANBOORU, ENGINE_GELBOORU, ENGINE_MOEBOORU, ENGINE_DANBOORU1)
+
+# Which text fields each API family stores HTML-escaped, per answer format: exactly these are
+# unescaped, nothing else (a Danbooru tag `&notes` stays `&notes`). Gelbooru 0.2 keeps tags and
+# source escaped in its database and its JSON repeats them as stored (`&#039;`, `&amp;`); its XML
+# writer's one level of escaping is the XML's own, which the XML parser undoes. Danbooru, Moebooru
+# and Danbooru 1.x store tags and sources as typed.
+ESCAPED_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    ENGINE_GELBOORU: {"json": ("tags", "source"), "xml": ()},
+    ENGINE_DANBOORU: {"json": (), "xml": ()},
+    ENGINE_MOEBOORU: {"json": (), "xml": ()},
+    ENGINE_DANBOORU1: {"json": (), "xml": ()},
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,10 @@ class SiteRecord:
     # Hosts besides the root's that serve the board's files (its CDN): file URLs anywhere else are
     # never requested. An entry is `host`, `host:port` or `*.domain` (see `crawlers.urls`).
     file_hosts: tuple[str, ...] = ()
+    # What the board answers: json, xml, or auto (by the answer's Content-Type and first bytes).
+    api_format: str = "json"
+    # The API's path when it is not the engine's usual one (`{ext}` becomes json or xml).
+    api_path: str | None = None
 
     def with_root(self, root: str) -> SiteRecord:
         """The record pointed at another instance: its files come from its own host, not the built-in CDN."""
@@ -59,6 +78,8 @@ SITES: dict[str, SiteRecord] = {
 _BARE_ENGINES: dict[str, SiteRecord] = {
     ENGINE_GELBOORU: SiteRecord(ENGINE_GELBOORU, ENGINE_GELBOORU, "", per_page=100),
     ENGINE_MOEBOORU: SiteRecord(ENGINE_MOEBOORU, ENGINE_MOEBOORU, "", per_page=100),
+    # Danbooru 1.x capped `limit` at 100 (some installs at 1000).
+    ENGINE_DANBOORU1: SiteRecord(ENGINE_DANBOORU1, ENGINE_DANBOORU1, "", per_page=100),
 }
 
 

@@ -210,23 +210,22 @@ def check_files(layout: DatasetLayout, tables: dict[str, object], progress: Prog
 
 def check_shards(layout: DatasetLayout) -> KindResult:
     """Through `pipe shard --verify`'s check; each problem it names is one damaged shard file."""
-    from pipeline.shard.verify import verify_shards
+    from pipeline.shard.verify import verify_shard_set
 
     result = KindResult("shards", "ROOT/shards: tar digests, sidecars and done-markers (as `pipe shard --verify`)")
     if not layout.shards.is_dir():
         return result
     try:
-        report = verify_shards(layout.shards)
+        report = verify_shard_set(layout.root)
     except Exception as exc:  # noqa: BLE001 - a damaged file the shard check could not read at all
         why = f"damaged ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         result.damaged = _unreadable_shard_files(layout.shards) or [(layout.shards, why)]
         return result
     damaged: dict[str, list[str]] = {}
-    for problem in report.problems:
-        name, _, why = problem.partition(": ")
-        damaged.setdefault(name, []).append(why)
+    for finding in report.findings:
+        damaged.setdefault(finding.path, []).append(finding.problem)
     result.ok = report.shards - len(damaged)
-    result.damaged = [(layout.shards / name, "; ".join(whys)) for name, whys in damaged.items()]
+    result.damaged = [(layout.root / name, "; ".join(whys)) for name, whys in damaged.items()]
     return result
 
 

@@ -4,6 +4,8 @@ Worker processes read tars, decode PNG and JPEG members with OpenCV and stack ui
 quarter of the bytes of float batches through the DataLoader's shared memory); with `decode_size`
 they decode dense members at a reduced scale close to the training size (JPEG straight from the
 DCT); with `jpeg_on_device` they leave JPEG members to torchvision's nvjpeg on the GPU.
+Every member is checked against the digest its shard's sidecar records before it is decoded
+(train.member_check): a damaged sample is skipped with one warning line naming its shard and key.
 `to_device` moves a batch and converts it to float in [0, 1] there. Under DDP each rank reads its own shards (node splitting); with
 `repeat=True` it cycles them for `epoch_samples` per epoch, so every rank takes the same number of
 steps on disjoint samples; `resampled=True` instead draws shards with replacement.
@@ -34,6 +36,7 @@ import webdataset as wds
 from manifests.images import decode_rgb
 from manifests.shards import finished_tars
 from train.jpeg_device import decode_jpegs
+from train.member_check import MemberCheck, SkipDamaged
 from train.worker_signals import ignore_stop_signals
 from synth.hints.palette import render_palette
 
@@ -266,6 +269,8 @@ def make_dataset(config: LoaderConfig) -> wds.DataPipeline:
             # A new shard order each epoch, from the seed and the epoch number.
             stages.append(wds.detshuffle(len(urls), initial=len(urls), seed=config.seed))
     stages.append(wds.tarfile_to_samples(handler=wds.warn_and_continue, select_files=config.wanted))
+    # Before the shuffle, while samples still come shard by shard (one sidecar's digests at a time).
+    stages.append(wds.map(MemberCheck(), handler=SkipDamaged(wds.warn_and_continue)))
     if config.shuffle_buffer > 0:
         # Endless streams shuffle from the seed (reproducible, so a resumed run sees the same
         # samples); finite epochs shuffle differently every time.

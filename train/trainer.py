@@ -27,7 +27,7 @@ import random
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -90,7 +90,7 @@ class TrainConfig:
     flip: bool | None = None
     label_flip: float | None = None
     critic_steps: int | None = None
-    width: float = 1.0  # channel multiplier of both networks (1: as published)
+    width: float | None = None  # channel multiplier of both networks (None: 1, as published, or a resumed run's own)
     workers: int = 4
     device: str = "auto"
     precision: str = "auto"
@@ -193,6 +193,12 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return getattr(module, "_orig_mod", module)
 
 
+def _size_multiple(generator: nn.Module) -> int:
+    """What the generator's input height and width must be multiples of (its config says, where it has one)."""
+    config = getattr(generator, "config", None)
+    return int(getattr(config, "size_multiple", None) or getattr(generator, "size_multiple", None) or 1)
+
+
 class Trainer:
     def __init__(self, config: TrainConfig) -> None:
         try:
@@ -208,6 +214,7 @@ class Trainer:
         self.dtype = resolve_precision(config.precision, self.device)
         self.payload = self._read_resumed() if config.resume else None
         self.settings = self._resolve_settings()
+        self.width = self._resolve_width()
         self.size = self.settings["size"]
         self.batch_size = self.settings["batch_size"]
         self.critic_steps = self.settings["critic_steps"] or 1
@@ -216,7 +223,6 @@ class Trainer:
         self.schedule: LrSchedule | None = None
         self._target: int | None = None
         self._steps_per_epoch: int | None = None
-        self.last_batch: dict | None = None
         self.current_lr: float | None = None
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
@@ -227,9 +233,14 @@ class Trainer:
         # The same seed gives the same initial weights on every rank.
         torch.manual_seed(config.seed)
         in_channels = self.recipe.in_channels
-        self.generator = self.recipe.make_generator(in_channels, self.size, config.width).to(self.device)
+        self.generator = self.recipe.make_generator(in_channels, self.size, self.width).to(self.device)
+        multiple = _size_multiple(self.generator)
+        if self.size % multiple:
+            fits = sorted({max(multiple, self.size // multiple * multiple), (self.size // multiple + 1) * multiple})
+            raise TrainingError(f"--size {self.size}: the {config.recipe} {config.stage} generator needs a multiple of {multiple} "
+                                f"(try --size {' or '.join(map(str, fits))})")
         make_d = self.recipe.make_discriminator
-        self.discriminator = make_d(self.recipe.d_in_channels, config.width).to(self.device) if make_d else None
+        self.discriminator = make_d(self.recipe.d_in_channels, self.width).to(self.device) if make_d else None
         # pix2pix's initialization, or the network's own (He's, for those without normalization layers).
         self.generator.apply(getattr(self.generator, "weight_init", init_weights))
         if config.feature_encoder is not None:
@@ -266,7 +277,8 @@ class Trainer:
             if self.discriminator is not None:
                 self.discriminator = DistributedDataParallel(self.discriminator, device_ids=device_ids)
         self.logs: RunLogs | None = None
-        # The grids' rows: the first distinct samples the run trains on, up to 4 (no more than a batch).
+        # The grids' rows: the first distinct samples the run trains on, up to 4 (no more than a batch),
+        # drawn when training starts (`_draw_sample_rows`).
         self.sample_rows = SampleRows(min(4, self.batch_size))
 
     def _read_resumed(self) -> dict:
@@ -311,6 +323,13 @@ class Trainer:
         for key, source in recorded_sources.items():
             settings["sources"][key] = source
         return settings
+
+    def _resolve_width(self) -> float:
+        """The networks' channel multiplier: the one given, else a resumed run's recorded one, else 1."""
+        if self.config.width is not None:
+            return self.config.width
+        saved = (self.payload["extras"].get("config") or {}) if self.payload is not None else {}
+        return float(saved.get("width") or 1.0)
 
     def _draft_source(self):
         if self.config.drafts_from is None:
@@ -429,7 +448,7 @@ class Trainer:
                 f"{path} was trained by an earlier pipe version of the {config.recipe} {config.stage} recipe (revision {revision}, now "
                 f"{self.recipe.revision}: {self.recipe.revision_note}), so it cannot resume: train a new run (--name) or start this one over (--overwrite)"
             )
-        current = {"recipe": config.recipe, "stage": config.stage, "size": self.size, "width": config.width, "feature_encoder": config.feature_encoder,
+        current = {"recipe": config.recipe, "stage": config.stage, "size": self.size, "width": self.width, "feature_encoder": config.feature_encoder,
                    "batch_size": self.batch_size}
         for key, value in current.items():
             if key not in saved or _same_shapes(key, saved[key], value):
@@ -468,7 +487,7 @@ class Trainer:
     def resolved_config(self) -> dict:
         data = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()}
         data.update(
-            size=self.size, batch_size=self.batch_size, inputs=list(self.recipe.inputs), target=self.recipe.target,
+            size=self.size, batch_size=self.batch_size, width=self.width, inputs=list(self.recipe.inputs), target=self.recipe.target,
             precision_dtype=str(self.dtype), device_type=self.device.type,
             content_loss_active=self.vgg is not None, line_loss_active=self.ldm is not None,
             preset=self.settings["preset"], preset_note=PRESET_NOTES[self.settings["preset"]], recipe_revision=self.recipe.revision, generator_revision=self.recipe.generator_revision,
@@ -640,7 +659,6 @@ class Trainer:
     def train_step(self, batch: dict) -> tuple[dict[str, float], torch.Tensor]:
         step = self.step + 1
         batch = self.prepare_batch(batch, step)
-        self.last_batch = batch
         if self.schedule is not None:
             self.current_lr = self._apply_lr(step)
         condition = generator_input(batch, self.recipe.inputs).contiguous(memory_format=self.memory_format)
@@ -741,6 +759,8 @@ class Trainer:
             self.discriminator.train()
         started = time.perf_counter()
         self.logs = RunLogs(config.run_dir, self.rank, self.step, config.record_keys)
+        if self.rank == 0:
+            self._draw_sample_rows()
         failing = True
         try:
             losses = self._steps(target, started, first, on_step)
@@ -763,7 +783,6 @@ class Trainer:
             self.step += 1
             self.logs.record_keys(self.step, list(batch["__key__"]))
             if self.rank == 0:
-                self.sample_rows.offer(self.last_batch)
                 if on_step is not None:
                     on_step(self.step)
                 if self.step % config.log_every == 0 or self.step == target:
@@ -775,6 +794,23 @@ class Trainer:
             if self.step >= target:
                 break
         return losses
+
+    def _draw_sample_rows(self, most_batches: int = 8) -> None:
+        """Fill the grids' rows before the first step, so every grid shows the same distinct samples: the
+        first distinct ones of the run's own stream (the same shards, seed and position, read again in this
+        process), as the step that trains on each would see it. Random state is forked: training draws
+        exactly what it would without grids."""
+        config = replace(self.loader_config(most_batches), workers=0)
+        try:
+            batches = device_batches(make_loader(config), self.device)
+        except (FileNotFoundError, ValueError) as exc:
+            raise TrainingError(str(exc)) from None
+        cuda = [self.device.index if self.device.index is not None else torch.cuda.current_device()] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch.no_grad():
+            for offset, batch in enumerate(batches):
+                self.sample_rows.offer(self.prepare_batch(batch, self.step + offset + 1))
+                if len(self.sample_rows.keys) >= self.sample_rows.count or offset + 1 >= most_batches:
+                    break
 
     def _log(self, losses: dict[str, float], started: float, first: int) -> None:
         rate = (self.step - first) * self.batch_size / max(time.perf_counter() - started, 1e-9)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from crawlers.engines.base import ApiError, BooruSpider
 from crawlers.engines.danbooru import DanbooruSpider
 from crawlers.engines.gelbooru import GelbooruSpider
-from crawlers.engines.moebooru import MoebooruSpider
-from crawlers.sites import ENGINE_DANBOORU, ENGINE_GELBOORU, ENGINE_MOEBOORU
+from crawlers.engines.moebooru import Danbooru1Spider, MoebooruSpider
+from crawlers.sites import ENGINE_DANBOORU, ENGINE_DANBOORU1, ENGINE_GELBOORU, ENGINE_MOEBOORU
 
 SPIDERS: dict[str, type[BooruSpider]] = {
     ENGINE_DANBOORU: DanbooruSpider,
     ENGINE_GELBOORU: GelbooruSpider,
     ENGINE_MOEBOORU: MoebooruSpider,
+    ENGINE_DANBOORU1: Danbooru1Spider,
 }
 
 

@@ -1,15 +1,22 @@
 """What every booru spider shares: paging, the checks on each listed post, resume and --limit.
 
 An engine subclass only says how to ask for a page (`page_params`), how to read one
-(`read_records`), where the next page is (`next_cursor`) and how one record becomes a `Post`
-(`to_post`; the default here reads the Danbooru/Moebooru record shape, named by the class's field
-attributes). Everything else, and every decision about a post before its download, is here, in
-listing order, so the same listing gives the same ledger.
+(`read_records` for JSON, `read_xml_records` for XML), where the next page is (`next_cursor`) and
+how one record becomes a `Post` (`to_post`; the default here reads the Danbooru/Moebooru record
+shape, named by the class's field attributes). Everything else, and every decision about a post
+before its download, is here, in listing order, so the same listing gives the same ledger.
+
+The end of a listing is a page of no posts: an empty list (`[]`, `<posts count="0"/>`), or an empty
+body after a short page. An empty body where posts were expected (the first page, or after a full
+page), or an answer that is not a page of posts, is asked again up to --retries times, then the
+crawl fails with one line: some boards answer an empty body for a query they failed, which must not
+pass for "no posts". XML declaring entities is refused at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 from collections.abc import Callable
@@ -24,7 +31,9 @@ from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import error as net_error
 
 from manifests import reasons
+from crawlers.answers import FORMAT_XML, UnreadableAnswer, UnsafeXml, attribute_records, read_answer, xml_error_text
 from crawlers.config import CrawlConfig
+from crawlers.sites import ESCAPED_FIELDS
 from crawlers.filters import rejection
 from crawlers.items import PostItem
 from crawlers.posts import Post, as_int, as_text, clean_tags, extension_of, normalize_ext, post_id_of
@@ -68,8 +77,15 @@ def json_list_records(payload: Any, *error_keys: str) -> list[dict]:
     return dict_records(payload)
 
 
+def unescape_fields(record: dict, fields: tuple[str, ...]) -> dict:
+    """The record with the HTML entities of exactly `fields` decoded (the ones its board escapes)."""
+    decoded = {name: html.unescape(record[name]) for name in fields if isinstance(record.get(name), str)}
+    return {**record, **decoded} if decoded else record
+
+
 class BooruSpider(scrapy.Spider):
-    api_path: str = ""
+    # The API's usual path; `{ext}` becomes json or xml, the format asked for.
+    default_api_path: str = ""
     # Where the default `to_post` finds the fields whose names differ between APIs.
     width_key: str = "width"
     height_key: str = "height"
@@ -90,6 +106,8 @@ class BooruSpider(scrapy.Spider):
         self.unreachable = False
         self.pages_listed = 0
         self.posts_listed = 0
+        # Whether the next page must hold posts: the first page, or the one after a full page.
+        self.expect_posts = True
 
     @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any):  # type: ignore[override]
@@ -106,6 +124,12 @@ class BooruSpider(scrapy.Spider):
 
     def read_records(self, payload: Any) -> list[dict]:
         raise NotImplementedError
+
+    def read_xml_records(self, root) -> list[dict]:  # noqa: ANN001 - an xml.etree Element
+        """`<posts count=.. offset=..><post id=.. md5=.. .../></posts>` (Gelbooru 0.2, Moebooru, Danbooru 1.x)."""
+        if root.tag != "posts":
+            raise ApiError(xml_error_text(root))
+        return attribute_records(root)
 
     def next_cursor(self, cursor: Cursor, records: list[dict]) -> Cursor:
         raise NotImplementedError
@@ -141,15 +165,25 @@ class BooruSpider(scrapy.Spider):
         return {}
 
     # ----------------------------------------------------------------- paging
+    @property
+    def asks_xml(self) -> bool:
+        """True when the request asks for XML (`--format auto` asks JSON and reads either)."""
+        return self.config.answer_format == FORMAT_XML
+
+    @property
+    def api_path(self) -> str:
+        path = self.config.api_path or self.site.api_path or self.default_api_path
+        return path.replace("{ext}", "xml" if self.asks_xml else "json")
+
     def page_url(self, cursor: Cursor) -> str:
         return f"{self.site.root}{self.api_path}?{urlencode(self.page_params(cursor))}"
 
-    def page_request(self, cursor: Cursor) -> Request:
+    def page_request(self, cursor: Cursor, attempt: int = 0) -> Request:
         return Request(
             self.page_url(cursor),
             callback=self.parse_page,
             errback=self.page_failed,
-            cb_kwargs={"cursor": cursor},
+            cb_kwargs={"cursor": cursor, "attempt": attempt},
             dont_filter=True,
             priority=10,  # list the next page before the files of this one queue up further
             meta={
@@ -166,9 +200,31 @@ class BooruSpider(scrapy.Spider):
             self.state.stop_reason = f"--limit {self.config.limit} already reached by earlier runs"
             return
         cursor, self.catching_up = self.state.start_cursor(self.first_cursor())
+        # A resumed listing does not know whether the page before its cursor was full.
+        self.expect_posts = cursor == self.first_cursor()
         yield self.page_request(cursor)
 
-    def parse_page(self, response: Response, cursor: Cursor):
+    def page_records(self, response: Response) -> list[dict] | None:
+        """The page's records, their escaped fields decoded; None for an empty body."""
+        if not response.body.strip():
+            return None
+        content_type = response.headers.get("Content-Type", b"").decode("latin-1")
+        kind, payload = read_answer(response.body, content_type, self.config.answer_format)
+        records = self.read_xml_records(payload) if kind == FORMAT_XML else self.read_records(payload)
+        fields = ESCAPED_FIELDS[self.site.engine][kind]
+        return [unescape_fields(record, fields) for record in records]
+
+    def _ask_again_or_fail(self, response: Response, cursor: Cursor, attempt: int, problem: str):
+        """The same page once more (after the API interval), or the one-line failure after --retries."""
+        retries = self.config.politeness.retries
+        if attempt < retries:
+            log.warning("the API's answer for %s %s; asking again (%d of %d)", response.url, problem, attempt + 1, retries)
+            yield self.page_request(cursor, attempt + 1)
+            return
+        tries = f"{attempt + 1} time{'s' if attempt else ''}"
+        self._fail(f"the API's answer for {response.url} {problem} (asked {tries})")
+
+    def parse_page(self, response: Response, cursor: Cursor, attempt: int = 0):
         if response.status == 410:
             # Numbered paging has a depth limit (Danbooru: page 1000); stop there, keep what we have.
             self.state.stop_reason = f"the API answered 410 Gone for page {cursor}: the site's paging limit"
@@ -176,10 +232,18 @@ class BooruSpider(scrapy.Spider):
         if response.status != 200:
             self._fail(f"the API answered HTTP {response.status} for {response.url}: {_error_text(response)}")
         try:
-            payload = json.loads(response.text) if response.body.strip() else None
-            records = self.read_records(payload)
-        except (ValueError, ApiError) as exc:
-            self._fail(f"the API's answer for {response.url} is not a page of posts: {exc}")
+            records = self.page_records(response)
+        except UnsafeXml as exc:
+            self._fail(f"the API's answer for {response.url}: {exc}")
+        except (UnreadableAnswer, ApiError) as exc:
+            yield from self._ask_again_or_fail(response, cursor, attempt, f"is not a page of posts: {exc}")
+            return
+        if records is None and self.expect_posts:
+            problem = "is an empty body where posts were expected (the first page, or after a full page): the board may have failed the query"
+            yield from self._ask_again_or_fail(response, cursor, attempt, problem)
+            return
+        records = records or []  # an empty body after a short page: the end of the listing
+        self.expect_posts = len(records) >= self.per_page
         self.pages_listed += 1
         next_cursor = self.next_cursor(cursor, records)
         posts = self._posts(records)

@@ -1,20 +1,22 @@
-"""Danbooru's `/posts.json`: up to 200 posts a page, paged by cursor (`page=b<lowest id seen>`).
+"""Danbooru's `/posts.json` (or `/posts.xml`): up to 200 posts a page, paged by cursor (`page=b<lowest id seen>`).
 
 Cursor paging is what Danbooru's own clients use: numbered pages past 1000 answer 410, and a cursor
-does not shift when new posts arrive while the crawl runs.
+does not shift when new posts arrive while the crawl runs. Its XML is Rails': one child element per
+field, dashed (`<image-width type="integer">`), read into the JSON's field names.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from crawlers.engines.base import BooruSpider, Cursor, json_list_records
+from crawlers.answers import element_records, xml_error_text
+from crawlers.engines.base import ApiError, BooruSpider, Cursor, json_list_records
 from crawlers.posts import clean_tags, post_id_of, rating_from_danbooru
 
 
 class DanbooruSpider(BooruSpider):
     name = "danbooru"
-    api_path = "/posts.json"
+    default_api_path = "/posts.{ext}"
     width_key, height_key, tags_key = "image_width", "image_height", "tag_string"
     rating_from = staticmethod(rating_from_danbooru)
 
@@ -31,6 +33,12 @@ class DanbooruSpider(BooruSpider):
     def read_records(self, payload: Any) -> list[dict]:
         # Errors come as {"success": false, "message": ...}, usually with a 4xx status.
         return json_list_records(payload, "message", "error")
+
+    def read_xml_records(self, root) -> list[dict]:  # noqa: ANN001 - an xml.etree Element
+        # `<posts type="array">`; Rails names an empty array `<nil-classes type="array"/>`.
+        if root.tag != "posts" and root.get("type") != "array":
+            raise ApiError(xml_error_text(root))
+        return element_records(root)
 
     def next_cursor(self, cursor: Cursor, records: list[dict]) -> Cursor:
         ids = [post_id_of(record.get("id")) for record in records]

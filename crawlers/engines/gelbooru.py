@@ -1,5 +1,8 @@
 """Gelbooru 0.2's DAPI (`index.php?page=dapi&s=post&q=index&json=1`), numbered pages (`pid`, from 0).
 
+Without `json=1` it answers XML, `<posts count offset><post id=.. file_url=.. .../></posts>`, the
+DAPI's default and the only format of many 0.2 installs: `--format xml` asks for it.
+
 Two dialects answer the same URL: Gelbooru wraps posts in `{"@attributes": {...}, "post": [...]}` and
 leaves `post` out when a page is empty; Safebooru.org answers a bare array (or an empty body at the
 end), names the md5 `hash`, and gives the file's `directory` and `image` name instead of a URL.
@@ -15,7 +18,7 @@ from crawlers.posts import Post, as_int, as_text, clean_tags, extension_of, rati
 
 class GelbooruSpider(BooruSpider):
     name = "gelbooru02"
-    api_path = "/index.php"
+    default_api_path = "/index.php"
 
     def first_cursor(self) -> Cursor:
         return 0
@@ -25,11 +28,12 @@ class GelbooruSpider(BooruSpider):
             "page": "dapi",
             "s": "post",
             "q": "index",
-            "json": 1,
             "tags": self.config.tags,
             "limit": self.per_page,
             "pid": cursor,
         }
+        if not self.asks_xml:
+            params["json"] = 1
         params.update(self.credentials("user_id", "api_key"))
         return params
 

@@ -1,4 +1,8 @@
-"""Moebooru's `/post.json` (yande.re, Konachan): numbered pages from 1, up to 100 posts a page."""
+"""Moebooru's `/post.json` or `/post.xml` (yande.re, Konachan): numbered pages from 1, up to 100 posts a page.
+
+Danbooru 1.x, Moebooru's ancestor, pages the same way (`tags`, `limit`, `page` from 1) and lists
+the same record shape at `/post/index.json` (`.xml`): it is this spider at another path.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from crawlers.posts import rating_from_moebooru
 
 class MoebooruSpider(BooruSpider):
     name = "moebooru"
-    api_path = "/post.json"
+    default_api_path = "/post.{ext}"
     rating_from = staticmethod(rating_from_moebooru)  # width, height and tags under the default keys
 
     def first_cursor(self) -> Cursor:
@@ -26,3 +30,8 @@ class MoebooruSpider(BooruSpider):
 
     def next_cursor(self, cursor: Cursor, records: list[dict]) -> Cursor:
         return int(cursor) + 1 if records else None
+
+
+class Danbooru1Spider(MoebooruSpider):
+    name = "danbooru1"
+    default_api_path = "/post/index.{ext}"

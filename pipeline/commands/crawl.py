@@ -22,7 +22,7 @@ def crawl(
         str,
         typer.Argument(
             help="A built-in board: danbooru, safebooru, gelbooru, yandere, konachan; or an API family "
-            "(gelbooru02, moebooru) with --root."
+            "(gelbooru02, moebooru, danbooru1 for Danbooru 1.x boards) with --root."
         ),
     ],
     root: Annotated[Path, typer.Argument(help="The dataset folder: originals go to ROOT/raw/, the ledger to ROOT/raw.parquet.")],
@@ -51,6 +51,25 @@ def crawl(
     max_file_mb: Annotated[float, typer.Option(min=0.01, help="Skip or cancel files larger than this (too_large).", rich_help_panel=QUERY_PANEL)] = 64.0,
     per_page: Annotated[Optional[int], typer.Option(min=1, help="Posts per API page. (default: the API's maximum: Danbooru 200, Gelbooru 100, Safebooru 1000, Moebooru 100)", show_default=False, rich_help_panel=QUERY_PANEL)] = None,
     site_root: Annotated[Optional[str], typer.Option("--root", help="Base URL of another instance of the same API family (a mirror, a self-hosted board, a test server).", rich_help_panel=QUERY_PANEL)] = None,
+    api_format: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format",
+            help="What the board's API answers: json, xml (Gelbooru 0.2 installs without JSON, Danbooru's posts.xml, Moebooru's post.xml), "
+            "or auto (ask JSON, read either by the answer's Content-Type and first bytes). (default: the site's, json for every built-in board)",
+            show_default=False,
+            rich_help_panel=QUERY_PANEL,
+        ),
+    ] = None,
+    api_path: Annotated[
+        Optional[str],
+        typer.Option(
+            help="The API's path on the board when it is not the engine's usual one, e.g. /post/index.json for a Danbooru 1.x board "
+            "under the moebooru engine; {ext} becomes json or xml. (default: /posts.json, /index.php, /post.json, /post/index.json by engine)",
+            show_default=False,
+            rich_help_panel=QUERY_PANEL,
+        ),
+    ] = None,
     file_hosts: Annotated[
         Optional[str],
         typer.Option(
@@ -107,6 +126,8 @@ def crawl(
             max_file_mb=max_file_mb,
             per_page=per_page,
             file_hosts=None if file_hosts is None else tuple(file_hosts.split(",")),
+            api_format=None if api_format is None else api_format.strip().lower(),
+            api_path=api_path,
             politeness=Politeness(
                 request_interval=interval,
                 autothrottle=autothrottle,

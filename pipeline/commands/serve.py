@@ -25,9 +25,13 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest request body (sketch + hints + reference), in MiB; larger ones get 413.")] = 20.0,
     batch_window_ms: Annotated[float, typer.Option(min=0.0, help="How long the first waiting request collects others into one device batch.")] = 10.0,
     max_batch: Annotated[int, typer.Option(min=1, help="Most requests in one device batch.")] = 8,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Largest image (width x height) a request may send; larger ones get 413, read from the header before decoding.")] = 40_000_000,
+    max_side: Annotated[int, typer.Option(min=1, help="Longest side of a result: a larger sketch is scaled down (decoded reduced where the format allows) and coloured and answered at this size; at least the model's size.")] = 2048,
+    queue: Annotated[int, typer.Option(min=1, help="Most colouring requests held at once (reading, decoding, waiting, colouring); more get 503 with Retry-After.")] = 16,
 ) -> None:
     """Serve a page to colour sketches interactively (hints, undo, downloads) and POST /api/colorize for scripts."""
-    from pipeline.serve.app import create_app
+    from pipeline.serve.app import Limits, create_app
+    from pipeline.serve.memory import serve_big_buffers_by_mmap
     from pipeline.serve.models import ServedModels
     from pipeline.serve.server import bind, make_server, url_of
     from train.device import resolve_device
@@ -39,11 +43,15 @@ def serve(
         models = ServedModels.load(draft, refine, resolve_device(device), weights)
     except (FileNotFoundError, ValueError) as exc:
         raise PipeError(str(exc)) from None
+    if max_side < models.size:
+        raise PipeError(f"--max-side {max_side} is under the model's {models.size} px: give at least {models.size}")
     try:
         sock = bind(host, port)
     except OSError as exc:
         raise PipeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port or --host") from None
-    application = create_app(models, max_upload_bytes=int(max_upload_mb * 2**20), batch_window_s=batch_window_ms / 1000, max_batch=max_batch)
+    limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, max_side=max_side, queue=queue)
+    serve_big_buffers_by_mmap()  # this process is the server: a request's big buffers are unmapped when freed
+    application = create_app(models, batch_window_s=batch_window_ms / 1000, max_batch=max_batch, limits=limits)
     used = ", ".join(f"{role} {model.name} step {model.step} ({model.weights} weights, {model.size} px)" for role, model in models.models)
     console.print(f"serving {used} on {models.device}", soft_wrap=True)
     if models.palette_problem():

@@ -28,6 +28,7 @@ def _shard_epilog() -> str:
 
 @app.command(epilog=_shard_epilog())
 def shard(
+    ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe prepare` and `pipe extract`).")],
     lines: Annotated[
         Optional[str],
@@ -49,7 +50,7 @@ def shard(
     jpeg: Annotated[str, typer.Option(help="Members stored as JPEG instead of PNG: any of color,line,draft, or none. JPEG colour decodes several times faster (and at 1/2, 1/4 or 1/8 scale straight from the file) at a small, stated quality cost (README: shard formats); hints always stay PNG.", rich_help_panel=SHARD_PANEL)] = "none",
     jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality of the --jpeg members (OpenCV's libjpeg, full-resolution 4:4:4 chroma).", rich_help_panel=SHARD_PANEL)] = 95,
     lean_train: Annotated[bool, typer.Option("--lean-train", help="Train samples hold colour and line only (and the palette with --hints palette): `pipe train` (its default --synth device) draws their hints and drafts on the training device from the schemes recorded here, new ones every step. Several times less work per sample; val samples keep every member for `pipe eval`.", rich_help_panel=SYNTH_PANEL)] = False,
-    verify: Annotated[bool, typer.Option("--verify", help="Write nothing: re-read every shard and check it against its sidecar and done-marker (exit 1 on problems).", rich_help_panel=RUN_PANEL)] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Write nothing: re-read every file of the shard set (options record, histogram, done-markers, sidecars, tars, every member against its digest) and name each damaged one (exit 1 on problems).", rich_help_panel=RUN_PANEL)] = False,
     contact_sheet: Annotated[Optional[Path], typer.Option(help="Write nothing else: save a PNG grid (colour, line, hint, draft) of the first train samples to this file.", rich_help_panel=RUN_PANEL, show_default=False)] = None,
     workers: Workers = default_workers(),
     executor: ExecutorOption = "local",
@@ -64,12 +65,16 @@ def shard(
     artifacts), .palette.npy (with --hints palette) and .json with every drawn parameter; --jpeg
     color,line,draft stores those members as .jpg instead (a GPU trainer's loader then keeps up). Each shard
     has a Parquet sidecar and a _stats.json done-marker; a killed run resumes at the first unfinished
-    shard and gives the same bytes as an uninterrupted one. Outcomes go to ROOT/shards.parquet.
+    shard and gives the same bytes as an uninterrupted one; `pipe shard ROOT` alone resumes with the
+    recorded options (ROOT/shards/_config.json). Outcomes go to ROOT/shards.parquet.
     """
     from pipeline.shard.cli_support import run_shard_command
 
+    # What the command line set: on a resume, the other options take their recorded values.
+    # Compared by name: Typer carries its own copy of Click, whose ParameterSource is not click's.
+    given = {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
     run_shard_command(
-        root=root, lines=lines, gray_share=gray_share, equalize_share=equalize_share, jitter=jitter, hints=hints,
+        given=given, root=root, lines=lines, gray_share=gray_share, equalize_share=equalize_share, jitter=jitter, hints=hints,
         no_hint_share=no_hint_share, artifacts=artifacts, artifacts_near_hints=artifacts_near_hints, seed=seed, val=val, shard_samples=shard_samples,
         shard_mb=shard_mb, histogram_images=histogram_images, png_compression=png_compression, jpeg=jpeg, jpeg_quality=jpeg_quality, lean_train=lean_train, verify=verify, contact_sheet=contact_sheet,
         workers=workers, executor=executor_choice(executor, ray_address), ray_address=ray_address, save_every=save_every, redo=redo,

@@ -53,7 +53,7 @@ def train(
     name: Annotated[Optional[str], typer.Option(help="Run name: ROOT/runs/NAME holds checkpoints, samples, metrics and TensorBoard logs. (default: RECIPE-STAGE)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per step (per GPU under torchrun). (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     size: Annotated[Optional[int], typer.Option(min=16, help="Training resolution; shard images are resized on the device. (default: the recipe's)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
-    width: Annotated[float, typer.Option(min=0.01, help="Channel multiplier of both networks: 1 is the published size; less for quick trials.", rich_help_panel=TRAIN_PANEL)] = 1.0,
+    width: Annotated[Optional[float], typer.Option(min=0.01, help="Channel multiplier of both networks: 1 is the published size; less for quick trials. (default: 1, or what a resumed run was trained with)", rich_help_panel=TRAIN_PANEL, show_default=False)] = None,
     resume: Annotated[bool, typer.Option(help="Continue ROOT/runs/NAME from its last checkpoint, data stream included.", rich_help_panel=TRAIN_PANEL)] = False,
     overwrite: Annotated[bool, typer.Option(help="Start an existing ROOT/runs/NAME over from step 0: its checkpoints, samples, metrics and TensorBoard logs are deleted first.", rich_help_panel=TRAIN_PANEL)] = False,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights, the data order and the dropout noise.", rich_help_panel=TRAIN_PANEL)] = 0,

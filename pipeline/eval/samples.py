@@ -6,7 +6,8 @@ decodes the positions congruent to its id modulo the worker count. Batches arriv
 the workers finish; eval files every score under its sample's position and reduces them in position
 order, so the report does not depend on the number of workers.
 
-No sample is dropped silently: one whose members are missing or do not decode comes through the
+No sample is dropped silently: one whose members are missing, differ from the digests its shard's
+sidecar records (a damaged shard, whose wrong bytes may still decode), or do not decode comes through the
 loader as an `Unscored` record (filed by its key, so by its position too), and a position the shards
 never yielded at all (a tar read error, a key the sidecar lists but the tar lacks) is named after the
 pass by `unscored_samples`. With line sources read from the dataset root (`--lines real,xdog`), the
@@ -29,6 +30,7 @@ from manifests.reasons import DECODE_ERROR, MISSING_FROM_SHARD, MISSING_MEMBER, 
 from manifests.shards import split_keys
 from pipeline.eval.lines import no_lines_detail, read_root_line
 from train.loader import LoaderConfig, collate_samples, decode_sample, members_of, shard_urls
+from train.member_check import DamagedMember, MemberCheck
 
 
 def sample_positions(folder: Path, limit: int | None = None) -> dict[str, int]:
@@ -66,12 +68,17 @@ class DecodeOrReport:
 
     def __init__(self, members: tuple[str, ...]) -> None:
         self.members = members  # what every sample needs: an image name (`color`: its PNG or JPEG member) or a member
+        self.check = MemberCheck()
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any] | Unscored:
         key = sample["__key__"]
         absent = [_shown(member) for member in self.members if not any(m in sample for m in members_of(member) or (member,))]
         if absent:
             return Unscored(key, MISSING_MEMBER, f"{', '.join(absent)} not in the shard")
+        try:
+            self.check(sample)  # wrong bytes may still decode, to wrong pixels: never score them
+        except DamagedMember as exc:
+            return Unscored(key, DECODE_ERROR, f"{exc.member}: differs from the SHA-256 recorded in {Path(exc.shard).with_suffix('.parquet').name} (damaged shard)")
         try:
             return decode_sample(sample)
         except Exception as exc:  # noqa: BLE001 - whatever the member holds, the sample is reported, not lost

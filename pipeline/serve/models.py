@@ -24,7 +24,8 @@ STAGES: tuple[str, ...] = ("draft", "final")
 
 @dataclass(frozen=True)
 class Job:
-    """One request to colour: grey sketch (H, W), RGBA hint layer (H, W, 4) or None, and the stage wanted."""
+    """One request to colour: grey sketch (H, W) at the size it is coloured at, RGBA hint layer
+    (H, W, 4) or None, and the stage wanted."""
 
     sketch: np.ndarray
     hints: np.ndarray | None
@@ -45,7 +46,7 @@ class ServedModels:
         """Both checkpoints through `train.inference.load_stage` (ValueError names a misplaced one)."""
         loaded_draft = load_stage(draft, "draft", device, weights)
         loaded_refine = load_stage(refine, "refine", device, weights) if refine is not None else None
-        paths = {"draft": str(draft), **({"refine": str(refine)} if refine is not None else {})}
+        paths = {"draft": shown_path(draft), **({"refine": shown_path(refine)} if refine is not None else {})}
         return cls(loaded_draft, loaded_refine, device, paths)
 
     @property
@@ -94,8 +95,7 @@ class ServedModels:
         lines, hints, placements = [], [], []
         for job in jobs:
             line, placement = place(job.sketch, size, 255)
-            layer = job.hints if job.hints is not None else np.zeros((*job.sketch.shape, 4), np.uint8)
-            hint, _ = place(layer, size, 0)
+            hint = place(job.hints, size, 0)[0] if job.hints is not None else np.zeros((size, size, 4), np.uint8)
             lines.append(line)
             hints.append(hint)
             placements.append(placement)
@@ -113,6 +113,22 @@ class ServedModels:
             colour[index] = _at_size(refined, size)
         images = (colour.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype(np.uint8)
         return [unplace(image, placement, size) for image, placement in zip(images, placements)]
+
+
+def shown_path(path: Path) -> str:
+    """How a checkpoint is named to the page: as the user gave it when that was relative, else
+    relative to the current directory, else from its run (runs/NAME/...), else its file name;
+    never an absolute path of the server machine."""
+    if not path.is_absolute() and ".." not in path.parts:
+        return path.as_posix()
+    resolved, here = path.resolve(), Path.cwd()
+    if here != Path(here.anchor) and resolved.is_relative_to(here):
+        return resolved.relative_to(here).as_posix()
+    folders = resolved.parts[:-1]
+    if "runs" in folders:
+        last_runs = len(folders) - 1 - folders[::-1].index("runs")
+        return Path(*resolved.parts[last_runs:]).as_posix()
+    return resolved.name
 
 
 def _at_size(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -9,8 +9,8 @@ a done-marker are deleted and their samples packed again, into the same shard nu
 
 from __future__ import annotations
 
+import hashlib
 import io
-import json
 import logging
 import shutil
 import tarfile
@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger
 from manifests.schema import SHARDS, STATUS_FAILED, STATUS_OK
-from manifests.shards import finished_shards, shard_paths
+from manifests.shards import ShardFileError, finished_shards, read_sidecar, shard_paths, sidecar_keys
 from pipeline.console import console
 from pipeline.errors import PipeError
 from pipeline.executors import ExecutorSpec, spec_of, start_executor
@@ -34,6 +33,7 @@ from pipeline.recorded_options import RecordedOptions
 from pipeline.importing.splits import kept_splits
 from pipeline.session import RunReport, StageSession
 from pipeline.shard.config import OPTION_FLAGS, SPLITS, ShardConfig
+from pipeline.shard.done_marker import HISTOGRAM_DIGEST, read_done_marker
 from pipeline.shard.plan import ShardJob, plan_shard, val_share_for
 from pipeline.shard.synthesize import SampleOutcome, SynthInputs, init_synth_worker, read_rgb, synthesize_in_worker
 from pipeline.shard.writer import ShardSummary, ShardWriter
@@ -52,6 +52,7 @@ class ShardState:
     next_index: int = 0
     done_keys: set[str] = field(default_factory=set)
     summaries: list[ShardSummary] = field(default_factory=list)
+    histogram_digests: set[str] = field(default_factory=set)  # the SHA-256 of the histogram its shards were drawn with
 
 
 def shards_root(root: Path) -> Path:
@@ -71,19 +72,31 @@ def scan_split(folder: Path, split: str) -> ShardState:
             path.unlink()
     for index in finished:
         _, sidecar, stats = shard_paths(folder, index)
-        keys = tuple(pq.read_table(sidecar, columns=["key"])["key"].to_pylist())
-        info = json.loads(stats.read_text())
+        try:
+            keys = tuple(sidecar_keys(sidecar))
+            info = read_done_marker(stats)
+        except (ShardFileError, FileNotFoundError) as exc:
+            raise PipeError(f"{exc}; `pipe shard {folder.parent.parent} --verify` lists every damaged file, --redo builds the shards again") from None
         state.summaries.append(ShardSummary(split, index, info["count"], info["bytes"], keys))
+        if isinstance(info.get(HISTOGRAM_DIGEST), str):
+            state.histogram_digests.add(info[HISTOGRAM_DIGEST])
         state.done_keys.update(keys)
     state.next_index = finished[-1] + 1 if finished else 0
     return state
 
 
-def dataset_histogram(folder: Path, jobs: list[ShardJob], config: ShardConfig, session: StageSession) -> np.ndarray:
-    """The 512-bin colour histogram of the first `histogram_images` train images (counted once, then reused)."""
+def dataset_histogram(jobs: list[ShardJob], config: ShardConfig, session: StageSession, vouched: set[str]) -> tuple[np.ndarray, str]:
+    """The 512-bin colour histogram of the first `histogram_images` train images and the SHA-256 of its
+    file. The file is reused only when the finished shards' done-markers record its digest (they were
+    drawn with it); a file no shard vouches for is counted again (the same images give the same
+    counts), and one that differs from what the shards record is damaged."""
     path = DatasetLayout(config.root).shard_histogram
-    if path.exists():
-        return np.load(path)
+    if path.exists() and vouched:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in vouched:
+            raise PipeError(f"{path} differs from the histogram the finished shards were drawn with (damaged); --redo builds the shards again")
+        return np.load(io.BytesIO(data), allow_pickle=False), digest
     counts = np.zeros(512, dtype=np.int64)
     chosen = [job for job in jobs if job.split == "train"][: config.histogram_images] or jobs[: config.histogram_images]
     with session.progress("dataset colour histogram", total=len(chosen)) as bar:
@@ -101,7 +114,7 @@ def dataset_histogram(folder: Path, jobs: list[ShardJob], config: ShardConfig, s
     buffer = io.BytesIO()
     np.save(buffer, counts)
     write_bytes_atomic(path, buffer.getvalue())
-    return counts
+    return counts, hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
 def failed_outcome(job: ShardJob, reason: str, detail: str) -> list[SampleOutcome]:
@@ -163,7 +176,7 @@ def repair_ledger(ledger: Ledger, folder: Path, states: dict[str, ShardState], c
         for summary in state.summaries:
             if not set(summary.keys) <= recorded:
                 sidecar = shard_paths(folder / split, summary.index)[1]
-                missing += ok_rows(pq.read_table(sidecar).to_pylist(), config)
+                missing += ok_rows(read_sidecar(sidecar).to_pylist(), config)
     if missing:
         ledger.append(missing)
 
@@ -183,12 +196,15 @@ def warn_small_val(jobs: list[ShardJob], config: ShardConfig) -> None:
         )
 
 
-def run_shard(config: ShardConfig, redo: bool = False) -> tuple[RunReport, dict[str, ShardState]]:
+def run_shard(config: ShardConfig, redo: bool = False, note: str | None = None) -> tuple[RunReport, dict[str, ShardState]]:
+    """Pack what is not packed yet; `note` (which recorded options a resume took) is printed once the options are accepted."""
     folder = shards_root(config.root)
     jobs = plan_shard(config)  # before anything is written: a wrong ROOT leaves no trace
-    warn_small_val(jobs, config)
     options = RecordedOptions(config.fingerprint(), path=DatasetLayout(config.root).shard_config, labels=OPTION_FLAGS)
     with StageSession(config.root, SHARDS.stage, SHARDS, save_every=config.flush_seconds, options=options, redo=redo, upstream=("prepared", "lines")) as session:
+        if note:
+            console.print(note, soft_wrap=True)
+        warn_small_val(jobs, config)  # only once the session accepted the options: a refused run warns of nothing
         session.saved_note = "finished shards are kept"
         ledger = session.ledger
         if redo:
@@ -201,10 +217,13 @@ def run_shard(config: ShardConfig, redo: bool = False) -> tuple[RunReport, dict[
         done = set().union(*(s.done_keys for s in states.values()))
         pending = [job for job in jobs if job.key not in done]
         donors = {split: {job.key: job.color_path for job in jobs if job.split == split} for split in SPLITS}
-        histogram = dataset_histogram(folder, jobs, config, session) if "histogram" in config.hints and pending else None
+        histogram, stamp = None, {}
+        if "histogram" in config.hints and pending:
+            histogram, digest = dataset_histogram(jobs, config, session, set().union(*(s.histogram_digests for s in states.values())))
+            stamp = {HISTOGRAM_DIGEST: digest}  # each done-marker vouches for the histogram its shard was drawn with
         inputs = SynthInputs(config, donors, histogram)
         if pending:
-            _pack(pending, inputs, states, session, config)
+            _pack(pending, inputs, states, session, config, stamp)
     return session.report(len(jobs), {job.key for job in pending}), states
 
 
@@ -218,14 +237,15 @@ def tar_cost(outcome: SampleOutcome) -> int:
     return outcome.nbytes + 1024 * len(outcome.members or {}) + TAR_SLACK
 
 
-def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardState], session: StageSession, config: ShardConfig) -> None:
+def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardState], session: StageSession, config: ShardConfig, stamp: dict) -> None:
     folder = shards_root(config.root)
     writers: dict[str, ShardWriter] = {}
 
     def finish(split: str) -> None:
-        writer = writers.pop(split)
+        writer = writers[split]
         rows = writer.rows
         summary = writer.close()
+        del writers[split]  # only once published: a close that fails is abandoned below
         state = states[split]
         state.summaries.append(summary)
         state.next_index = summary.index + 1
@@ -244,14 +264,14 @@ def _pack(pending: list[ShardJob], inputs: SynthInputs, states: dict[str, ShardS
                     finish(split)
                     writer = None
                 if writer is None:
-                    writer = writers[split] = ShardWriter(folder / split, split, states[split].next_index, session.tmp_dir / split, config.seed, config.fingerprint())
+                    writer = writers[split] = ShardWriter(folder / split, split, states[split].next_index, session.tmp_dir / split, config.seed, config.fingerprint(), stamp)
                 writer.add(outcome)
                 if writer.count >= config.max_samples:
                     finish(split)
                 bar.advance()
             for split in list(writers):
                 finish(split)
-    except KeyboardInterrupt:
+    except BaseException as error:  # Ctrl-C, a full disk (the OSError names its file), a bug
         for writer in writers.values():
-            writer.abandon()  # an unfinished tar leaves nothing behind
+            writer.abandon(error)  # an unfinished shard leaves nothing behind: the rerun packs it again
         raise

@@ -8,31 +8,51 @@ a shard folder is the leftover of a killed run.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import webdataset as wds
 
 from manifests.atomic import atomic_target, write_bytes_atomic
+from manifests.checksummed import checksummed_parquet
 from manifests.schema import SHARD_SIDECAR
 from manifests.shards import TAR_MODE, TAR_MTIME, TAR_OWNER, shard_name, shard_paths
+from pipeline.shard.done_marker import done_marker_bytes
 from pipeline.shard.synthesize import SampleOutcome
 
 
+@contextmanager
+def naming(path: Path):
+    """An OSError without a file name (a full disk refuses a write(), not an open()) gets `path`, the
+    file being made, so the one-line error says which; the error itself (errno, type) is kept."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
+
+
 class _HashingFile:
-    """A write-only file wrapper that keeps the SHA-256 and size of what went through it."""
+    """A write-only file wrapper that keeps the SHA-256 and size of what went through it. Once
+    `discard` is called, writes go nowhere: the tar module still flushes its buffer and end blocks when
+    an abandoned writer is collected, and the file they would go to is closed."""
 
     def __init__(self, handle) -> None:
-        self.handle, self.digest, self.size = handle, hashlib.sha256(), 0
+        self.handle, self.digest, self.size, self.discarding = handle, hashlib.sha256(), 0, False
 
     def write(self, data: bytes) -> int:
+        if self.discarding:
+            return len(data)
         self.digest.update(data)
         self.size += len(data)
         return self.handle.write(data)
+
+    def discard(self) -> None:
+        self.discarding = True
 
     def tell(self) -> int:
         return self.size
@@ -53,8 +73,10 @@ class ShardSummary:
 class ShardWriter:
     """Packs samples into shard `index` of `split` until `full`; `close` publishes it."""
 
-    def __init__(self, folder: Path, split: str, index: int, tmp_dir: Path, seed: int, fingerprint: dict) -> None:
+    def __init__(self, folder: Path, split: str, index: int, tmp_dir: Path, seed: int, fingerprint: dict, stamp: dict | None = None) -> None:
+        """`stamp`: more fields for the done-marker (the histogram digest the samples were drawn with)."""
         self.folder, self.split, self.index, self.seed, self.fingerprint = folder, split, index, seed, fingerprint
+        self.stamp = dict(stamp or {})
         self.tar_path, self.sidecar_path, self.stats_path = shard_paths(folder, index)
         self._target = atomic_target(self.tar_path, tmp_dir)
         tmp = self._target.__enter__()
@@ -62,6 +84,7 @@ class ShardWriter:
         self._stream = _HashingFile(self._handle)
         self._tar = wds.TarWriter(self._stream, user=TAR_OWNER, group=TAR_OWNER, mode=TAR_MODE, encoder=False, mtime=TAR_MTIME)
         self.rows: list[dict] = []
+        self._published = False
 
     @property
     def shard_id(self) -> str:
@@ -79,7 +102,8 @@ class ShardWriter:
         assert outcome.members is not None
         names = sorted(outcome.members)  # TarWriter writes members in sorted order
         digests = outcome.member_digests_by_name()
-        self._tar.write({"__key__": outcome.job.key, **outcome.members})
+        with naming(self.tar_path):
+            self._tar.write({"__key__": outcome.job.key, **outcome.members})
         self.rows.append(
             {
                 "key": outcome.job.key,
@@ -97,14 +121,17 @@ class ShardWriter:
         )
 
     def close(self) -> ShardSummary:
-        self._tar.close()  # writes the end-of-archive blocks
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        """Publish the shard: the tar renamed into place, then its sidecar, then its done-marker (last)."""
+        with naming(self.tar_path):
+            self._tar.close()  # writes the end-of-archive blocks
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
         self._handle.close()
         self._target.__exit__(None, None, None)  # rename into place
+        self._published = True
         table = pa.Table.from_pylist(self.rows, schema=SHARD_SIDECAR)
-        with atomic_target(self.sidecar_path) as tmp:
-            pq.write_table(table, tmp)
+        with naming(self.sidecar_path):
+            write_bytes_atomic(self.sidecar_path, checksummed_parquet(table))
         stats = {
             "shard": self.shard_id,
             "count": self.count,
@@ -115,16 +142,31 @@ class ShardWriter:
             "hints": dict(sorted(_tally(r["hint"] for r in self.rows).items())),
             "line_sources": dict(sorted(_tally(r["line_source"] for r in self.rows).items())),
             "config": self.fingerprint,
+            **self.stamp,
         }
-        write_bytes_atomic(self.stats_path, (json.dumps(stats, indent=1, sort_keys=True) + "\n").encode(), durable=True)
+        with naming(self.stats_path):
+            write_bytes_atomic(self.stats_path, done_marker_bytes(stats), durable=True)
         return ShardSummary(self.split, self.index, self.count, self._stream.size, tuple(r["key"] for r in self.rows))
 
-    def abandon(self) -> None:
-        """Drop the unfinished tar (on interruption): nothing of it is left behind."""
+    def abandon(self, error: BaseException) -> None:
+        """Drop the unfinished shard (on Ctrl-C, a full disk, any error): nothing of it is left behind.
+
+        The tar stream's pending bytes are discarded rather than written to the closed file (which
+        would print `Exception ignored in _Stream.__del__` at exit); a tar or sidecar already
+        published without its done-marker is deleted (resume would, too)."""
+        self._stream.discard()
+        try:
+            self._tar.close()
+        except Exception:  # noqa: BLE001 - the error being handled is `error`; the tar is dropped anyway
+            pass
         try:
             self._handle.close()
         finally:
-            self._target.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)
+            if self._published:
+                for path in (self.stats_path, self.sidecar_path, self.tar_path):
+                    path.unlink(missing_ok=True)
+            else:
+                self._target.__exit__(type(error), error, None)
 
 
 def _tally(values) -> dict[str, int]:

@@ -83,6 +83,28 @@ def test_resuming_with_options_that_change_the_networks_names_the_option_in_one_
     assert f"was trained with {saved}, this run has {given}" in err and "last.pt" in err
 
 
+def test_a_resume_takes_the_recorded_width_size_and_batch_without_retyping_them(trained, capsys):
+    """27 #25: `--resume` with only the run's name continues it as recorded (before, --width fell back to 1
+    and was refused as a change)."""
+    root = str(trained["root"])
+    assert main(["train", "draft", root, "--recipe", "xu2020", "--steps", "2", *COMMON, "--name", "retype"]) == 0
+    capsys.readouterr()
+    assert main(["train", "draft", root, "--name", "retype", "--steps", "3", "--workers", "0", "--resume"]) == 0
+    config = json.loads((trained["root"] / "runs" / "retype" / "config.json").read_text())
+    assert (config["width"], config["size"], config["batch_size"]) == (0.25, SIZE, 2)
+    steps = [json.loads(line)["step"] for line in (trained["root"] / "runs" / "retype" / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 3
+
+
+def test_a_size_the_generator_cannot_take_is_one_line_naming_the_sizes_that_fit(trained, capsys):
+    """--size 32 for a generator that halves six times was a ValueError traceback from inside the network."""
+    capsys.readouterr()
+    assert main(["train", "draft", str(trained["root"]), "--recipe", "xu2020", "--steps", "1", "--batch-size", "2", "--size", "96",
+                 "--workers", "0", "--width", "0.25", "--name", "oddsize"]) == 2
+    assert "--size 96: the xu2020 draft generator needs a multiple of 64 (try --size 64 or 128)" in one_line_error(capsys)
+    assert not (trained["root"] / "runs" / "oddsize").exists()
+
+
 # 2, 3 ------------------------------------------------------------------------------------------
 def test_a_file_that_is_not_a_checkpoint_is_named_in_one_line(trained, sketches, tmp_path, capsys):
     config = trained["draft"].parent.parent / "config.json"
@@ -146,7 +168,8 @@ def test_training_an_existing_run_again_needs_resume_or_overwrite(trained, capsy
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
     assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 1
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000003.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["keys.txt", "step_0000002.png", "step_0000003.png"]
+    assert [line.split()[0] for line in (run / "samples" / "keys.txt").read_text().splitlines()] == ["2", "3"]
     capsys.readouterr()
     assert main([*args, "--steps", "4", "--overwrite", "--resume"]) == 2
     assert "choose one" in one_line_error(capsys)

@@ -93,7 +93,7 @@ def _failed(item: int, reason: str, detail: str) -> list[str]:
     return [reason]
 
 
-@pytest.mark.parametrize("stateful", [False, True], ids=["tasks", "actors"])
+@pytest.mark.parametrize("stateful", [pytest.param(False, marks=pytest.mark.slow), True], ids=["tasks", "actors"])  # tasks: ~50 s on 2 cores
 def test_a_killed_ray_worker_only_reruns_its_unit_and_no_result_is_doubled(ray_runtime, tmp_path, monkeypatch, stateful):
     marker = tmp_path / "pid"
     monkeypatch.setenv("PIPE_TEST_PID_FILE", str(marker))

@@ -271,7 +271,7 @@ def test_a_val_split_too_small_for_fid_is_a_warning_that_names_val(tmp_path, cap
     assert "warning" not in capsys.readouterr().err
 
 
-def test_artifacts_near_hints_put_every_paste_and_spray_on_a_hint_and_are_recorded(dataset, tmp_path):
+def test_artifacts_near_hints_put_every_paste_and_spray_on_a_hint_and_are_recorded(dataset, tmp_path, capsys):
     root = copy_of(dataset, tmp_path)
     assert main(["shard", str(root), "--lines", "xdog", "--hints", "points,patches", "--artifacts-near-hints", "--workers", "0", "--val", "0"]) == 0
     assert json.loads((root / "shards" / "_config.json").read_text())["artifacts_near_hints"] is True
@@ -289,8 +289,11 @@ def test_artifacts_near_hints_put_every_paste_and_spray_on_a_hint_and_are_record
             y, x = (int(v) for v in stroke["points"][0])
             assert alpha[y, x]
     assert checked > 20
-    # Resuming with the option changed is refused, naming it.
-    assert main(["shard", str(root), "--lines", "xdog", "--hints", "points,patches", "--workers", "0", "--val", "0"]) == 2
+    # Left off on a resume, the flag takes its recorded value (and says so); another seed is refused.
+    assert main(["shard", str(root), "--lines", "xdog", "--hints", "points,patches", "--workers", "0", "--val", "0"]) == 0
+    assert "options recorded in" in capsys.readouterr().err
+    assert main(["shard", str(root), "--lines", "xdog", "--seed", "1", "--workers", "0", "--val", "0"]) == 2
+    assert "--seed was 0, now 1" in capsys.readouterr().err
 
 
 def test_jpeg_members_are_close_to_the_png_ones_and_verify(dataset, reference, tmp_path, capsys):

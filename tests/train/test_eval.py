@@ -203,6 +203,9 @@ def replace_member(tar_path, member_name: str, data: bytes | None) -> None:
             tar.addfile(info, io.BytesIO(content))
 
 
+DIGEST_DETAIL = "color.png: differs from the SHA-256 recorded in 00000.parquet (damaged shard)"
+
+
 @pytest.fixture
 def damaged_split(scored, tmp_path) -> dict:
     """A copy of the split whose second val sample has garbage for color.png; the sidecars are untouched."""
@@ -226,13 +229,14 @@ def test_an_undecodable_sample_is_named_unscored_whatever_the_loader_workers(dam
         assert report["unscored"]["count"] == 1
         (unscored,) = report["unscored"]["samples"]
         assert (unscored["key"], unscored["reason"]) == (damaged_split["keys"][1], "decode_error")
-        assert unscored["detail"] == "color.png: does not decode"
+        # The garbage is caught by the member's recorded digest, before it is decoded.
+        assert unscored["detail"] == DIGEST_DETAIL
         for entry in report["settings"].values():
             assert entry["samples"] == entry["psnr"]["count"] == entry["kid"]["subset_size"] == report["samples"]
         page = (out / "report.html").read_text()
         assert 'id="unscored"' in page and damaged_split["keys"][1] in page
         printed = " ".join(capsys.readouterr().err.split())
-        assert f"{report['samples']} of {report['split_samples']} samples scored, 1 unscored" in printed and f"unscored {damaged_split['keys'][1]}: decode_error (color.png: does not decode)" in printed
+        assert f"{report['samples']} of {report['split_samples']} samples scored, 1 unscored" in printed and f"unscored {damaged_split['keys'][1]}: decode_error ({DIGEST_DETAIL})" in printed
     assert runs[0]["unscored"] == runs[2]["unscored"]
     assert numbers_of(runs[2]["settings"]) == pytest.approx(numbers_of(runs[0]["settings"]), rel=1e-5, abs=1e-6)
     # Older reports have neither field (nor a digest): the comparison still reads them, and notes the damaged run's count.

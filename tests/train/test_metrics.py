@@ -42,7 +42,7 @@ def sqrtm_frechet(x: np.ndarray, y: np.ndarray) -> float:
     return float(((mu_x - mu_y) ** 2).sum() + np.trace(s_x) + np.trace(s_y) - 2 * np.trace(root))
 
 
-@pytest.mark.parametrize("count, dim, scale, shift", [(400, 64, 1.3, 0.2), (3000, 256, 0.7, -0.05), (2500, 2048, 1.1, 0.01)])
+@pytest.mark.parametrize("count, dim, scale, shift", [(400, 64, 1.3, 0.2), (3000, 256, 0.7, -0.05), pytest.param(2500, 2048, 1.1, 0.01, marks=pytest.mark.slow)])
 def test_frechet_distance_equals_scipys_sqrtm_route(count, dim, scale, shift):
     x, y = features(1, count, dim), features(2, count, dim, scale, shift)
     ours = frechet_distance(gaussian_stats(x), gaussian_stats(y))

@@ -35,7 +35,7 @@ def losses(run_dir: Path) -> dict[int, dict]:
 def test_a_run_writes_checkpoint_samples_metrics_and_tensorboard(dataset):
     assert main(train_args(dataset, "--recipe", "xu2020", "--steps", "4", "--name", "smoke", "--sample-every", "2")) == 0
     run = dataset / "runs" / "smoke"
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["keys.txt", "step_0000002.png", "step_0000004.png"]
     assert list(losses(run)) == [1, 2, 3, 4]
     assert list((run / "tb").glob("events.out.tfevents.*"))
     config = json.loads((run / "config.json").read_text())

@@ -7,6 +7,7 @@ const sketchCanvas = $("sketch");
 const hints = new HintLayer($("hints"));
 const state = { file: null, stem: "sketch", models: null, refine: false, seq: 0, timer: 0, results: {}, recent: [], lastTool: "stroke" };
 const DEBOUNCE_MS = 250;
+const BUSY_RETRIES = 3; // a 503 (server busy) is retried after its Retry-After this many times in all
 
 function status(text, isError = false) {
   $("status").textContent = text;
@@ -54,6 +55,11 @@ async function openSketch(file) {
     URL.revokeObjectURL(url);
   }
   const { naturalWidth: width, naturalHeight: height } = image;
+  const maxPixels = state.models ? state.models.max_pixels : Infinity;
+  if (width * height > maxPixels) {  // the server would answer 413: say so before uploading
+    status(`${file.name} is ${width}x${height} (${(width * height / 1e6).toFixed(0)} MP), over this server's limit of ${maxPixels / 1e6} MP (pipe serve --max-pixels)`, true);
+    return;
+  }
   sketchCanvas.width = width;
   sketchCanvas.height = height;
   sketchCanvas.getContext("2d").drawImage(image, 0, 0);
@@ -115,12 +121,22 @@ async function colourRequest(stage, hintBlob) {
   const reference = $("reference").files[0];
   if (reference && !$("reference-group").hidden) form.append("reference", reference, reference.name);
   form.append("stage", stage);
-  const response = await fetch("/api/colorize", { method: "POST", body: form });
-  if (!response.ok) {
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch("/api/colorize", { method: "POST", body: form });
+    if (response.ok) {
+      const headers = response.headers;
+      return { blob: await response.blob(), ms: headers.get("X-Pipe-Milliseconds"), batch: headers.get("X-Pipe-Batch-Size"), scaledFrom: headers.get("X-Pipe-Scaled-From") };
+    }
+    // Every refusal is JSON {"error": "..."}; anything else (a proxy's page) shows its status text.
     const body = await response.json().catch(() => ({ error: response.statusText }));
+    const wait = Number(response.headers.get("Retry-After") || 0);
+    if (response.status === 503 && wait > 0 && attempt < BUSY_RETRIES) {
+      status(`${body.error} (retrying in ${wait} s)`, true);
+      await new Promise((done) => setTimeout(done, wait * 1000));
+      continue;
+    }
     throw new Error(`${response.status}: ${body.error}`);
   }
-  return { blob: await response.blob(), ms: response.headers.get("X-Pipe-Milliseconds"), batch: response.headers.get("X-Pipe-Batch-Size") };
 }
 
 async function update() {
@@ -136,7 +152,8 @@ async function update() {
     if (seq !== state.seq) return; // a newer edit is on its way
     stages.forEach((stage, i) => showResult(stage, answers[i].blob));
     const times = answers.map((a, i) => `${stages[i]} ${a.ms} ms (batch of ${a.batch})`).join(", ");
-    status(`coloured with ${useHints ? "your hints" : "no hints"}: ${times}`);
+    const scaled = answers[0].scaledFrom ? ` (your ${answers[0].scaledFrom} sketch was coloured at the server's ${state.models.max_side} px long side)` : "";
+    status(`coloured with ${useHints ? "your hints" : "no hints"}: ${times}${scaled}`);
     document.body.dataset.results = String(Number(document.body.dataset.results || 0) + 1);
   } catch (error) {
     if (seq === state.seq) status(String(error.message || error), true);
