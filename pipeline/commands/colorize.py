@@ -1,8 +1,9 @@
 """`pipe colorize`: colour sketches with trained checkpoints, never over an input or an earlier output.
 
-Before any model loads, the outputs are planned: an output folder that is the sketch (or hint) folder,
-an output that would replace an input file, two sketches that would write the same file, and (without
---overwrite) outputs that already exist are refused in one line. Hint folders are matched by name and
+Before anything is written (after the checkpoints load, so a bad one is named first), the outputs are
+planned: an output folder that is the sketch (or hint) folder, an output that would replace an input
+file, two sketches that would write the same file, and (without --overwrite) outputs that already
+exist are refused in one line. Hint folders are matched by name and
 counted; a sketch that cannot be coloured is skipped, and the summary names each with its reason.
 """
 
@@ -62,10 +63,13 @@ def colorize(
     except FileNotFoundError as exc:
         raise PipeError(str(exc)) from None
     hint_path = _hint_path(hints, HISTOGRAM_GUESS)
-    check_outputs(sketches, files, out, hint_path, reference, overwrite)
     try:
         chosen = resolve_device(device)
         models = [load_stage(draft, "draft", chosen, weights)] + ([load_stage(refine, "refine", chosen, weights)] if refine is not None else [])
+    except (FileNotFoundError, ValueError) as exc:
+        raise PipeError(str(exc)) from None
+    check_outputs(sketches, files, out, hint_path, reference, overwrite)  # a bad checkpoint is named first, then the outputs
+    try:
         ignored = hintless_note(models)
         if hints is not None and ignored:  # the hints are not even read: a hint-free model goes on without them
             console.print(f"[yellow]warning:[/] --hints ignored: {escape(ignored)}", soft_wrap=True)

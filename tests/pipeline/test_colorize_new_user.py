@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.serve.uploads import BadInput, decode_hints
+from pipeline.serve.uploads import BadInput, decode_hints, decode_sketch
 from tests.helpers import make_prepared_dataset
 
 SIZE = 64
@@ -142,7 +142,7 @@ def test_a_hint_layer_of_another_size_is_refused_as_serve_refuses_it(models, tmp
     hint(hints / "box.png", 96, 160)  # twice the sketch's size: stretched, every hint would move
     hint(hints / "cup.png")
     with pytest.raises(BadInput) as served:
-        decode_hints((hints / "box.png").read_bytes(), (48, 80))
+        decode_hints((hints / "box.png").read_bytes(), decode_sketch((folder / "box.png").read_bytes()))
     assert served.value.status == 422
     code, err = run(capsys, folder, "--draft", models["cheng2018"], "--hints", hints, "-o", tmp_path / "out")
     assert code == 0 and "coloured 1 of 2 sketches" in err

@@ -181,6 +181,6 @@ def test_a_checkpoint_of_an_older_recipe_revision_stops_with_one_line(dataset, t
     payload["extras"]["config"]["recipe"] = "fu2018-cnn"  # one whose generator changed: refused in one line
     write_payload(path, payload)  # re-signed: an edit, not damage
     capsys.readouterr()
-    assert main(["colorize", str(sketch), "--draft", str(path), "-o", str(tmp_path / "out-cnn"), "--device", "cpu"]) == 2
+    assert main(["colorize", str(sketch), "--draft", str(path), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert "earlier pipe version of the fu2018-cnn draft recipe" in err and len(err.splitlines()) == 1
