@@ -20,7 +20,7 @@ from collections.abc import Iterator
 __all__ = ["app", "load_app", "main"]
 
 # The command modules, in the order of `pipe --help`: importing one registers its command(s).
-COMMAND_MODULES = ("prepare", "import_pairs", "crawl", "extract", "shard", "train", "eval", "fid", "weights", "serve", "run", "status", "verify", "demo")
+COMMAND_MODULES = ("prepare", "import_pairs", "crawl", "extract", "shard", "train", "colorize", "eval", "fid", "weights", "serve", "run", "status", "verify", "demo")
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 _app = None

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from manifests.layout import DatasetLayout
@@ -16,6 +17,7 @@ from manifests.ledger import Ledger, LedgerError, rows_by_status
 from manifests.schema import IMPORTS, LEDGERS
 from pipeline.console import console, counts_table
 from pipeline.errors import PipeError
+from pipeline.eval.report_file import read_report
 from pipeline.recorded_options import DamagedRecord, read_digested_json
 
 
@@ -188,7 +190,12 @@ def reports_table(layout: DatasetLayout) -> Table:
     for column in ("report", "samples", "setting", "FID", "PSNR (dB)"):
         table.add_column(column, justify="left" if column in ("report", "setting") else "right")
     for folder in _folders(layout.reports):
-        report = _read_json(layout.report_json(folder.name))
+        path = layout.report_json(folder.name)
+        try:
+            report = read_report(path) if path.is_file() else {}
+        except ValueError as exc:  # shown, not skipped: a damaged report must not pass as a score or vanish
+            table.add_row(folder.name, "[red]damaged[/]", escape(str(exc)), "-", "-")
+            continue
         settings = report.get("settings")
         if not isinstance(settings, dict):
             continue

@@ -4,13 +4,17 @@ Each sketch is read as grey, scaled so its long side is the model's size, padded
 square, and coloured in batches; the result is cropped back and resized to the sketch's own size.
 Optional hints (RGBA PNGs, colour where given) go through the same placement, resampled as hints
 (`place_hint`: alpha max-pooled, colour the mean of the given pixels), so a one-pixel hint stays a
-full-strength hint at the model's size. With a refinement
-checkpoint, its generator gets the draft generator's output as its `draft` input.
+full-strength hint at the model's size; a hint layer must have the sketch's own size (the rule
+`pipe serve` applies), so nothing is stretched. With a refinement checkpoint, its generator gets the
+draft generator's output as its `draft` input. A sketch that cannot be coloured (it does not decode,
+its hint file is unusable) is skipped with the reason, and the others are coloured.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -18,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from manifests.atomic import write_bytes_atomic
 from manifests.seeding import sample_rng
 from synth.guess import guess_hints
 from train.inference import LoadedGenerator
@@ -38,11 +43,19 @@ class Placement:
         return min(size, round(self.height * self.scale)), min(size, round(self.width * self.scale))
 
 
+@dataclass
+class ColorizeResult:
+    """What `colorize` did: the files it wrote, and each sketch it skipped with why."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
 def sketches_in(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if files:
             return files
     raise FileNotFoundError(f"no sketches at {path} (a PNG/JPEG file or a folder of them)")
@@ -92,26 +105,34 @@ def unplace(image: np.ndarray, placement: Placement, size: int) -> np.ndarray:
     return cv2.resize(crop, (placement.width, placement.height), interpolation=interpolation)
 
 
+def output_path(out: Path, sketch: Path) -> Path:
+    """Where the coloured image of `sketch` goes: OUT/<sketch name>.png."""
+    return out / f"{sketch.stem}.png"
+
+
 def read_sketch(path: Path) -> np.ndarray:
     gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if gray is None:
-        raise ValueError(f"cannot read {path} as an image")
+        raise ValueError("not an image OpenCV can decode")
     return gray
 
 
 def read_hint(path: Path | None, shape: tuple[int, int]) -> np.ndarray:
-    """RGBA uint8 hint of the sketch's size (no hint: all transparent)."""
+    """RGBA uint8 hint of the sketch's size (no hint: all transparent). A hint layer of another size
+    is refused, as `pipe serve` refuses it: stretching it would move every hint off its place."""
     if path is None:
         return np.zeros((*shape, 4), np.uint8)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ValueError(f"cannot read hint {path}")
-    if image.ndim == 2 or image.shape[2] == 3:
-        raise ValueError(f"hint {path} has no alpha channel: save it as RGBA, opaque where you give a colour")
-    rgba = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    if rgba.shape[:2] != shape:
-        rgba = _hint_resized(rgba, *shape)
-    return rgba
+        raise ValueError(f"hint {path.name} is not an image OpenCV can decode")
+    if image.dtype == np.uint16:  # a 16-bit PNG: the same colours in 8 bits
+        image = (image.astype(np.float32) / 257).round().astype(np.uint8)
+    if image.ndim == 2 or image.shape[2] != 4:
+        raise ValueError(f"hint {path.name} has no alpha channel: save it as RGBA, opaque where a colour is given")
+    if image.shape[:2] != shape:
+        raise ValueError(f"hint {path.name} is {image.shape[1]}x{image.shape[0]}, the sketch is {shape[1]}x{shape[0]}: "
+                         f"give a hint layer of the sketch's size")
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
 
 
 @torch.no_grad()
@@ -135,9 +156,21 @@ def _at_size(images: torch.Tensor, size: int) -> torch.Tensor:
     return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
 
 
+@dataclass
+class _Prepared:
+    """One sketch ready for the generator: its line and hint at the model's size, and where it sits."""
+
+    path: Path
+    line: np.ndarray
+    hint: np.ndarray
+    placement: Placement
+
+
 def colorize(sketches: list[Path], out: Path, draft_model: LoadedGenerator, refine_model: LoadedGenerator | None, hints: Path | None, device: torch.device,
-             batch_size: int = 8, guess: tuple[np.ndarray, int] | None = None) -> list[Path]:
-    """Colour every sketch with loaded generators (`train.inference.load_stage`); returns the written files (OUT/<name>.png).
+             batch_size: int = 8, guess: tuple[np.ndarray, int] | None = None) -> ColorizeResult:
+    """Colour every sketch with loaded generators (`train.inference.load_stage`) into OUT/<name>.png
+    (`output_path`, written atomically); a sketch that cannot be read, or whose hint file is
+    unusable, is skipped with the reason.
 
     `guess`: (a 512-bin colour histogram, a seed) to colour under hints guessed from the histogram (Fu et
     al.; `synth.guess`) instead of `hints`: drawn at the model's size, seeded by (seed, sketch name)."""
@@ -146,32 +179,38 @@ def colorize(sketches: list[Path], out: Path, draft_model: LoadedGenerator, refi
             raise ValueError(f"{model.config['recipe']} needs a reference palette, which pipe colorize does not take yet")
     size = max(draft_model.size, refine_model.size if refine_model else 0)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for start in range(0, len(sketches), batch_size):
-        chunk = sketches[start : start + batch_size]
-        lines, hint_images, placements = [], [], []
-        for path in chunk:
-            sketch = read_sketch(path)
-            hint_path = _hint_for(path, hints)
-            placed, placement = place(sketch, size, 255)
-            if guess is not None:
-                hint = _guessed_hint(guess, path.name, placement, size)
-            else:
-                hint, _ = place_hint(read_hint(hint_path, sketch.shape), size)
-            lines.append(placed)
-            hint_images.append(hint)
-            placements.append(placement)
+    result = ColorizeResult()
+    prepared = _prepared_sketches(sketches, hints, guess, size, result.skipped)
+    while chunk := list(islice(prepared, batch_size)):
         batch = {
-            "line": torch.from_numpy(np.stack(lines))[:, None].float().div(255).to(device),
-            "hint": torch.from_numpy(np.stack(hint_images)).permute(0, 3, 1, 2).float().div(255).to(device),
+            "line": torch.from_numpy(np.stack([item.line for item in chunk]))[:, None].float().div(255).to(device),
+            "hint": torch.from_numpy(np.stack([item.hint for item in chunk])).permute(0, 3, 1, 2).float().div(255).to(device),
         }
         colour = colour_batch(draft_model, refine_model, batch, device, size)
         images = (colour.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
-        for path, image, placement in zip(chunk, images, placements):
-            target = out / f"{path.stem}.png"
-            cv2.imwrite(str(target), cv2.cvtColor(unplace(image, placement, size), cv2.COLOR_RGB2BGR))
-            written.append(target)
-    return written
+        for item, image in zip(chunk, images):
+            target = output_path(out, item.path)
+            encoded = cv2.imencode(".png", cv2.cvtColor(unplace(image, item.placement, size), cv2.COLOR_RGB2BGR))[1]
+            write_bytes_atomic(target, encoded.tobytes())  # a killed run leaves no half-written image
+            result.written.append(target)
+    return result
+
+
+def _prepared_sketches(sketches: list[Path], hints: Path | None, guess: tuple[np.ndarray, int] | None, size: int,
+                       skipped: list[tuple[Path, str]]) -> Iterator[_Prepared]:
+    """Each sketch that reads, placed with its hint; the others go to `skipped` with why."""
+    for path in sketches:
+        try:
+            sketch = read_sketch(path)
+            line, placement = place(sketch, size, 255)
+            if guess is not None:
+                hint = _guessed_hint(guess, path.name, placement, size)
+            else:
+                hint, _ = place_hint(read_hint(hint_for(path, hints), sketch.shape), size)
+        except ValueError as exc:
+            skipped.append((path, str(exc)))
+            continue
+        yield _Prepared(path, line, hint, placement)
 
 
 def _guessed_hint(guess: tuple[np.ndarray, int], name: str, placement: Placement, size: int) -> np.ndarray:
@@ -185,7 +224,8 @@ def _guessed_hint(guess: tuple[np.ndarray, int], name: str, placement: Placement
     return hint
 
 
-def _hint_for(sketch: Path, hints: Path | None) -> Path | None:
+def hint_for(sketch: Path, hints: Path | None) -> Path | None:
+    """The hint file of `sketch`: `hints` itself when it is a file, HINTS/<sketch name>.png in a folder (None: no hint)."""
     if hints is None:
         return None
     if hints.is_file():

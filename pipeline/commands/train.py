@@ -1,4 +1,4 @@
-"""`pipe train` and `pipe colorize`: train a recipe's stages, colour sketches with the checkpoints."""
+"""`pipe train`: train a recipe's stages (`pipe colorize` colours sketches with the checkpoints: pipeline/commands/colorize.py)."""
 
 from __future__ import annotations
 
@@ -116,53 +116,4 @@ def train(
         f"({summary.images_per_second:.1f} images/s); last losses: {losses}\n"
         f"run folder: {summary.run_dir} (checkpoints/last.pt, samples/, metrics.jsonl, tb/)"
     )
-
-
-WEIGHTS_HELP = (
-    "Which of a checkpoint's generators: ema (the moving average of the weights), raw (the trained weights), or auto: "
-    "the EMA once it has warmed up (step >= 1/(1 - EMA decay): 1000 steps at the default 0.999), raw before, "
-    "when the EMA still leans on the untrained start (flat grey)."
-)
-
-
-@app.command()
-def colorize(
-    sketches: Annotated[Path, typer.Argument(help="A sketch (PNG/JPEG, black lines on white) or a folder of them; any size.")],
-    draft: Annotated[Path, typer.Option(help="Checkpoint of a trained draft stage (ROOT/runs/NAME/checkpoints/last.pt).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the coloured images (<sketch name>.png, the sketch's size).")],
-    refine: Annotated[Optional[Path], typer.Option(help="Checkpoint of a refinement stage, fed the draft's output. (default: draft only)", show_default=False)] = None,
-    hints: Annotated[Optional[str], typer.Option(help="RGBA hint PNG (opaque where a colour is given), a folder of <sketch name>.png hints, or histogram-guess: hints guessed from a colour histogram (Fu et al.; --reference, or the dataset's). (default: none)", show_default=False)] = None,
-    reference: Annotated[Optional[Path], typer.Option(help="With --hints histogram-guess: guess from this image's colours. (default: the dataset histogram shards/_histogram.npy of the draft checkpoint's ROOT)", show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="With --hints histogram-guess: seed of the guesses (with each sketch's name).")] = 0,
-    weights: Annotated[str, typer.Option(help=WEIGHTS_HELP)] = "auto",
-    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Sketches per batch.")] = 8,
-) -> None:
-    """Colour sketches with trained checkpoints: scaled and padded in, cropped and resized back out."""
-    from pipeline.eval.hints import HISTOGRAM_GUESS, guess_histogram, hintless_note
-    from train.colorize import colorize as run_colorize
-    from train.colorize import sketches_in
-    from train.device import resolve_device
-    from train.inference import load_stage
-
-    if reference is not None and hints != HISTOGRAM_GUESS:
-        raise PipeError(f"--reference goes with --hints {HISTOGRAM_GUESS}")
-    try:
-        files = sketches_in(sketches)
-        guess = None
-        if hints == HISTOGRAM_GUESS:
-            # ROOT/runs/NAME/checkpoints/last.pt: the dataset whose histogram `pipe shard` wrote.
-            root = draft.resolve().parents[3] if draft.resolve().parent.name == "checkpoints" else draft.resolve().parent
-            guess = (guess_histogram(root, reference)[0], seed)
-        chosen = resolve_device(device)
-        models = [load_stage(draft, "draft", chosen, weights)] + ([load_stage(refine, "refine", chosen, weights)] if refine is not None else [])
-        ignored = hintless_note(models)
-        if hints is not None and ignored:
-            console.print(f"[yellow]warning:[/] --hints ignored: {ignored}", soft_wrap=True)
-        hint_files = None if hints in (None, HISTOGRAM_GUESS) else Path(hints)
-        written = run_colorize(files, out, models[0], models[1] if refine is not None else None, hint_files, chosen, batch_size, guess=guess)
-    except (FileNotFoundError, ValueError) as exc:
-        raise PipeError(str(exc)) from None
-    used = ", ".join(f"{model.name} step {model.step} ({model.weights} weights)" for model in models)
-    console.print(f"coloured {len(written)} sketch(es) into {out} with {used}")
 

@@ -4,11 +4,14 @@ The demo starts the project's fixture image board on 127.0.0.1 (it speaks Danboo
 misbehaves the way real boards do) and runs a job against it: crawl, prepare, line art with every
 method that needs no weights, shards with every hint scheme and draft artifact, a small draft model
 and its refinement trained for a few steps on the CPU, and an evaluation report. Nothing leaves the
-machine and no weights file is needed.
+machine and no weights file is needed. It writes OUT/job.toml only over a job file it wrote itself
+(recognized by its last line, a SHA-256 of the lines above), so a job of the user's own is never replaced
+without --overwrite.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import numpy as np
 from pipeline.demo.fixture_site import FixtureSite, encode_image, expected_outcomes, generated_post, standard_catalogue
 from manifests.layout import DatasetLayout
 from pipeline.console import console
+from pipeline.errors import PipeError
 from pipeline.demo.illustrations import OUTLINE, make_illustration
 from synth.artifacts import ARTIFACT_ORDER
 from synth.hints import HINTS
@@ -138,15 +142,50 @@ def demo_job(board: str, seed: int, workers: int) -> str:
     )
 
 
+JOB_MARK = "# written by pipe demo, which replaces this file on its next run unless edited; sha256 of the lines above: "
+DEMO_FILES = ("job.toml", "expected.json", "dataset")
+
+
+def marked(job_text: str) -> str:
+    """The job text with its last line saying pipe demo wrote it (and the hash that shows it is unedited)."""
+    return f"{job_text}{JOB_MARK}{hashlib.sha256(job_text.encode()).hexdigest()}\n"
+
+
+def is_demo_job(path: Path) -> bool:
+    """Whether `path` is a job file `pipe demo` wrote and nobody edited since."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    body, _, last = text.rstrip("\n").rpartition("\n")
+    return last.startswith(JOB_MARK) and last[len(JOB_MARK):] == hashlib.sha256(f"{body}\n".encode()).hexdigest()
+
+
+def check_demo_folder(out: Path, overwrite: bool) -> None:
+    """Refuse (one line, before anything is written) a folder whose job.toml is not the demo's own, or that
+    holds what the demo writes (expected.json, dataset/) without it; --overwrite replaces them."""
+    job_file = out / "job.toml"
+    if overwrite or is_demo_job(job_file):
+        return
+    if job_file.exists():
+        raise PipeError(f"{job_file} is not the job file pipe demo wrote (yours, or edited since): pass --overwrite to replace it, "
+                        "or give pipe demo another folder")
+    present = [name for name in DEMO_FILES if (out / name).exists()]
+    if present:
+        raise PipeError(f"{out} holds {', '.join(present)} but no job file of pipe demo: pass --overwrite to run the demo there anyway, "
+                        "or give pipe demo another folder")
+
+
 def print_demo_job(seed: int, workers: int) -> None:
     print(demo_job("http://127.0.0.1:PORT", seed, workers), end="")
 
 
-def run_demo(out: Path, images: int, seed: int, workers: int) -> int:
+def run_demo(out: Path, images: int, seed: int, workers: int, overwrite: bool = False) -> int:
     """Serve the fixture board, write OUT/job.toml pointing at it, and run it as `pipe run` does."""
     from pipeline.job.run import run_job
     from pipeline.job.spec import read_job
 
+    check_demo_folder(out, overwrite)
     root = out / "dataset"
     posts, prepare_expected = demo_catalogue(images, seed)
     crawl_expected = expected_outcomes(posts)
@@ -155,11 +194,11 @@ def run_demo(out: Path, images: int, seed: int, workers: int) -> int:
         for post_id, (status, reason) in crawl_expected.items()
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True))
     with FixtureSite("danbooru", posts, file_retry_after=1.0) as site:
         console.print(f"the demo board is at {site.root} (a local server speaking Danbooru's API); the job is {out / 'job.toml'}")
         job_file = out / "job.toml"
-        job_file.write_text(demo_job(site.root, seed, workers))
+        job_file.write_text(marked(demo_job(site.root, seed, workers)))  # first: it marks the folder as the demo's
+        (out / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True))
         job = read_job(job_file)
         code = run_job(job, job.stages)
     reports = sorted(DatasetLayout(root).reports.glob("*/report.html"), key=lambda p: p.stat().st_mtime)

@@ -1,6 +1,7 @@
-"""The eval report: report.json (every number and the run's config) and a self-contained report.html
-(tables, and a sketch | hints | output | truth grid with the images inlined, so the file can be
-shared on its own); and the side-by-side table of two reports.
+"""The eval report as people read it: a self-contained report.html (tables, and a sketch | hints |
+output | truth grid with the images inlined, so the file can be shared on its own) and the console
+summary. report.json (every number and the run's config) is written and read back with its digest by
+pipeline/eval/report_file.py; the side-by-side table of two reports is pipeline/eval/report_compare.py.
 
 With several line sources (--lines real,xdog) the page and the console lead with one table in Lee &
 Lee's layout (a row per hint setting and metric, a column per line source), then each source's own
@@ -19,7 +20,6 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from manifests.atomic import write_bytes_atomic
 from manifests.images import encode_png
 from pipeline.eval.run import GridRow, lookup
 
@@ -206,7 +206,7 @@ def unscored_of(report: dict) -> list[dict]:
     return (report.get("unscored") or {}).get("samples", [])
 
 
-def _scored_text(report: dict) -> str:
+def scored_text(report: dict) -> str:
     """`N samples`, or `N of M samples scored, K unscored` when some of the split were not scored."""
     unscored = len(unscored_of(report))
     return f"{report['samples']} of {report['split_samples']} samples scored, {unscored} unscored" if unscored else f"{report['samples']} samples"
@@ -341,7 +341,7 @@ def render_html(report: dict, grids: dict[str, dict[str, list[GridRow]]]) -> str
 <html lang="en"><head><meta charset="utf-8"><title>pipe eval: {name}</title><style>{STYLE}</style></head>
 <body>
 <h1>pipe eval: {name}</h1>
-<p>{_scored_text(report)} of split <b>{html.escape(report['config']['split'])}</b>, created {html.escape(report['created'])} by pipe {html.escape(report['pipe_version'])}.</p>
+<p>{scored_text(report)} of split <b>{html.escape(report['config']['split'])}</b>, created {html.escape(report['created'])} by pipe {html.escape(report['pipe_version'])}.</p>
 {_unscored_section(report)}
 {overview}
 {body}
@@ -356,27 +356,7 @@ Colour containment: 1 minus the mean share of a hint's colour that the output pu
 """
 
 
-def write_report(report: dict, grids: dict[str, dict[str, list[GridRow]]], folder: Path) -> tuple[Path, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, html_path = folder / "report.json", folder / "report.html"
-    write_bytes_atomic(json_path, (json.dumps(report, indent=2) + "\n").encode())
-    write_bytes_atomic(html_path, render_html(report, grids).encode())
-    return json_path, html_path
-
-
-def read_report(path: Path) -> dict:
-    try:
-        report = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"report {path} not found") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not a report.json ({exc.msg})") from None
-    if not isinstance(report, dict) or "settings" not in report:
-        raise ValueError(f"{path} is not a `pipe eval` report.json (no settings)")
-    return report
-
-
-def _cell(entry: dict, path: tuple[str, ...], pattern: str) -> str:
+def console_cell(entry: dict, path: tuple[str, ...], pattern: str) -> str:
     """A console cell: the number, `mean±spread` with repeats."""
     value = lookup(entry, path)
     if value is None:
@@ -392,61 +372,21 @@ def summary_table(report: dict) -> Table | Group:
     lines = sections(report)
     if len(lines) > 1:
         headers, rows = side_by_side_rows(report)
-        table = Table(title=f"{report['name']}: {_scored_text(report)}, side by side by line source")
+        table = Table(title=f"{report['name']}: {scored_text(report)}, side by side by line source")
         for header in headers:
             table.add_column(header, justify="left" if header in ("hints", "metric") else "right")
         for row in rows:
             table.add_row(*row)
     else:
         ((source, section),) = lines.items()
-        table = Table(title=f"{report['name']}: {_scored_text(report)}" + (f" ({source} lines)" if source != "shard" else ""))
+        table = Table(title=f"{report['name']}: {scored_text(report)}" + (f" ({source} lines)" if source != "shard" else ""))
         table.add_column("hints")
         table.add_column("FD is")
         for _, _, short, _, _ in COMPARED:
             table.add_column(short, justify="right")
         for setting, entry in section["settings"].items():
-            table.add_row(setting, entry["label"], *(_cell(entry, path, pattern) for path, _, _, _, pattern in COMPARED))
+            table.add_row(setting, entry["label"], *(console_cell(entry, path, pattern) for path, _, _, _, pattern in COMPARED))
         table.caption = "FD: Frechet distance; dE00: hint error (CIEDE2000); contain: colour containment"
     notes = [Text(note) for note in [*filter(None, [fid_impl_note(report), repeats_note(report)]), *source_notes(report), *not_computed_notes(report)]]
     notes += [Text(f"unscored {s['key']}: {s['reason']} ({s['detail']})") for s in unscored_of(report)]
     return Group(table, *notes) if notes else table
-
-
-def compare_table(a: dict, b: dict) -> Table:
-    """Every metric of every (line source, hint setting) the two reports share, side by side, with the
-    change and the better one."""
-    lines_a, lines_b = sections(a), sections(b)
-    with_lines = len(lines_a) > 1 or len(lines_b) > 1 or list(lines_a) != list(lines_b)
-    table = Table(title=f"{a['name']} (a) vs {b['name']} (b)")
-    for column in (*(("lines",) if with_lines else ()), "hints", "metric", "a", "b", "b - a", "better"):
-        table.add_column(column, justify="right" if column in ("a", "b", "b - a") else "left")
-    for source in [s for s in lines_a if s in lines_b]:
-        settings_a, settings_b = lines_a[source]["settings"], lines_b[source]["settings"]
-        for setting in [s for s in settings_a if s in settings_b]:
-            first = (source,) if with_lines else ()
-            for path, metric, _, lower_better, pattern in COMPARED:
-                entry_a, entry_b = settings_a[setting], settings_b[setting]
-                value_a, value_b = lookup(entry_a, path), lookup(entry_b, path)
-                if value_a is None and value_b is None:
-                    continue
-                if path == ("fid",):
-                    metric = entry_a["label"]
-                if value_a is None or value_b is None:
-                    table.add_row(*first, setting, metric, _cell(entry_a, path, pattern), _cell(entry_b, path, pattern), "", "")
-                    continue
-                better = "=" if value_a == value_b else ("a" if (value_a < value_b) == lower_better else "b")
-                table.add_row(*first, setting, metric, _cell(entry_a, path, pattern), _cell(entry_b, path, pattern), ("{:+" + pattern[2:]).format(value_b - value_a), better)
-    names = lambda lines: {(f"{source}/{setting}" if with_lines else setting) for source, section in lines.items() for setting in section["settings"]}  # noqa: E731
-    only = sorted(names(lines_a) ^ names(lines_b))
-    notes = [f"in one report only: {', '.join(only)}"] if only else []
-    impls = [(r.get("config") or {}).get("fid_impl", "tf") for r in (a, b)]
-    if impls[0] != impls[1]:
-        notes.append(f"FID implementations differ (a: {impls[0]}, b: {impls[1]}): their FID, KID and C-FID are not comparable")
-    repeats = [repeats_of(r) for r in (a, b)]
-    if max(repeats) > 1:
-        notes.append(f"numbers are means over repeats (a: {repeats[0]}, b: {repeats[1]}), \u00b1 their standard deviation")
-    notes += [f"{side}: {_scored_text(report)}" for side, report in (("a", a), ("b", b)) if unscored_of(report)]
-    notes += [f"{side}: {note}" for side, report in (("a", a), ("b", b)) for note in source_notes(report)]
-    if notes:
-        table.caption = "; ".join(notes)
-    return table

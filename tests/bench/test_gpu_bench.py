@@ -1,7 +1,9 @@
 """bench/gpu.sh and bench/gpu_report.py: parts merged into one report, failures kept as errors, targets judged.
 
 The merging test is fast; the end-to-end test runs `bash bench/gpu.sh --device cpu --quick` (about two
-minutes on 2 cores), so it is marked slow.
+minutes on 2 idle cores, several on a loaded machine), so it is marked slow. It checks what the parts
+report, never how fast they ran: every part gets a budget (PART_BUDGET_S) far above what it needs, so a
+slow or loaded machine passes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from bench import gpu_report
 
 REPO = Path(__file__).resolve().parents[2]
 PARTS = ("extract", "eval", "loader", "real_loader", "train")
+# Each quick part needs 10-60 s on 2 idle cores; the built-in caps (60-90 s) were overrun on a loaded
+# machine. Fifteen times the largest need: the test does not time anything.
+PART_BUDGET_S = 900
 
 
 def write_part(folder: Path, name: str, rc: int, result: dict | None = None, log: str = "") -> None:
@@ -94,8 +99,8 @@ def test_sketchkeras_bf16_rate_is_found_in_any_nesting(layout):
 @pytest.mark.skipif(shutil.which("timeout") is None, reason="needs coreutils' timeout")
 def test_quick_cpu_run_writes_one_sane_report(tmp_path):
     out = tmp_path / "gpu.json"
-    done = subprocess.run(["bash", str(REPO / "bench" / "gpu.sh"), "--device", "cpu", "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
+    command = ["bash", str(REPO / "bench" / "gpu.sh"), "--device", "cpu", "--quick", "--part-budget", str(PART_BUDGET_S), "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=len(PARTS) * (PART_BUDGET_S + 30) + 60, env={**os.environ, "PYTHON": sys.executable})
     assert out.is_file(), done.stdout + done.stderr
     report = json.loads(out.read_text())
     parts = report["parts"]
@@ -104,7 +109,7 @@ def test_quick_cpu_run_writes_one_sane_report(tmp_path):
     assert done.returncode == (1 if report["failed_parts"] else 0), done.stdout
     for name, part in parts.items():
         assert part["status"] == "ok" or part["error"], name
-        assert 0 < part["seconds"] <= part["budget_s"] + 20
+        assert part["budget_s"] == PART_BUDGET_S and 0 < part["seconds"] <= part["budget_s"] + 20
     assert (tmp_path / "gpu.log").read_text().count("== ") == len(PARTS)
     # The parts this change owns must succeed; extract's and loader's --json may still be on their way.
     for name in ("eval", "real_loader", "train"):
@@ -120,3 +125,12 @@ def test_quick_cpu_run_writes_one_sane_report(tmp_path):
     for name in ("extract", "loader"):
         assert parts[name]["status"] != "ok" or isinstance(parts[name]["result"], dict)
     assert {t["status"] for t in report["targets"].values()} == {"not_applicable"}
+
+
+def test_a_budget_that_is_not_whole_seconds_is_refused_before_anything_runs(tmp_path):
+    out = tmp_path / "gpu.json"
+    for option in ("--part-budget", "--budget"):
+        done = subprocess.run(["bash", str(REPO / "bench" / "gpu.sh"), "--device", "cpu", "--quick", option, "soon", "--out", str(out)],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHON": sys.executable})
+        assert done.returncode == 2 and "--budget and --part-budget take whole seconds (got soon)" in done.stderr
+        assert not out.exists() and not (tmp_path / "gpu.log").exists()

@@ -185,7 +185,7 @@ def test_hints_for_a_model_that_takes_none_warn(trained, sketches, tmp_path, cap
     assert main(args) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "warning: --hints ignored: xu2020 draft takes no hints (its inputs: line)" in err
-    assert main([*args, "--refine", str(trained["refine"])]) == 0  # the refinement reads the hints
+    assert main([*args, "--refine", str(trained["refine"]), "--overwrite"]) == 0  # the refinement reads the hints
     assert "warning" not in capsys.readouterr().err
 
 

@@ -239,8 +239,8 @@ def test_an_undecodable_sample_is_named_unscored_whatever_the_loader_workers(dam
         assert f"{report['samples']} of {report['split_samples']} samples scored, 1 unscored" in printed and f"unscored {damaged_split['keys'][1]}: decode_error ({DIGEST_DETAIL})" in printed
     assert runs[0]["unscored"] == runs[2]["unscored"]
     assert numbers_of(runs[2]["settings"]) == pytest.approx(numbers_of(runs[0]["settings"]), rel=1e-5, abs=1e-6)
-    # Older reports have neither field: the comparison still reads them, and notes the damaged run's count.
-    older = {key: value for key, value in runs[0].items() if key not in ("split_samples", "unscored")}
+    # Older reports have neither field (nor a digest): the comparison still reads them, and notes the damaged run's count.
+    older = {key: value for key, value in runs[0].items() if key not in ("split_samples", "unscored", "_digest")}
     (tmp_path / "older.json").write_text(json.dumps(older))
     assert main(["eval", "--compare", str(tmp_path / "older.json"), str(tmp_path / "workers-2" / "report.json")]) == 0
     assert f"b: {runs[2]['samples']} of {runs[2]['split_samples']} samples scored, 1 unscored" in " ".join(capsys.readouterr().err.split())
@@ -337,3 +337,66 @@ def test_fid_impl_is_threaded_through_and_reported(scored, report, tmp_path, cap
     assert "FID implementations differ (a: tf, b: pytorch-fid)" in capsys.readouterr().err.replace("\n", " ")
     assert main(eval_args(scored, "--fid-impl", "tensorflow")) == 2
     assert "--fid-impl must be one of: tf, pytorch-fid, clean" in capsys.readouterr().err
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return " ".join(err.split())
+
+
+def test_eval_never_replaces_a_report_without_overwrite(scored, tmp_path, capsys):
+    """Finding #7: the default name is numbered when taken; an explicit --name or --out that holds a
+    report is refused in one line (before anything is scored) unless --overwrite."""
+    reports = scored["root"] / "reports"
+    quick = eval_args(scored, "--hints", "none", "--no-fid", "--grid", "1")
+    assert main(quick) == 0
+    first = (reports / "draft-val" / "report.json").read_bytes()
+    capsys.readouterr()
+    assert main(quick) == 0
+    assert "note: report draft-val exists (kept): this one is draft-val-2" in " ".join(capsys.readouterr().err.split())
+    assert (reports / "draft-val" / "report.json").read_bytes() == first
+    assert json.loads((reports / "draft-val-2" / "report.json").read_text())["name"] == "draft-val-2"
+    err = one_line_error(capsys, [*quick, "--name", "draft-val"])
+    assert f"{reports / 'draft-val'} already holds a report: pass --overwrite to replace it, or give another --name NAME" in err
+    assert one_line_error(capsys, [*quick, "--out", str(reports / "draft-val-2")]).endswith("or give another --out FOLDER")
+    assert (reports / "draft-val" / "report.json").read_bytes() == first
+    assert main([*quick, "--name", "draft-val", "--overwrite", "--hints", "cfid"]) == 0
+    assert list(json.loads((reports / "draft-val" / "report.json").read_text())["settings"]) == ["cfid"]
+    for name in ("draft-val", "draft-val-2"):
+        shutil.rmtree(reports / name)
+
+
+def flip_a_digit(path) -> bytes:
+    """Flip the lowest bit of the report's last digit: still valid JSON, another number."""
+    original = path.read_bytes()
+    index = max(i for i, byte in enumerate(original) if chr(byte).isdigit() and i < original.index(b'"_digest"'))
+    flipped = bytearray(original)
+    flipped[index] ^= 1
+    path.write_bytes(bytes(flipped))
+    return original
+
+
+def test_a_flipped_bit_in_a_report_is_named_by_every_command_that_reads_it(scored, report, capsys):
+    """Round 2, finding 10: report.json carries a `_digest`; `pipe eval --compare` refuses a damaged
+    one in one line, `pipe status` shows it as damaged instead of its numbers, `pipe verify` names it."""
+    folder = scored["root"] / "reports" / "flipped"
+    shutil.copytree(report["folder"], folder)
+    path = folder / "report.json"
+    assert json.loads(path.read_text())["_digest"].startswith("sha256:")
+    try:
+        assert main(["eval", "--compare", str(path), str(report["folder"] / "report.json")]) == 0
+        flip_a_digit(path)
+        err = one_line_error(capsys, ["eval", "--compare", str(path), str(report["folder"] / "report.json")])
+        assert f"error: {path} is damaged (its content does not match its digest)" in err
+        capsys.readouterr()
+        main(["status", str(scored["root"])])
+        shown = capsys.readouterr()
+        status_lines = [line for line in (shown.out + shown.err).splitlines() if "flipped" in line]
+        assert len(status_lines) == 1 and "damaged" in status_lines[0], shown
+        assert main(["verify", str(scored["root"])]) == 1
+        assert any(line.startswith("damaged:") and "flipped" in line for line in capsys.readouterr().err.splitlines())
+    finally:
+        shutil.rmtree(folder)

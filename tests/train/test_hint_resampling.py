@@ -110,11 +110,13 @@ def test_colorize_places_hint_files_without_averaging_them(tmp_path: Path):
     placed, placement = place_hint(rgba, 128)
     given = placed[..., 3] > 0
     assert int(given.sum()) == 1 and placed[given][0].tolist() == [51, 153, 255, 255]
-    # A hint file of another size than its sketch is brought to the sketch's size the same way.
+    # A hint file reads as it was saved; one of another size than its sketch is refused (as serve does), never stretched.
     path = tmp_path / "hint.png"
     cv2.imwrite(str(path), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
-    read = read_hint(path, (256, 256))
+    read = read_hint(path, (512, 512))
     assert int((read[..., 3] > 0).sum()) == 1 and read[read[..., 3] > 0][0].tolist() == [51, 153, 255, 255]
+    with pytest.raises(ValueError, match="hint hint.png is 512x512, the sketch is 256x256"):
+        read_hint(path, (256, 256))
     # Non-square sketches: the long side is scaled to the model's size, the rest is "nothing given".
     wide, placement = place_hint(rgba[200:456], 128)
     assert wide.shape == (128, 128, 4) and placement.inner(128) == (64, 128)
