@@ -140,7 +140,6 @@ def test_a_full_disk_writing_a_sidecar_or_done_marker_drops_the_published_tar(ro
     assert ledger_rows(root) == ledger_rows(uninterrupted)
 
 
-@pytest.mark.xfail(strict=True, reason="the one line comes with the session branch's ENOSPC handling (pipeline/session.py, pipeline/cli.py): drop this mark once merged")
 def test_a_full_disk_is_one_line_naming_the_path(root, monkeypatch, capsys):
     fail_tar_writes_after(monkeypatch, 9, OSError(errno.ENOSPC, "No space left on device"))
     assert main(["shard", str(root), *OPTIONS]) != 0
