@@ -69,7 +69,7 @@ def junk(path: Path, text: str = "not a checkpoint\n") -> Path:
     "args,saved,given",
     [
         (["--width", "0.5"], "--width 0.25", "--width 0.5"),
-        (["--width", "0.25", "--size", "32"], "--size 64", "--size 32"),
+        (["--width", "0.25", "--size", "128"], "--size 64", "--size 128"),
         (["--width", "0.25", "--recipe", "cheng2018"], "--recipe xu2020", "--recipe cheng2018"),
         # The loader's position is counted in batches: another batch size would silently change the run (#13).
         (["--width", "0.25", "--batch-size", "4"], "--batch-size 2", "--batch-size 4"),
