@@ -42,7 +42,9 @@ def files_on_disk(root: Path) -> list[Path]:
     return sorted(p for p in (root / "raw").rglob("*") if p.is_file()) if (root / "raw").exists() else []
 
 
-@pytest.mark.parametrize("site_name", sorted(FLAVOR_OF_SITE))
+@pytest.mark.parametrize(  # one site in the default run, every site under -m slow
+    "site_name", [s if s == "danbooru" else pytest.param(s, marks=pytest.mark.slow) for s in sorted(FLAVOR_OF_SITE)]
+)
 def test_each_site_record_row_by_row_against_what_the_board_served(tmp_path, site_name):
     posts = standard_catalogue(seed=1, good=4)
     by_id = {post.id: post for post in posts}
@@ -126,6 +128,7 @@ def test_api_requests_keep_the_minimum_interval(tmp_path):
     assert api[-1].time - api[0].time >= 4 * 0.4 - slack, gaps
 
 
+@pytest.mark.slow
 def test_numbered_pages_stop_at_410_and_danbooru_cursor_pages_go_past_it(tmp_path):
     posts = [generated_post(300 - i, i, width=520, height=520) for i in range(10)]
     with FixtureSite("moebooru", posts, gone_after_page=2) as site:

@@ -63,6 +63,7 @@ def _compare(images: list[np.ndarray], device: str = "cpu") -> None:
         assert max(diffs) <= max_diff or max(shares) == 0, name
 
 
+@pytest.mark.slow
 def test_methods_agree_with_opencv_on_real_illustrations():
     _compare(_real_images())
 

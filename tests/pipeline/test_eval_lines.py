@@ -147,6 +147,7 @@ def test_the_first_repeat_is_the_single_run_and_guessed_hints_are_far_from_the_t
     assert "side-by-side (a) vs single (b)" in out and "in one report only: real/cfid, real/histogram-guess, real/none, real/points, xdog/cfid, xdog/none, xdog/patches" in out
 
 
+@pytest.mark.slow
 def test_fid_per_line_source_uses_the_truths_of_its_own_samples(lined, tmp_path):
     weights = tmp_path / "weights"
     weights.mkdir()

@@ -82,6 +82,7 @@ def close(ours: float, theirs: float) -> bool:
     return abs(ours - theirs) <= TOLERANCE * abs(theirs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
 def test_default_equals_torch_fidelity(size, data, pipe_scores):
     """torch-fidelity end to end (its file listing, PIL decoding, its resize, its FID and KID)."""
@@ -200,6 +201,7 @@ def test_unreadable_images_are_skipped_and_counted(data, tmp_path, capsys):
     assert f"images: {COUNT} in {data['folders']['a', 299]}, 3 in {folder}" in captured.out
 
 
+@pytest.mark.slow
 def test_features_are_cached_per_folder_and_invalidated_by_a_change(data, tmp_path, monkeypatch):
     from pipeline.eval.fid_folders import CACHE_ENV, folder_features
     from train.metrics.inception_features import InceptionFeatures

@@ -49,6 +49,7 @@ def test_extract_records_only_the_crashing_and_the_raising_sample_as_failed(prep
     assert written == set(keys) - {crash, boom}
 
 
+@pytest.mark.slow
 def test_extract_on_cpu_records_only_the_crashing_and_the_raising_sample_as_failed(prepared, monkeypatch):
     root, keys = prepared
     crash, boom = keys[1], keys[6]
@@ -66,6 +67,7 @@ def test_extract_on_cpu_records_only_the_crashing_and_the_raising_sample_as_fail
     assert all(json.loads(row["params"])["impl"] == "opencv" for row in table.to_pylist() if row["status"] == "ok")
 
 
+@pytest.mark.slow
 def test_shard_records_only_the_crashing_and_the_raising_sample_as_failed(prepared, monkeypatch):
     root, keys = prepared
     assert main(["extract", str(root), "--method", "xdog", "--workers", "0"]) == 0

@@ -130,6 +130,7 @@ def test_same_seed_gives_byte_identical_shards_and_another_seed_other_hints(data
     assert differing > 0.8 * len(hints)
 
 
+@pytest.mark.slow
 def test_killed_mid_shard_resumes_without_partial_tars_or_duplicates(dataset, reference, tmp_path):
     root = copy_of(dataset, tmp_path)
     command = [sys.executable, "-m", "pipeline.cli", *shard_args(root, "--workers", "2")]

@@ -104,6 +104,7 @@ def numbers_of(tree) -> list[float]:
     return [float(tree)] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
 
 
+@pytest.mark.slow
 def test_scores_do_not_depend_on_loader_workers_and_limit_keeps_the_first_samples(scored, tmp_path):
     keys = split_keys(scored["root"] / "shards" / "val")
     assert len(keys) == len(set(keys)) == scored["val"]
@@ -268,6 +269,7 @@ def test_loader_batches_carry_unscored_records_and_batch_the_decoded_samples_as_
     assert batches[0]["color"].shape == (3, 3, 2, 2)
 
 
+@pytest.mark.slow
 def test_eval_killed_with_sigkill_leaves_no_report_and_a_rerun_scores_everything(scored):
     import os
     import signal

@@ -425,6 +425,7 @@ def test_adherence_is_the_ciede2000_of_the_window_mean():
     assert hint_adherence(truth, hint_at([(10, 19)], [RED]))[0] > 5
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (REAL_DATA / "real" / "color").is_dir(), reason="real illustrations not available")
 def test_hint_scores_on_real_illustrations(tmp_path):
     """Real illustrations, their xdog lines and C-FID hints: the truth contains every hinted colour

@@ -27,6 +27,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_nodes_train_on_disjoint_samples_with_equal_steps(dataset):
     port = free_port()
     train = ["train", "draft", str(dataset), "--recipe", "xu2020", "--steps", "4", "--batch-size", "2", "--size", str(SIZE), "--width", "0.25",

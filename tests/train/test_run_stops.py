@@ -41,6 +41,7 @@ def saved_step(run: Path) -> int:
     return load_checkpoint(run / "checkpoints" / "last.pt", {}, restore_random=False)["step"]
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_process_group_saves_a_checkpoint_and_resumes_with_loader_workers(dataset):
     """`systemctl stop` and `timeout` signal every process of the group, the loader workers too."""
     name = "group"
