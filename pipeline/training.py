@@ -75,7 +75,7 @@ def run_training(config: TrainConfig) -> RunSummary:
         console.print(f"[yellow]note:[/] {trainer.settings['preset_note']}", soft_wrap=True)
     with StageSession(config.root, name, resume_hint="continue with --resume") as session:
         description = f"train {config.recipe} {config.stage}"
-        with session.progress(description, total=target, completed=trainer.step, enabled=trainer.rank == 0) as bar:
+        with session.progress(description, total=target, completed=trainer.step, enabled=trainer.rank == 0 and target > trainer.step) as bar:
             try:
                 summary = trainer.train(on_step=lambda step: bar.advance())
             except KeyboardInterrupt:

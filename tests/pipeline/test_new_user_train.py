@@ -318,6 +318,18 @@ def test_training_without_shards_says_so_in_one_line_without_drawing_a_bar(tmp_p
     assert not (root / "runs").exists()
 
 
+
+def test_a_resume_with_nothing_left_to_train_says_so_without_drawing_a_bar(trained, capsys):
+    """A run already past --steps: the one "nothing to do" line, no `3/2` progress bar before it."""
+    root = str(trained["root"])
+    assert main(["train", "draft", root, "--recipe", "xu2020", "--steps", "3", *COMMON, "--name", "done-already"]) == 0
+    capsys.readouterr()
+    assert main(["train", "draft", root, "--name", "done-already", "--steps", "2", "--workers", "0", "--resume"]) == 0
+    captured = capsys.readouterr()
+    said = " ".join((captured.out + captured.err).split())
+    assert "nothing to do" in said and "already at step 3" in said, said
+    assert "it/s" not in said and "3/2" not in said, said
+
 # 27 #11 ----------------------------------------------------------------------------------------
 def test_shards_made_before_an_extract_redo_are_refused_until_sharded_again(tmp_path, capsys):
     from tests.helpers import make_sharded_dataset
