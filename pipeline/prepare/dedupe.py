@@ -5,13 +5,19 @@ a kept image has the same key (exact duplicate) or a perceptual hash within `max
 duplicate). Images kept by an earlier run stay kept: adding inputs never removes a sample that later
 stages may already have used.
 
-Looking up "any kept hash within d bits" uses multi-index hashing: split the 64 bits into d+1 blocks;
-two hashes within distance d agree exactly on at least one block (pigeonhole), so only kept hashes
-sharing a block value are compared. That keeps it near-linear where all-pairs would be quadratic.
+Looking up "any kept hash within d bits" uses multi-index hashing (Norouzi et al., "Fast Search in
+Hamming Space with Multi-Index Hashing"): split the 64 bits into m blocks; two hashes within d bits
+differ in at most d // m bits of at least one block (pigeonhole), so a query looks up, in each block's
+table, every block value within d // m bits of its own, and compares only the hashes found there. The
+block count is chosen from the dataset's size so that a bucket holds about one hash: probes stay
+constant per query and the comparisons grow about linearly with N, where fixed 12-bit blocks made them
+grow with N squared (every bucket holding N / 8192 hashes).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -36,14 +42,40 @@ class Decision:
     detail: str
 
 
-class _KeptIndex:
-    def __init__(self, max_distance: int) -> None:
+def _block_spans(blocks: int) -> list[tuple[int, int]]:
+    """(low bit, width) of `blocks` nearly equal blocks covering the 64 bits."""
+    bounds = [round(i * HASH_BITS / blocks) for i in range(blocks + 1)]
+    return [(lo, hi - lo) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def _variants(width: int, radius: int) -> int:
+    """How many block values lie within `radius` bits of one block value."""
+    return sum(math.comb(width, flipped) for flipped in range(radius + 1))
+
+
+def choose_blocks(max_distance: int, size: int) -> int:
+    """The block count that minimises the expected work of one query over `size` hashes: each probe
+    costs one table lookup plus the comparisons with the hashes in its bucket (size / 2**width)."""
+    def cost(blocks: int) -> float:
+        radius = max_distance // blocks
+        return sum(_variants(width, radius) * (1 + size / 2**width) for _, width in _block_spans(blocks))
+
+    return min(range(1, min(max_distance + 1, HASH_BITS) + 1), key=lambda blocks: (cost(blocks), -blocks))
+
+
+class NearIndex:
+    """Kept hashes by block value; `nearest` finds the closest within `max_distance` bits exactly.
+    `comparisons` counts the full-hash distance computations (for benchmarks and tests)."""
+
+    def __init__(self, max_distance: int, expected_size: int, blocks: int | None = None) -> None:
         self.max_distance = max_distance
-        blocks = max_distance + 1
-        bounds = [round(i * HASH_BITS / blocks) for i in range(blocks + 1)]
-        self.spans = [(lo, hi - lo) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        self.spans = _block_spans(blocks or choose_blocks(max_distance, max(expected_size, 1)))
+        radius = max_distance // len(self.spans)
+        # Every block-value difference of at most `radius` bits, as XOR masks, one list per block width.
+        self.masks = {width: _masks(width, radius) for width in {w for _, w in self.spans}}
         self.tables: list[dict[int, list[tuple[int, str, str]]]] = [defaultdict(list) for _ in self.spans]
         self.by_key: dict[str, str] = {}
+        self.comparisons = 0
 
     def _blocks(self, value: int) -> list[int]:
         return [(value >> lo) & ((1 << width) - 1) for lo, width in self.spans]
@@ -58,12 +90,18 @@ class _KeptIndex:
         """(distance, key, source) of the closest kept hash within max_distance, ties by key."""
         value = int(phash, 16)
         best: tuple[int, str, str] | None = None
-        for table, block in zip(self.tables, self._blocks(value)):
-            for other, key, source in table.get(block, ()):
-                distance = (value ^ other).bit_count()
-                if distance <= self.max_distance and (best is None or (distance, key) < best[:2]):
-                    best = (distance, key, source)
+        for (_, width), table, block in zip(self.spans, self.tables, self._blocks(value)):
+            for mask in self.masks[width]:
+                for other, key, source in table.get(block ^ mask, ()):
+                    self.comparisons += 1
+                    distance = (value ^ other).bit_count()
+                    if distance <= self.max_distance and (best is None or (distance, key) < best[:2]):
+                        best = (distance, key, source)
         return best
+
+
+def _masks(width: int, radius: int) -> list[int]:
+    return [sum(1 << bit for bit in bits) for flipped in range(radius + 1) for bits in itertools.combinations(range(width), flipped)]
 
 
 def decide_duplicates(
@@ -74,7 +112,7 @@ def decide_duplicates(
     `kept` are images settled as kept by earlier runs. `max_distance=None` turns near-duplicate
     detection off (exact duplicates are still found).
     """
-    index = _KeptIndex(max_distance if max_distance is not None else 0)
+    index = NearIndex(max_distance if max_distance is not None else 0, len(kept) + len(candidates))
     for candidate in kept:
         index.add(candidate.key, candidate.source, candidate.phash)
     decisions: dict[int, Decision] = {}
