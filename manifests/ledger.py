@@ -32,6 +32,7 @@ class Ledger:
         self.layout = DatasetLayout(root)
         self.path = self.layout.ledger(schema.stage)
         self.parts_dir = self.layout.ledger_parts(schema.stage)
+        self._last_seq: int | None = None  # number of the last part this object wrote or saw
 
     # ----------------------------------------------------------------- reading
     def exists(self) -> bool:
@@ -76,9 +77,20 @@ class Ledger:
             return
         table = pa.Table.from_pylist(list(rows), schema=self.schema.arrow)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
-        existing = self.pending_parts()
-        seq = int(existing[-1].stem[len(_PART_PREFIX) :]) + 1 if existing else 1
-        self._write(table, self.parts_dir / f"{_PART_PREFIX}{seq:08d}.parquet")
+        self._write(table, self._next_part())
+
+    def _next_part(self) -> Path:
+        """The next part's path. The folder is listed once per Ledger, not on every append (a long crawl
+        reaches tens of thousands of parts); a part that appeared meanwhile (another Ledger object of the
+        same stage) is seen by its name being taken, and the folder is listed again."""
+        seq = self._last_seq
+        candidate = None if seq is None else self.parts_dir / f"{_PART_PREFIX}{seq + 1:08d}.parquet"
+        if candidate is None or candidate.exists():
+            existing = self.pending_parts()
+            seq = int(existing[-1].stem[len(_PART_PREFIX) :]) if existing else 0
+            candidate = self.parts_dir / f"{_PART_PREFIX}{seq + 1:08d}.parquet"
+        self._last_seq = seq + 1
+        return candidate
 
     def delete(self) -> None:
         """Forget every row: the main file and any pending parts (a stage started over)."""

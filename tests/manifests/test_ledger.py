@@ -86,3 +86,23 @@ def test_counts_by_status_and_reason():
         schema=MULTI.arrow,
     )
     assert rows_by_status(table) == [("ok", "", 2), ("failed", "exception", 1), ("rejected", "too_small", 1)]
+
+
+def test_appends_list_the_parts_folder_once_not_on_every_save(tmp_path, monkeypatch):
+    """A long crawl saves tens of thousands of parts: listing them on each save made saves O(parts)."""
+    ledger = Ledger(tmp_path, MULTI)
+    listings = []
+    real = Ledger.pending_parts
+    monkeypatch.setattr(Ledger, "pending_parts", lambda self: listings.append(1) or real(self))
+    for index in range(50):
+        ledger.append([_row(f"s{index}", f"k{index}", n=index)])
+    assert len(listings) == 1
+    assert [p.name for p in real(ledger)] == [f"part-{n:08d}.parquet" for n in range(1, 51)]
+
+
+def test_two_ledger_objects_of_one_stage_never_write_the_same_part(tmp_path):
+    first, second = Ledger(tmp_path, MULTI), Ledger(tmp_path, MULTI)
+    for index in range(6):
+        (first if index % 2 else second).append([_row(f"s{index}", f"k{index}", n=index)])
+    assert len(first.pending_parts()) == 6
+    assert sorted(row["n"] for row in Ledger(tmp_path, MULTI).read().to_pylist()) == list(range(6))
