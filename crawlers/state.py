@@ -66,27 +66,35 @@ class _Page:
 class PageBook:
     """Pages listed this run, in order, with the posts of each not yet written to the ledger.
 
-    The resume point is the first page with such posts, or the page after the last one.
+    The resume point is the first page with such posts, or the page after the last one. Each post
+    knows its pages and the first open page only moves forward (a settled page never reopens), so
+    settling a post and finding the resume point cost O(1) amortised, not a pass over every page.
     """
 
     pages: list[_Page] = field(default_factory=list)
     after_last: Cursor = None
     exhausted: bool = False
+    _pages_of: dict[str, list[int]] = field(default_factory=dict)
+    _first_open: int = 0
 
     def listed(self, cursor: Cursor, post_ids: list[str], next_cursor: Cursor) -> None:
+        index = len(self.pages)
         self.pages.append(_Page(cursor, set(post_ids)))
+        for post_id in post_ids:
+            self._pages_of.setdefault(post_id, []).append(index)
         self.after_last = next_cursor
         self.exhausted = next_cursor is None
 
     def settled(self, post_id: str) -> None:
-        for page in self.pages:
-            page.outstanding.discard(post_id)
+        for index in self._pages_of.pop(post_id, ()):
+            self.pages[index].outstanding.discard(post_id)
 
     def resume_cursor(self) -> tuple[Cursor, bool]:
         """(cursor, exhausted): where a restarted crawl should start listing."""
-        for page in self.pages:
-            if page.outstanding:
-                return page.cursor, False
+        while self._first_open < len(self.pages) and not self.pages[self._first_open].outstanding:
+            self._first_open += 1
+        if self._first_open < len(self.pages):
+            return self.pages[self._first_open].cursor, False
         return self.after_last, self.exhausted
 
 
