@@ -86,10 +86,13 @@ def _from_crawl_ledger(path: Path) -> list[WorkItem]:
         raise PipeError(str(exc)) from None
     table = table.filter(pc.equal(table["status"], STATUS_OK))
     items = []
+    # The ledger's folder is resolved once: a resolve() per post was most of a no-op prepare at 1M posts.
+    # The relative paths are pipe's own (raw/ab/<sha256>.<ext>); normpath only folds a foreign "..".
+    base = str(path.parent.resolve())
     # The post (`site:id`) is the prepared ledger's source, so `pipe status` can follow a post through.
     for post, relative in zip(table[RAW.id_column].to_pylist(), table["path"].to_pylist()):
         if relative:
-            items.append(WorkItem(id=post, payload=str((path.parent / relative).resolve())))
+            items.append(WorkItem(id=post, payload=os.path.normpath(os.path.join(base, relative))))
     if not items and table.num_rows == 0:
         raise PipeError(f"{path} holds no downloaded (status ok) posts")
     return items
