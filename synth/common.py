@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,32 @@ class DrawInput:
         return int(self.image.shape[-1])
 
 
+class DonorKeys(Sequence[str]):
+    """The keys paste may cut from, in their order, with O(1) `index` and `in`: a tuple's are O(N),
+    and a shard draws donors for every sample (quadratic over a large split)."""
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        self._keys = tuple(keys)
+        self._positions = {key: position for position, key in enumerate(self._keys)}
+        if len(self._positions) != len(self._keys):
+            raise ValueError("donor keys must be distinct")
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, position):  # type: ignore[override]
+        return self._keys[position]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._positions
+
+    def index(self, key: str, *_: int) -> int:  # type: ignore[override]
+        try:
+            return self._positions[key]
+        except KeyError:
+            raise ValueError(f"{key!r} is not a donor key") from None
+
+
 @dataclass(frozen=True)
 class SynthContext:
     """Dataset-wide inputs to the draws.
@@ -43,7 +70,7 @@ class SynthContext:
     """
 
     dataset_histogram: np.ndarray | None = None
-    donor_keys: tuple[str, ...] = field(default_factory=tuple)
+    donor_keys: Sequence[str] = field(default_factory=tuple)
     hint_points: np.ndarray | None = None
 
     def near_hint(self, rng: np.random.Generator, h: int, w: int, height: int, width: int) -> list[int] | None:

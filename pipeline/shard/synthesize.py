@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -24,7 +24,7 @@ from manifests.seeding import sample_rng
 from pipeline.shard.config import ShardConfig
 from pipeline.shard.plan import ShardJob
 from synth.artifacts import apply_artifacts, donor_keys_of, draw_artifacts
-from synth.common import DrawInput, SynthContext
+from synth.common import DonorKeys, DrawInput, SynthContext
 from synth.hints import apply_hints, draw_hint
 from synth.hints.palette import top_colors
 from synth.lines import GRAY_SOURCE, apply_line_augment, draw_line_augment
@@ -49,6 +49,20 @@ class SynthInputs:
     config: ShardConfig
     donors: dict[str, dict[str, str]]  # split -> {key: color path}
     dataset_histogram: np.ndarray | None
+    # Per split, the donor keys in order with O(1) lookups: built once per worker, not per sample.
+    donor_keys: dict[str, DonorKeys] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "donor_keys", {split: DonorKeys(paths) for split, paths in self.donors.items()})
+
+    def __getstate__(self) -> dict:  # workers rebuild the lookups instead of receiving them pickled
+        state = dict(self.__dict__)
+        state.pop("donor_keys", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
 
 @dataclass
@@ -169,8 +183,7 @@ def _synthesize(job: ShardJob, inputs: SynthInputs) -> SampleOutcome:
     height, width = rgb.shape[:2]
     image = as_batch(rgb)
     sample = DrawInput(job.key, image[0])
-    split_donors = inputs.donors.get(job.split, {})
-    context = SynthContext(dataset_histogram=inputs.dataset_histogram, donor_keys=tuple(split_donors))
+    context = SynthContext(dataset_histogram=inputs.dataset_histogram, donor_keys=inputs.donor_keys.get(job.split, DonorKeys()))
 
     available = {method: (path, params) for method, path, params in job.lines}
     try:
