@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--format", default="png,jpeg", help="shard formats to measure: png, jpeg or both")
     parser.add_argument("--jpeg-quality", type=int, default=95)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--target", type=float, default=3000.0, help="samples/s a trainer consumes (DESIGN.md: ~3,000 for a draft trainer on one H200)")
+    parser.add_argument("--target", type=float, default=3000.0, help="samples/s a trainer consumes (about 3,000 for a draft trainer on one H200: README, pipe shard)")
     parser.add_argument("--epochs", type=int, default=3, help="timed passes over the shards (after one warm-up pass)")
     parser.add_argument("--source", type=Path, help="prepare these illustrations instead of generating flat-colour ones (e.g. ../shared/data/real/color)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")

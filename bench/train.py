@@ -9,8 +9,8 @@ Step mode (the default): each recipe and stage runs the trainer's own step (D st
 synthetic batches already on the device, so the figure is the trainer's step rate with the loader out
 of the picture. FLOPs per step are counted once with torch.utils.flop_counter. The baseline in the same
 run is the same step in plain fp32 (no autocast; --no-fp32 skips it); on CUDA the run's precision is
-bf16 autocast with channels_last, and MFU is reported against --peak-tflops (default: DESIGN.md's ~790
-TFLOP/s bf16 for one H200). --compile adds the run's precision with the trainer's torch.compile
+bf16 autocast with channels_last, and MFU is reported against --peak-tflops (default: ~790 TFLOP/s bf16
+for one H200; pass your card's own peak). --compile adds the run's precision with the trainer's torch.compile
 (`TrainConfig.compile`), after every eager row, the draft stages at 256x256 first; --time-budget stops
 starting compiled rows that would not finish in time (the longest compile so far as the estimate).
 Defaults are the recipe's resolution and batch; on a CPU pass a smaller --batch-size. lee2020's VGG16

@@ -1,4 +1,4 @@
-"""Where things live inside one dataset folder (see DESIGN.md, "Data flow"): every path pipe writes.
+"""Where things live inside one dataset folder (README: "A dataset is one folder"): every path pipe writes.
 
     ROOT/raw/ab/<sha256>.<ext>            originals (crawl)           ROOT/raw.parquet
     ROOT/prepared/ab/<key>.png            512x512 colour (prepare)    ROOT/prepared.parquet
