@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib.util
+import os
 import signal
 import sys
 import threading
@@ -85,12 +86,23 @@ def _say(line: str) -> None:
             signal.signal(signal.SIGINT, previous)
 
 
+def _exit_now(code: int) -> None:
+    """End the process with `code` at once. A Ctrl-C that landed inside an extension module's import
+    (pyarrow, numpy: a command's own imports, after start-up) leaves the interpreter set to kill itself
+    with SIGINT at exit, which would replace the exit code after the one line was printed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; also callable from tests with an argument list."""
     try:
         return _run(argv)
     except KeyboardInterrupt:  # start-up (imports), or outside a stage session
         _say("interrupted")
+        if argv is None:  # the process itself (console script, `python -m`), not a test's call
+            _exit_now(2)
         return 2
     except OSError as error:
         if error.errno not in DISK_FULL_ERRNOS:

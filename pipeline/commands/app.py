@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+from collections.abc import Callable
 from typing import Annotated, Optional
 
 import typer
@@ -50,13 +51,35 @@ def _reflow_paragraph(paragraph: str) -> str:
 class ReflowCommand(TyperCommand):
     """A command whose help, epilog and every option's help are reflowed (see `reflow`)."""
 
+    epilog_is_lazy = False
+
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
         self.help = reflow(self.help)
-        self.epilog = reflow(self.epilog)
+        if not self.epilog_is_lazy:  # reading a lazy epilog here would build it for every command
+            self.epilog = reflow(self.epilog)
         for param in self.params:
             if getattr(param, "help", None):
                 param.help = reflow(param.help)
+
+
+def lazy_epilog(build: Callable[[], str]) -> type[ReflowCommand]:
+    """A command class whose epilog is `build()`, made only when the help is shown: the tables epilogs
+    list (methods, recipes, hint schemes) import PyTorch, which `pipe --help`, `pipe status` and Ctrl-C
+    during start-up must not wait for."""
+
+    class LazyEpilogCommand(ReflowCommand):
+        epilog_is_lazy = True
+
+        @property
+        def epilog(self) -> str:
+            return reflow(build())
+
+        @epilog.setter
+        def epilog(self, value: object) -> None:
+            pass  # Click's constructor sets it; the property computes it
+
+    return LazyEpilogCommand
 
 
 class ReflowGroup(TyperGroup):

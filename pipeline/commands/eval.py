@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.commands.app import app
+from pipeline.commands.app import app, lazy_epilog
 from pipeline.commands.common import DEVICE_PANEL
 from pipeline.commands.colorize import WEIGHTS_HELP
 from pipeline.console import console
@@ -27,7 +27,7 @@ def _eval_epilog() -> str:
     )
 
 
-@app.command("eval", epilog=_eval_epilog())
+@app.command("eval", cls=lazy_epilog(_eval_epilog))
 def eval_command(
     root: Annotated[Optional[Path], typer.Argument(help="The dataset folder (after `pipe shard`): reads ROOT/shards/SPLIT, writes ROOT/reports/NAME.", show_default=False)] = None,
     draft: Annotated[Optional[Path], typer.Option(help="Checkpoint of a trained draft stage (ROOT/runs/NAME/checkpoints/last.pt).", show_default=False)] = None,

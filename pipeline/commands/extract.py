@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.commands.app import ReflowCommand, app
+from pipeline.commands.app import app, lazy_epilog
 from pipeline.commands.common import DEVICE_PANEL, RUN_PANEL, ExecutorOption, RayAddress, Workers, executor_choice
 from pipeline.errors import PipeError
 from pipeline.executors import default_workers
@@ -26,20 +26,7 @@ def _methods_epilog() -> str:
     return "".join(lines)
 
 
-class MethodsEpilogCommand(ReflowCommand):
-    """`pipe extract`, its epilog (every method and its options) made only when its help is shown: the
-    method table imports PyTorch, which every other command (and Ctrl-C during start-up) must not wait for."""
-
-    @property
-    def epilog(self) -> str:
-        return _methods_epilog()
-
-    @epilog.setter
-    def epilog(self, value: object) -> None:
-        pass  # Click's constructor sets it; the property computes it
-
-
-@app.command(cls=MethodsEpilogCommand)
+@app.command(cls=lazy_epilog(_methods_epilog))
 def extract(
     root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe prepare`).")],
     method: Annotated[

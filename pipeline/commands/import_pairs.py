@@ -11,7 +11,6 @@ from pipeline.commands.app import app
 from pipeline.commands.common import RUN_PANEL, ExecutorOption, RayAddress, Workers, choice, executor_choice
 from pipeline.errors import PipeError
 from pipeline.executors import default_workers
-from pipeline.runner import RunnerConfig
 
 LAYOUT_PANEL = "Layout of SOURCE"
 FILTER_PANEL = "Filters (the colour half as `pipe prepare` filters an image; the sketch half must be grey)"
@@ -146,6 +145,7 @@ def pairs(
         ),
     )
     stage = ImportStage(source=source, root=root.resolve(), config=config)
+    from pipeline.runner import RunnerConfig  # noqa: PLC0415 - pyarrow, only once the stage runs
     runner = RunnerConfig(
         workers=workers, executor=executor_choice(executor, ray_address), ray_address=ray_address,
         chunk_size=chunk_size, flush_seconds=save_every, redo=redo,

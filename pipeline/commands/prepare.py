@@ -11,7 +11,6 @@ from pipeline.commands.app import app
 from pipeline.commands.common import RUN_PANEL, ExecutorOption, RayAddress, Workers, executor_choice, choice
 from pipeline.errors import PipeError
 from pipeline.executors import default_workers
-from pipeline.runner import RunnerConfig
 
 FILTER_PANEL = "Filters"
 CROP_PANEL = "Crop and output"
@@ -103,5 +102,6 @@ def prepare(
         png_compression=png_compression,
     )
     stage = PrepareStage(source=source, root=root.resolve(), config=config)
+    from pipeline.runner import RunnerConfig  # noqa: PLC0415 - pyarrow, only once the stage runs
     report = run_stage(stage, root.resolve(), RunnerConfig(workers=workers, executor=executor_choice(executor, ray_address), ray_address=ray_address, chunk_size=chunk_size, flush_seconds=save_every, redo=redo), label="prepare")
     print_run_report(report)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.commands.app import app
+from pipeline.commands.app import app, lazy_epilog
 from pipeline.commands.common import RUN_PANEL, ExecutorOption, RayAddress, Workers, executor_choice
 from pipeline.executors import default_workers
 
@@ -26,7 +26,7 @@ def _shard_epilog() -> str:
     return "".join(lines)
 
 
-@app.command(epilog=_shard_epilog())
+@app.command(cls=lazy_epilog(_shard_epilog))
 def shard(
     ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="The dataset folder (after `pipe prepare` and `pipe extract`).")],

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.commands.app import app
+from pipeline.commands.app import app, lazy_epilog
 from pipeline.commands.common import DEVICE_PANEL, RUN_PANEL
 from pipeline.console import console
 from pipeline.errors import PipeError
@@ -31,7 +31,7 @@ def _recipes_epilog() -> str:
     return "".join(lines)
 
 
-@app.command(epilog=_recipes_epilog())
+@app.command(cls=lazy_epilog(_recipes_epilog))
 def train(
     stage: Annotated[str, typer.Argument(help="Which stage to train: draft, refine, or ldm (lee2020's Line Detection Model, trained first).")],
     root: Annotated[Optional[Path], typer.Argument(help="The dataset folder (after `pipe shard`): reads ROOT/shards/train, writes ROOT/runs/RUN. (not needed with --show-config)", show_default=False)] = None,
