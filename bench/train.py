@@ -120,7 +120,7 @@ class StepBench:
         self.args, self.device, self.root = args, device, root
         self.peak = args.peak_tflops * 1e12 if device.type == "cuda" else None
 
-    def config(self, recipe: str, stage: str, row: dict, precision: str, compile: bool = False) -> TrainConfig:
+    def config(self, recipe: str, stage: str, row: dict, precision: str, compile: bool = False) -> TrainConfig:  # noqa: A002 - TrainConfig's own field name
         return TrainConfig(root=self.root, recipe=recipe, stage=stage, size=row["size"], batch_size=row["batch_size"],
                            device=str(self.device), precision=precision, compile=compile)
 

@@ -18,10 +18,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["app", "load_app", "main"]
+__all__ = ["app", "load_app", "main"]  # noqa: F822 - `app` comes from __getattr__, loaded on first use
 
-# The command modules, in the order of `pipe --help`: importing one registers its command(s).
-COMMAND_MODULES = ("prepare", "import_pairs", "crawl", "extract", "shard", "train", "colorize", "eval", "fid", "weights", "serve", "run", "status", "verify", "demo")
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 _app = None
@@ -31,12 +29,10 @@ def load_app():  # noqa: ANN201 - typer.Typer, imported lazily
     """The Typer application with every command registered (imported on the first call)."""
     global _app
     if _app is None:
-        import importlib  # noqa: PLC0415
+        # Importing a command module registers its command(s), in the order of `pipe --help`.
+        from pipeline.commands import prepare, import_pairs, crawl, extract, shard, train, colorize, eval, fid, weights, serve, run, status, verify, demo  # noqa: F401, I001
+        from pipeline.commands.app import app, reflow_all
 
-        from pipeline.commands.app import app, reflow_all  # noqa: PLC0415
-
-        for name in COMMAND_MODULES:
-            importlib.import_module(f"pipeline.commands.{name}")
         reflow_all(app)
         _app = app
     return _app

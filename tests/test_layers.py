@@ -1,4 +1,5 @@
-"""The layers hold: arrows point down only, and no two modules import each other at module level.
+"""The layers hold: arrows point down only, and no two modules import each other, at module level or
+through imports inside functions (an allow-list of at most 3 edges, each with its reason).
 
     pipeline            the top: CLI, session, executors, every stage's shell
     train               may use synth, extractors, manifests
@@ -110,6 +111,28 @@ def test_no_import_cycle_at_module_level():
     assert cycle is None, "import cycle at module level: " + " -> ".join(cycle)
 
 
+# Edges of an import cycle that closes only through imports inside functions, each with why it stays.
+ALLOWED_LAZY_CYCLE_EDGES = {
+    ("pipeline.executors", "pipeline.ray_executor"): "the executor factory builds the Ray executor, which reuses the local one's unit loop",
+}
+
+
+def test_no_import_cycle_counting_imports_inside_functions():
+    """Imports inside functions run too, later: a cycle through them is a design knot even when import
+    order happens to work. Only the allow-listed edges may close one."""
+    assert len(ALLOWED_LAZY_CYCLE_EDGES) <= 3
+    modules = project_modules()
+    graph = {
+        module: {target for name in imports_of(path, module, module_level_only=False) if (target := resolve(name, modules)) and target != module}
+        for module, path in modules.items()
+    }
+    for (importer, imported), _reason in ALLOWED_LAZY_CYCLE_EDGES.items():
+        assert imported in graph[importer], f"allow-listed edge {importer} -> {imported} is gone: drop it from the list"
+        graph[importer].discard(imported)
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle (imports inside functions counted): " + " -> ".join(cycle)
+
+
 def ancestors(module: str) -> list[str]:
     """`a.b.c` -> [`a`, `a.b`]."""
     parts = module.split(".")
@@ -156,3 +179,16 @@ def test_the_scan_sees_a_lazy_upward_import(tmp_path):
     source.write_text("def f():\n    from pipeline.console import console\n")
     assert imports_of(source, "train.mod", module_level_only=False) == {"pipeline.console", "pipeline.console.console"}
     assert imports_of(source, "train.mod", module_level_only=True) == set()
+
+
+def test_the_job_runner_does_not_import_the_cli_entry_point():
+    """`pipe run` is one command of pipeline.cli: the job modules must not import the entry point back."""
+    modules = project_modules()
+    offenders = [
+        f"{module} imports {name}"
+        for module, path in modules.items()
+        if module.startswith("pipeline.job")
+        for name in imports_of(path, module, module_level_only=False)
+        if resolve(name, modules) in ("pipeline.cli", "pipeline.commands.run", "pipeline.commands.demo")
+    ]
+    assert not offenders, offenders

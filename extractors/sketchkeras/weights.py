@@ -105,7 +105,7 @@ def load_converted(path: Path, device: torch.device | str = "cpu") -> KerasGraph
     """The network saved by `convert_keras_model`, in eval mode on `device`."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a file that is not its own
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for a file that is not its own
         raise KerasFileError(f"{path} is not a converted weights file ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise KerasFileError(f"{path} is not a file written by `pipe weights convert`")

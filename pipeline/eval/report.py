@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -170,7 +170,7 @@ class _Extraction:
         images = torch.stack([image for _, image in samples]).to(self.device, non_blocking=True)
         try:
             lines = apply_lines(method, images, params, self.networks).cpu().numpy()
-        except Exception as exc:  # one bad sample must not fail its batch: find it
+        except Exception as exc:  # noqa: BLE001 - one bad sample must not fail its batch: find it
             log.debug("batch of %d for %s failed (%s); retrying one by one", len(samples), method, exc)
             self._run_one_by_one(method, samples, params, images)
             return
@@ -185,6 +185,6 @@ class _Extraction:
             try:
                 lines = apply_lines(method, images[index : index + 1], [sample_params], self.networks).cpu().numpy()
                 outputs.append(LineOutput(item, method, sample_params, lines[0, 0]))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the sample that raises gets the failed row, the batch goes on
                 self.local_rows.append(failed_row(item, method, self.context, EXCEPTION, describe_exception(exc), sample_params))
         self._write(outputs)

@@ -11,7 +11,6 @@ by (seed, method, key), so the files and rows equal the local executor's byte fo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 

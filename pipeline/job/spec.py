@@ -21,8 +21,10 @@ before anything runs.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,7 +186,10 @@ def _commands() -> dict[str, Any]:
     """Every `pipe` command's parser (Typer's own Click), built once per process."""
     import typer
 
-    from pipeline.cli import app  # every command registered
+    # The stage commands a job runs (colorize too: the same first modules, in the same order, as
+    # `pipe --help` registers), without pipeline.cli, whose `pipe run` command imports this module.
+    from pipeline.commands import prepare, import_pairs, crawl, extract, shard, train, colorize, eval  # noqa: F401, I001
+    from pipeline.commands.app import app
 
     return dict(typer.main.get_command(app).commands)
 
@@ -241,12 +246,10 @@ def _resolve_stage(stage: StageSpec, job: JobSpec, base: Path, where: str) -> No
         option = options.get(key)
         if option is None:
             raise JobFileError(f"{label} {key}: `pipe {stage.command}` has no option --{key} (see `pipe {stage.command} --help`)")
-        argv += _option_argv(option, key, value, label, base, job)
-    from typer.exceptions import TyperException
-
+        argv += _option_argv(option, key, value, label, base, job, is_path=option.name in path_parameters(stage.command))
     try:
         context = parser.make_context(stage.command, list(argv))
-    except TyperException as exc:  # the parser's usage errors: a wrong type, a value out of range
+    except _usage_error_type(parser) as exc:  # the parser's usage errors: a wrong type, a value out of range
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         raise JobFileError(f"{label} {_failing_key(exc, options)}: {message}") from None
     if stage.command == "train" and context.params.get("steps") is None:
@@ -284,6 +287,17 @@ def _failing_key(error: Exception, options: dict[str, Any]) -> str:
     return "options"
 
 
+def _usage_error_type(command: Any) -> type[Exception]:
+    """The ClickException class of the Click that `command` is built on: Typer vendors its own Click
+    from 0.28 (typer._click), before that it uses the installed click package."""
+    import importlib
+
+    for cls in type(command).__mro__:
+        if cls.__name__ == "Command" and cls.__module__.endswith(".core"):
+            return importlib.import_module(cls.__module__.removesuffix(".core") + ".exceptions").ClickException
+    raise TypeError(f"{type(command).__name__} is not a Click command")
+
+
 def _parameters(command: Any) -> tuple[dict[str, Any], list[Any]]:
     """The command's options by long name (without dashes) and its positional arguments in order."""
     options: dict[str, Any] = {}
@@ -298,11 +312,15 @@ def _parameters(command: Any) -> tuple[dict[str, Any], list[Any]]:
     return options, arguments
 
 
-def _is_path_option(option: Any) -> bool:
-    """Options whose values are files or folders: relative values start from the job file's folder, and
-    a value naming one of the job's train stages (drafts-from = "train.draft") means its checkpoint."""
-    annotation = option.type_descriptor.annotation
-    return annotation is Path or Path in getattr(annotation, "__args__", ())
+@functools.cache
+def path_parameters(name: str) -> frozenset[str]:
+    """The parameters of `pipe NAME` whose values are files or folders (annotated `Path`, optional or
+    not): relative values start from the job file's folder, and a value naming one of the job's train
+    stages (drafts-from = "train.draft") means its checkpoint. Read from the command function's own
+    annotations: Typer's records of them differ between its releases."""
+    function = inspect.unwrap(parser_of(name).callback)
+    hints = typing.get_type_hints(function)
+    return frozenset(key for key, hint in hints.items() if hint is Path or Path in typing.get_args(hint))
 
 
 def _path_text(value: str, base: Path, job: JobSpec, label: str, key: str) -> str:
@@ -318,7 +336,7 @@ def _path_text(value: str, base: Path, job: JobSpec, label: str, key: str) -> st
     return str(path if path.is_absolute() else (base / path).resolve())
 
 
-def _option_argv(option: Any, key: str, value: Any, label: str, base: Path, job: JobSpec) -> list[str]:
+def _option_argv(option: Any, key: str, value: Any, label: str, base: Path, job: JobSpec, is_path: bool) -> list[str]:
     flag = f"--{key}"
     if option.is_flag and not option.count:
         if not isinstance(value, bool):
@@ -336,22 +354,22 @@ def _option_argv(option: Any, key: str, value: Any, label: str, base: Path, job:
         values = value if isinstance(value, list) else [value]
         argv: list[str] = []
         for item in values:
-            argv += [flag, _scalar(item, option, label, key, base, job)]
+            argv += [flag, _scalar(item, label, key, base, job, is_path)]
         return argv
     if option.nargs > 1:
         if not isinstance(value, list) or len(value) != option.nargs:
             raise JobFileError(f"{label} {key}: expected a list of {option.nargs} values")
-        return [flag, *(_scalar(v, option, label, key, base, job) for v in value)]
+        return [flag, *(_scalar(v, label, key, base, job, is_path) for v in value)]
     if isinstance(value, list):  # a comma-separated option written as a TOML list
-        return [flag, ",".join(_scalar(v, option, label, key, base, job) for v in value)]
-    return [flag, _scalar(value, option, label, key, base, job)]
+        return [flag, ",".join(_scalar(v, label, key, base, job, is_path) for v in value)]
+    return [flag, _scalar(value, label, key, base, job, is_path)]
 
 
-def _scalar(value: Any, option: Any, label: str, key: str, base: Path, job: JobSpec) -> str:
+def _scalar(value: Any, label: str, key: str, base: Path, job: JobSpec, is_path: bool) -> str:
     if isinstance(value, (list, dict)) or isinstance(value, bool):
         raise JobFileError(f"{label} {key}: expected a single value, got {value!r}")
     text = str(value)
-    return _path_text(text, base, job, label, key) if _is_path_option(option) else text
+    return _path_text(text, base, job, label, key) if is_path else text
 
 
 # --------------------------------------------------------------------------------------------- writing

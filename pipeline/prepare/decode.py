@@ -71,7 +71,7 @@ def _refuse_from_header(handle: BinaryIO, size: int, max_pixels: int, row: dict)
     """A file too large for `max_pixels` is rejected from its first bytes: not an image, or too large."""
     try:
         image = Image.open(handle)  # reads the header only
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for a header that is not an image's
         handle.seek(0)
         raise Rejected(DECODE_ERROR, describe_non_image(handle.read(1024), exc)) from None
     row.update(format=image.format, orig_width=image.size[0], orig_height=image.size[1])
@@ -86,7 +86,7 @@ def open_image(data: bytes) -> Image.Image:
         raise Rejected(DECODE_ERROR, "empty file (0 bytes)")
     try:
         return Image.open(io.BytesIO(data))
-    except Exception as exc:  # UnidentifiedImageError, SyntaxError from broken headers, ...
+    except Exception as exc:  # noqa: BLE001 - UnidentifiedImageError, SyntaxError from broken headers, ...
         raise Rejected(DECODE_ERROR, describe_non_image(data, exc)) from None
 
 
@@ -133,7 +133,7 @@ def load_rgb(image: Image.Image, data: bytes, draft_size: tuple[int, int] | None
             return to_rgb8(image), turned
     except Rejected:
         raise
-    except Exception as exc:  # truncated data, broken chunks, bad Huffman tables...
+    except Exception as exc:  # noqa: BLE001 - truncated data, broken chunks, bad Huffman tables...
         raise Rejected(DECODE_ERROR, f"corrupt or truncated image data ({exc})") from None
 
 
@@ -158,7 +158,7 @@ def _reduced_decode_flag(size: tuple[int, int], draft_size: tuple[int, int] | No
 def _orientation(image: Image.Image) -> int | None:
     try:
         return image.getexif().get(_EXIF_ORIENTATION)
-    except Exception:  # malformed EXIF: ignore the orientation rather than the image
+    except Exception:  # noqa: BLE001 - malformed EXIF: ignore the orientation rather than the image
         return None
 
 
@@ -206,6 +206,6 @@ def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             return ImageCms.profileToProfile(image, source, _SRGB, outputMode="RGB")
-        except Exception:  # an unusable profile: fall back to Pillow's plain conversion
+        except Exception:  # noqa: BLE001 - an unusable profile: fall back to Pillow's plain conversion
             pass
     return image.convert("RGB")

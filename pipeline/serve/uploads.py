@@ -212,7 +212,7 @@ def decode_hints(data: bytes, sketch: Sketch, max_pixels: int = DEFAULT_MAX_PIXE
     the size the sketch was sent at."""
     header = read_header(data, "hints", max_pixels)
     if not header.has_alpha:
-        raise BadInput(422, f"hints have no alpha channel: send an RGBA PNG, opaque where a colour is given")
+        raise BadInput(422, "hints have no alpha channel: send an RGBA PNG, opaque where a colour is given")
     if {header.width, header.height} != {sketch.width, sketch.height}:  # before decoding (EXIF may turn it)
         raise BadInput(422, f"hints are {header.width}x{header.height}, the sketch is {sketch.width}x{sketch.height}: send a hint layer of the sketch's size")
     image = _open(data, "hints")

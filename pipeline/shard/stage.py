@@ -103,7 +103,7 @@ def dataset_histogram(jobs: list[ShardJob], config: ShardConfig, session: StageS
         for job in chosen:
             try:
                 rgb = read_rgb(config.root, job.color_path)[1]
-            except Exception:  # a bad image is reported by the sample itself
+            except Exception:  # noqa: BLE001 - a bad image is reported by the sample itself
                 bar.advance()
                 continue
             image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]

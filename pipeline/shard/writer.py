@@ -80,7 +80,7 @@ class ShardWriter:
         self.tar_path, self.sidecar_path, self.stats_path = shard_paths(folder, index)
         self._target = atomic_target(self.tar_path, tmp_dir)
         tmp = self._target.__enter__()
-        self._handle = open(tmp, "wb")
+        self._handle = open(tmp, "wb")  # noqa: SIM115 - held across the shard writer's life, closed by close()/abort()
         self._stream = _HashingFile(self._handle)
         self._tar = wds.TarWriter(self._stream, user=TAR_OWNER, group=TAR_OWNER, mode=TAR_MODE, encoder=False, mtime=TAR_MTIME)
         self.rows: list[dict] = []

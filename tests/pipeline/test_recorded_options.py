@@ -4,7 +4,6 @@ naming it, its recorded value and the new one; `--redo` starts over; new extract
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pyarrow.parquet as pq
 

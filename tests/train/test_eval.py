@@ -252,7 +252,9 @@ def test_a_sidecar_key_the_tar_lacks_is_named_missing_from_shard(damaged_split, 
     shard = sorted((damaged_split["root"] / "shards" / "val").glob("*.tar"))[-1]
     with tarfile.open(shard) as tar:
         last = tar.getnames()[-1].split(".", 1)[0]
-    for member in [name for name in tarfile.open(shard).getnames() if name.startswith(f"{last}.")]:
+    with tarfile.open(shard) as tar:
+        names = tar.getnames()
+    for member in [name for name in names if name.startswith(f"{last}.")]:
         replace_member(shard, member, None)
     out = tmp_path / "report"
     assert main(eval_args(damaged_split, "--hints", "none", "--no-fid", "--out", str(out))) == 0
