@@ -191,7 +191,7 @@ def test_decoding_gives_the_pixels_imread_gives_in_rgb_order(tmp_path, monkeypat
     assert all(np.array_equal(ours, theirs) for ours, theirs in zip(decoded(), expected, strict=True))
     monkeypatch.setattr("manifests.images.pyspng", None)  # a platform without libspng's wheel: OpenCV alone
     assert all(np.array_equal(ours, theirs) for ours, theirs in zip(decoded(), expected, strict=True))
-    monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB")  # OpenCV before 4.11: BGR, then swapped
+    monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB", raising=False)  # OpenCV before 4.11: BGR, then swapped
     assert all(np.array_equal(ours, theirs) for ours, theirs in zip(decoded(), expected, strict=True))
 
 
