@@ -156,3 +156,6 @@ def pairs(
 
     if published.prepared or published.lines:
         console.print(f"published {published.prepared:,} rows to prepared.parquet and {published.lines:,} `real` rows to lines.parquet", soft_wrap=True)
+
+# `pipe import booru` registers itself on the same group.
+from pipeline.commands import import_booru  # noqa: E402, F401
