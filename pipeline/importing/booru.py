@@ -41,7 +41,7 @@ class BooruImport:
     link: str
     crawl: CrawlConfig  # site, root, --tags (the query column and the filter), --rating, --min-side, --exts
     save_every: float = 5.0
-    batch_rows: int = 4096
+    batch_rows: int = 500  # rows per ledger write with --save-every 0 (a small part each)
 
 
 @dataclass
