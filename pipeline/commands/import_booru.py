@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.commands.import_pairs import import_app
+from pipeline.commands.import_group import import_app
 from pipeline.errors import PipeError
 
 FILTER_PANEL = "Filters (the crawl's own: the same options, defaults and reasons as pipe crawl)"

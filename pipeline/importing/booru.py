@@ -89,6 +89,12 @@ def run_booru_import(job: BooruImport, on_row: Callable[[dict], None] | None = N
                     if on_row is not None:
                         on_row(row)
                 bar.advance(len(records))
+    # The crawl's summary fields, so `pipe status` and a job read an import like a crawl.
+    session.write_summary({
+        "source": str(job.source), "metadata": str(job.metadata), "tags": job.crawl.tags, "posts_listed": counts.listed,
+        "processed": sum(counts.new.values()), "not_matching_tags": counts.not_matching, "already_recorded": counts.already_recorded,
+        "new_counts": [[status, reason or "", n] for (status, reason), n in sorted(counts.new.items(), key=str)],
+    })
     return counts
 
 
