@@ -32,6 +32,7 @@ def booru(
     layout: Annotated[str, typer.Option(help="danbooru20xx: SOURCE/original/0NNN/<id>.<ext> (NNN = id % 1000). flat: SOURCE/<id>.<ext> or SOURCE/<md5>.<ext>.", rich_help_panel=SOURCE_PANEL)] = "danbooru20xx",
     link: Annotated[str, typer.Option(help="How files reach ROOT/raw/: auto (hard link, else reflink, else copy), copy, hardlink, symlink.", rich_help_panel=SOURCE_PANEL)] = "auto",
     site: Annotated[str, typer.Option(help="The board the dump is of: names the posts in the ledger (danbooru:<id>), so a later pipe crawl of it skips them.", rich_help_panel=SOURCE_PANEL)] = "danbooru",
+    old_ratings: Annotated[bool, typer.Option(help="The metadata uses Danbooru's rating letters from before 2022 (the Danbooru2017-2021 dumps): s meant safe and is recorded g; q and e as they are.", rich_help_panel=SOURCE_PANEL)] = False,
     tags: Annotated[str, typer.Option(help="Only posts with all these tags and none of the -tags (no row for others, as a crawl of this query would not list them).", rich_help_panel=FILTER_PANEL)] = "",
     rating: Annotated[str, typer.Option(help="Ratings to keep, Danbooru's letters g,s,q,e; others are recorded rating_filtered.", rich_help_panel=FILTER_PANEL)] = "g,s",
     min_side: Annotated[int, typer.Option(min=1, help="Reject (too_small) posts whose declared short side is under this.", rich_help_panel=FILTER_PANEL)] = 512,
@@ -70,7 +71,7 @@ def booru(
     except (ValueError, OSError) as exc:
         raise PipeError(str(exc)) from None
     make_dataset_folder(crawl.root)
-    job = BooruImport(source=source.resolve(), metadata=metadata, layout=layout, link=link, crawl=crawl, save_every=save_every)
+    job = BooruImport(source=source.resolve(), metadata=metadata, layout=layout, link=link, crawl=crawl, save_every=save_every, old_ratings=old_ratings)
     try:
         counts = run_booru_import(job)
     except (MetadataError, LinkError) as exc:

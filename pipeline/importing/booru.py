@@ -22,7 +22,7 @@ from pathlib import Path
 from crawlers.config import CrawlConfig
 from crawlers.engines.danbooru import DanbooruSpider
 from crawlers.filters import record_rejection
-from crawlers.posts import Post, post_id_of
+from crawlers.posts import Post, post_id_of, rating_from_moebooru
 from crawlers.state import CrawlState, KnownFile, ledger_row
 from crawlers.verify import DownloadRejected, verify_download
 from manifests import reasons
@@ -41,6 +41,8 @@ class BooruImport:
     link: str
     crawl: CrawlConfig  # site, root, --tags (the query column and the filter), --rating, --min-side, --exts
     save_every: float = 5.0
+    # Danbooru's letters before its 2022 change (the Danbooru2017-2021 dumps): `s` was "safe", today's `g`.
+    old_ratings: bool = False
     batch_rows: int = 500  # rows per ledger write with --save-every 0 (a small part each)
 
 
@@ -80,6 +82,8 @@ def run_booru_import(job: BooruImport, on_row: Callable[[dict], None] | None = N
         session.saved_note = "the rows recorded so far are saved"
         state = ImportState(job.crawl, session.ledger.read())
         spider = DanbooruSpider(job.crawl, state)
+        if job.old_ratings:
+            spider.rating_from = rating_from_moebooru  # the same s/q/e, with s meaning safe
         with session.progress("import", total=None, enabled=job.crawl.progress) as bar:
             for records in record_batches(job.metadata, job.batch_rows):
                 rows = [row for row in (_row_for(record, job, state, spider, matches, counts) for record in records) if row]

@@ -179,3 +179,45 @@ def test_importing_the_boards_posts_gives_the_rows_crawling_them_gives(tmp_path)
         for column in RAW.arrow.names:
             if column != "detail" or detail_matters:
                 assert mine[column] == row[column], f"post {post_id} {column}: crawl {row[column]!r}, import {mine[column]!r}"
+
+
+def test_old_rating_letters_record_safe_as_general(tmp_path):
+    posts = [post for post in dump_posts(10) if post.kind == "ok"]
+    records = [{**api_record(post), "rating": rating} for post, rating in zip(posts, ("s", "q"))]
+    metadata = write_dump(tmp_path / "dump", posts, records)
+    assert import_dump(tmp_path / "dump", tmp_path / "ds", metadata, "--old-ratings") == 0
+    rows = ledger(tmp_path / "ds")
+    assert [(rows[p.id]["rating"], rows[p.id]["status"], rows[p.id]["reason"]) for p in posts] == [("g", "ok", None), ("q", "rejected", "rating_filtered")]
+    assert import_dump(tmp_path / "dump", tmp_path / "current", metadata) == 0
+    assert ledger(tmp_path / "current")[posts[0].id]["rating"] == "s", "today's letters by default"
+
+
+def test_a_second_import_while_one_runs_is_refused_with_one_line(tmp_path, capsys):
+    import fcntl
+
+    from manifests.layout import DatasetLayout
+
+    metadata = write_dump(tmp_path / "dump", dump_posts(5))
+    lock = DatasetLayout(tmp_path / "ds").lock("raw")
+    lock.parent.mkdir(parents=True)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running crawl or import holds
+        assert import_dump(tmp_path / "dump", tmp_path / "ds", metadata) == 2
+    err = capsys.readouterr().err
+    assert "another run of stage 'raw'" in err and len(err.strip().splitlines()) == 1
+    assert not Ledger(tmp_path / "ds", RAW).exists()
+
+
+def test_a_json_array_in_the_2019_dumps_schema_with_string_ids_and_tag_lists(tmp_path):
+    post = next(post for post in dump_posts(3) if post.kind == "ok")
+    record = {**api_record(post), "id": str(post.id), "image_width": "600", "image_height": "608"}
+    for field in ("tag_string", "tag_string_artist", "tag_string_character"):
+        del record[field]
+    record["tags"] = [{"id": "1", "name": "1girl", "category": "0"}, {"id": "2", "name": "solo", "category": "0"},
+                      {"id": "3", "name": "some_artist", "category": "1"}, {"id": "4", "name": "hatsune_miku", "category": "4"}]
+    write_dump(tmp_path / "dump", [post])
+    metadata = tmp_path / "posts.json"
+    metadata.write_text(json.dumps([record]))
+    assert import_dump(tmp_path / "dump", tmp_path / "ds", metadata) == 0
+    row = ledger(tmp_path / "ds")[post.id]
+    assert (row["status"], row["width"], row["tags"], row["artist"], row["characters"]) == ("ok", 600, "1girl solo some_artist hatsune_miku", "some_artist", "hatsune_miku")
