@@ -27,7 +27,7 @@ from crawlers.state import CrawlState, KnownFile, ledger_row
 from crawlers.verify import DownloadRejected, verify_download
 from manifests import reasons
 from manifests.layout import DatasetLayout
-from manifests.schema import RAW, STATUS_OK, STATUS_REJECTED
+from manifests.schema import RAW, STATUS_FAILED, STATUS_OK, STATUS_REJECTED
 from pipeline.importing.booru_files import find_file, store_file
 from pipeline.importing.booru_metadata import record_batches
 from pipeline.session import StageSession
@@ -138,7 +138,11 @@ def _take_file(post: Post, path: Path, job: BooruImport, state: ImportState, cou
     if path.stat().st_size > config.max_file_bytes:
         return ledger_row(post, query, STATUS_REJECTED, reasons.TOO_LARGE, f"{path.stat().st_size:,} bytes, over the {config.max_file_bytes:,}-byte limit")
     try:
-        image = verify_download(path.read_bytes(), post.md5, config.exts, config.max_file_bytes)
+        body = path.read_bytes()
+    except OSError as exc:  # permissions, an I/O error on the dump's disk: the next run tries again
+        return ledger_row(post, query, STATUS_FAILED, reasons.READ_ERROR, f"{path}: {exc.strerror or exc}")
+    try:
+        image = verify_download(body, post.md5, config.exts, config.max_file_bytes)
     except DownloadRejected as exc:
         return ledger_row(post, query, STATUS_REJECTED, exc.reason, exc.detail)
     known = state.by_sha256.get(image.sha256)
