@@ -20,6 +20,12 @@ def rejection(post: Post, config: CrawlConfig) -> tuple[str, str] | None:
     unsafe = unsafe_reason(post.file_url, config.host_rules)
     if unsafe:
         return reasons.UNSAFE_URL, unsafe
+    return record_rejection(post, config)
+
+
+def record_rejection(post: Post, config: CrawlConfig) -> tuple[str, str] | None:
+    """The checks on the record's own fields (type, rating, declared sizes), after the URL checks:
+    also what `pipe import booru` applies to a dump's posts, whose files are local."""
     if post.file_ext not in config.exts:
         return reasons.UNSUPPORTED_EXT, f"{post.file_ext or 'no extension'} is not one of --exts {','.join(config.exts)}"
     if post.rating not in config.ratings:

@@ -32,6 +32,7 @@ TIMEOUT = "timeout"
 NETWORK_ERROR = "network_error"
 ROBOTS_DISALLOWED = "robots_disallowed"
 UNSAFE_URL = "unsafe_url"  # the file URL is not http(s) on the board's own hosts: never requested
+MISSING_FILE = "missing_file"  # import booru: the dump's metadata lists a post whose file is not in SOURCE
 BAD_POST_ID = "bad_post_id"  # the API record's id is missing, not an integer, or out of the 64-bit range
 
 

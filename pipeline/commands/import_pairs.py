@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.commands.app import app
+from pipeline.commands.import_group import import_app  # the group `import booru` shares
 from pipeline.commands.common import RUN_PANEL, ExecutorOption, RayAddress, Workers, choice, executor_choice
 from pipeline.errors import PipeError
 from pipeline.executors import default_workers
@@ -16,13 +16,6 @@ LAYOUT_PANEL = "Layout of SOURCE"
 FILTER_PANEL = "Filters (the colour half as `pipe prepare` filters an image; the sketch half must be grey)"
 CROP_PANEL = "Crop and output (one crop for both halves)"
 
-import_app = typer.Typer(
-    name="import",
-    help="Bring existing data into a dataset folder, with the same ledgers and resume as every stage.",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-)
-app.add_typer(import_app, name="import")
 
 PAIRS_EPILOG = (
     "[bold]Examples[/]\n\n"
@@ -156,3 +149,6 @@ def pairs(
 
     if published.prepared or published.lines:
         console.print(f"published {published.prepared:,} rows to prepared.parquet and {published.lines:,} `real` rows to lines.parquet", soft_wrap=True)
+
+# `pipe import booru` registers itself on the same group.
+from pipeline.commands import import_booru  # noqa: E402, F401
