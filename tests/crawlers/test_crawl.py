@@ -150,6 +150,7 @@ def test_too_many_tags_is_one_clear_error(tmp_path, capsys):
     assert "HTTP 422" in err and "more than 2 tags" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_limit_counts_earlier_runs_and_resume_never_refetches(tmp_path):
     posts = [generated_post(400 - i, i, width=520, height=520) for i in range(12)]
     with FixtureSite("danbooru", posts) as site:

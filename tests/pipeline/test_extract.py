@@ -275,7 +275,8 @@ def test_extract_before_prepare_says_what_to_run(tmp_path, capsys):
     assert "pipe prepare" in " ".join(capsys.readouterr().err.split())
 
 
-@pytest.mark.parametrize("delay", [0.5, pytest.param(2.0, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.5, 2.0])
 def test_ctrl_c_while_workers_start_is_one_line_without_tracebacks(tmp_path, delay):
     """A terminal's Ctrl-C (SIGINT to the whole process group) while the decode and encode workers are
     still importing: the run ends with the one "interrupted" line, no worker prints its own traceback."""

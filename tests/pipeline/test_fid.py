@@ -97,6 +97,7 @@ def test_default_equals_torch_fidelity(size, data, pipe_scores):
     assert ours["kid_subset_size"] == COUNT and close(ours["kid"], theirs["kernel_inception_distance_mean"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
 def test_pytorch_fid_impl_equals_pytorch_fid(size, data, pipe_scores, tmp_path, monkeypatch):
     """pytorch-fid's own pipeline (file listing, PIL decoding, ToTensor, DataLoader, its network with

@@ -27,6 +27,7 @@ def _statuses(table) -> dict[str, tuple[str, str | None]]:
     return {row["key"]: (row["status"], row["reason"]) for row in table.to_pylist()}
 
 
+@pytest.mark.slow
 def test_extract_records_only_the_crashing_and_the_raising_sample_as_failed(prepared, monkeypatch):
     root, keys = prepared
     crash, boom = keys[3], keys[5]  # both in the first device batch of 8

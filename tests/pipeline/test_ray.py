@@ -35,6 +35,7 @@ def shards(tmp_path_factory) -> Path:
     return make_sharded_dataset(tmp_path_factory.mktemp("raydata") / "root", 16, SIZE, "--hints", "patches,palette", "--artifacts", "paste", "--val", "0.25", "--shard-samples", "4")
 
 
+@pytest.mark.slow
 def test_ray_data_reads_every_shard_with_every_member_decoded(ray_runtime, shards):
     ledger = pq.read_table(shards / "shards.parquet").to_pylist()
     ok = {row["key"] for row in ledger if row["status"] == "ok"}
@@ -93,7 +94,7 @@ def _failed(item: int, reason: str, detail: str) -> list[str]:
     return [reason]
 
 
-@pytest.mark.parametrize("stateful", [pytest.param(False, marks=pytest.mark.slow), True], ids=["tasks", "actors"])  # tasks: ~50 s on 2 cores
+@pytest.mark.parametrize("stateful", [pytest.param(False, marks=pytest.mark.slow), pytest.param(True, marks=pytest.mark.slow)], ids=["tasks", "actors"])  # tasks: ~50 s on 2 cores
 def test_a_killed_ray_worker_only_reruns_its_unit_and_no_result_is_doubled(ray_runtime, tmp_path, monkeypatch, stateful):
     marker = tmp_path / "pid"
     monkeypatch.setenv("PIPE_TEST_PID_FILE", str(marker))

@@ -218,6 +218,7 @@ def damaged_split(scored, tmp_path) -> dict:
     return {**scored, "root": root, "keys": keys}
 
 
+@pytest.mark.slow
 def test_an_undecodable_sample_is_named_unscored_whatever_the_loader_workers(damaged_split, tmp_path, capsys):
     runs = {}
     for workers in (0, 2):

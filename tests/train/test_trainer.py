@@ -48,6 +48,7 @@ def test_a_run_writes_checkpoint_samples_metrics_and_tensorboard(dataset):
     assert out.shape == (1, 3, SIZE, SIZE)
 
 
+@pytest.mark.slow
 def test_resuming_repeats_the_uninterrupted_runs_losses(dataset):
     common = ("--recipe", "xu2020", "--deterministic", "--seed", "3")
     assert main(train_args(dataset, *common, "--steps", "6", "--name", "straight")) == 0
@@ -356,6 +357,7 @@ def untrained_generator(recipe, size: int, width: float, seed: int) -> torch.nn.
     return generator
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint_without_duplicate_records(dataset):
     import signal
     import subprocess

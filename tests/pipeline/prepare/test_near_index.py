@@ -73,12 +73,12 @@ def random_hashes_with_planted_pairs(count: int, rng: np.random.Generator) -> np
     return hashes
 
 
-@pytest.mark.parametrize("count", [20_000, pytest.param(100_000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("count", [10_000, pytest.param(100_000, marks=pytest.mark.slow)])
 def test_random_hashes_get_the_brute_force_decisions(count):
     rng = np.random.default_rng(count)
     candidates = candidates_of(random_hashes_with_planted_pairs(count, rng), rng)
     expected = brute_force([], candidates, 4)
-    assert 100 < len(expected) < count // 50
+    assert 50 < len(expected) < count // 50
     assert decide_duplicates([], candidates, 4) == expected
 
 
