@@ -10,7 +10,7 @@ only, which is what this measures. Each command runs as a user's would, in its o
 wall time and peak RSS come from that process (`resource.getrusage` of the child).
 
 It prints one row per N and command and, for each command, the exponent b of time ~ N^b and
-memory ~ N^b fitted over the sizes, against the scale issue's targets: a no-op `pipe run` under 30 s
+memory ~ N^b between the two largest sizes, against the scale issue's targets: a no-op `pipe run` under 30 s
 at 5M (extrapolated from the fit where 5M is not measured) and peak RSS under 2 GB. Absolute seconds
 belong to the machine they were taken on; read the growth.
 """
@@ -118,9 +118,12 @@ def measure(command: list[str]) -> tuple[float, float]:
 
 
 def fit_exponent(sizes: list[int], values: list[float]) -> float:
+    """b of value ~ N^b over the two largest sizes: at small N start-up dominates and a fit over every
+    size would understate the growth that decides the extrapolation."""
     if len(sizes) < 2:
         return float("nan")
-    return float(np.polyfit([math.log(n) for n in sizes], [math.log(max(v, 1e-3)) for v in values], 1)[0])
+    (n1, v1), (n2, v2) = sorted(zip(sizes, values))[-2:]
+    return math.log(max(v2, 1e-3) / max(v1, 1e-3)) / math.log(n2 / n1)
 
 
 def commands(work: Path) -> dict[str, list[str]]:
