@@ -50,15 +50,16 @@ def checksummed_parquet(table: pa.Table, compression: str = "zstd") -> bytes:
     return bytes(data)
 
 
-def read_checksummed_parquet(data: bytes) -> CheckedTable:
-    """Verify and read Parquet bytes; DigestMismatch (or pyarrow's own error) when they were damaged."""
+def read_checksummed_parquet(data: bytes, columns: list[str] | None = None) -> CheckedTable:
+    """Verify and read Parquet bytes (only `columns`, when given: the digest still covers every byte);
+    DigestMismatch (or pyarrow's own error) when they were damaged."""
     metadata = pq.read_metadata(pa.BufferReader(data)).metadata or {}
     digest, marker = metadata.get(DIGEST_KEY), metadata.get(MARKER_KEY)
     if digest is None and marker is None:
         footer_length = int.from_bytes(data[-_TRAILER:-4], "little")
         if DIGEST_KEY in data[-_TRAILER - footer_length :]:  # a flip that hid the key-value metadata from the parser
             raise DigestMismatch("its footer is damaged (its checksum metadata no longer parses)")
-        table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
+        table = pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
         return CheckedTable(table, has_digest=False)
     if digest is None or marker != MARKER_VALUE:
         raise DigestMismatch("its checksum metadata is damaged")
@@ -68,7 +69,7 @@ def read_checksummed_parquet(data: bytes) -> CheckedTable:
     zeroed = data[:start] + _PLACEHOLDER + data[start + len(digest) :]
     if hashlib.sha256(zeroed).hexdigest().encode() != digest:
         raise DigestMismatch("its content does not match the digest it was written with")
-    table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
+    table = pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
     return CheckedTable(table, has_digest=True)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from manifests.atomic import TMP_SUFFIX, write_bytes_atomic
 from manifests.checksummed import CheckedTable, checksummed_parquet, read_checksummed_parquet
@@ -54,21 +55,23 @@ class Ledger:
             path.unlink(missing_ok=True)
         return len(stale)
 
-    def read(self) -> pa.Table:
-        """Main file and pending parts merged: for each input id, the rows of its newest write."""
+    def read(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """Main file and pending parts merged: for each input id, the rows of its newest write.
+
+        `columns`: read only these (the id and key columns are always read: the merge needs them), so a
+        caller that counts statuses does not hold every tag string of a million-post crawl."""
+        wanted = None if columns is None else list(dict.fromkeys([self.schema.id_column, "key", *columns]))
         tables = []
         if self.path.exists():
-            tables.append(self._read_file(self.path))
-        tables.extend(self._read_file(part) for part in self.pending_parts())
+            tables.append(read_ledger_file(self.path, self.schema, wanted))
+        tables.extend(read_ledger_file(part, self.schema, wanted) for part in self.pending_parts())
         if not tables:
-            return self.schema.arrow.empty_table()
+            empty = self.schema.arrow.empty_table()
+            return empty if wanted is None else empty.select(wanted)
         return _newest_rows_per_id(tables, self.schema.id_column)
 
     def ids(self) -> set[str]:
         return set(self.read().column(self.schema.id_column).to_pylist())
-
-    def _read_file(self, path: Path) -> pa.Table:
-        return read_ledger_file(path, self.schema)
 
     # ----------------------------------------------------------------- writing
     def append(self, rows: Sequence[Mapping]) -> None:
@@ -121,26 +124,38 @@ def recovery_hint(stage: str) -> str:
     return f"restore it from a backup, or make it again with `{command} ... --redo`"
 
 
-def check_ledger_file(path: Path, stage: str) -> CheckedTable:
-    """Read one ledger file and verify its digest; LedgerError naming the file and the way back."""
+def check_ledger_file(path: Path, stage: str, columns: list[str] | None = None) -> CheckedTable:
+    """Read one ledger file (only `columns`, when given) and verify its digest; LedgerError naming the
+    file and the way back."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise LedgerError(f"cannot read ledger {path}: {exc.strerror or exc}") from exc
     try:
-        return read_checksummed_parquet(data)
+        return read_checksummed_parquet(data, columns)
     except Exception as exc:  # noqa: BLE001 - a digest mismatch, or one of pyarrow's several errors for damaged files
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise LedgerError(f"cannot read ledger {path}: it is damaged ({why}); {recovery_hint(stage)}") from exc
 
 
-def read_ledger_file(path: Path, schema: LedgerSchema) -> pa.Table:
-    """One ledger file conformed to `schema`; LedgerError if it is damaged or from a newer pipe."""
-    table = check_ledger_file(path, schema.stage).table
+def read_ledger_file(path: Path, schema: LedgerSchema, columns: list[str] | None = None) -> pa.Table:
+    """One ledger file conformed to `schema` (to its `columns`, when given); LedgerError if it is
+    damaged or from a newer pipe."""
+    present = None if columns is None else [name for name in columns if name in _column_names(path)]
+    table = check_ledger_file(path, schema.stage, present).table
     version = int((table.schema.metadata or {}).get(b"pipe.schema_version", b"1"))
     if version > SCHEMA_VERSION:
         raise LedgerError(f"ledger {path} has schema version {version}; this pipe reads up to {SCHEMA_VERSION}: upgrade pipe")
-    return _conform(table, schema.arrow, path)
+    target = schema.arrow if columns is None else pa.schema([schema.arrow.field(name) for name in columns], metadata=schema.arrow.metadata)
+    return _conform(table, target, path)
+
+
+def _column_names(path: Path) -> set[str]:
+    """The columns a ledger file holds (an older pipe's file may lack some), from its footer alone."""
+    try:
+        return set(pq.read_schema(path).names)
+    except (OSError, pa.ArrowException):
+        return set()  # unreadable: the full read that follows names the damage
 
 
 def _newest_rows_per_id(tables: list[pa.Table], id_column: str) -> pa.Table:

@@ -35,7 +35,7 @@ def show_status(root: Path) -> int:
             continue
         found += 1
         try:
-            table = ledger.read()
+            table = ledger.read(columns=["status", "reason"])  # counts only: not every tag of every post
         except LedgerError as exc:
             console.print(f"[red]error:[/] {exc}")
             unreadable += 1

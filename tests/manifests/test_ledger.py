@@ -106,3 +106,16 @@ def test_two_ledger_objects_of_one_stage_never_write_the_same_part(tmp_path):
         (first if index % 2 else second).append([_row(f"s{index}", f"k{index}", n=index)])
     assert len(first.pending_parts()) == 6
     assert sorted(row["n"] for row in Ledger(tmp_path, MULTI).read().to_pylist()) == list(range(6))
+
+
+def test_reading_some_columns_merges_parts_as_a_full_read_does(tmp_path):
+    ledger = Ledger(tmp_path, MULTI)
+    ledger.append([_row("a", "a_f0", n=1), _row("b", "b", n=2)])
+    ledger.compact()
+    ledger.append([_row("a", "a", "rejected", reason="no_face", n=3)])
+    some = ledger.read(columns=["status", "reason"])
+    assert some.column_names == ["source", "key", "status", "reason"]
+    full = ledger.read()
+    assert some.to_pylist() == full.select(some.column_names).to_pylist()
+    assert rows_by_status(some) == rows_by_status(full)
+    assert Ledger(tmp_path / "none", MULTI).read(columns=["status"]).column_names == ["source", "key", "status"]
