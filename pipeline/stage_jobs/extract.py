@@ -1,0 +1,18 @@
+"""`pipe run`'s extract stage: one line drawing per prepared image and method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.stage_jobs.common import ids, ok_keys
+
+
+def plan(job: Any, spec: Any) -> tuple[bool | None, str]:
+    from manifests.schema import LINES, PREPARED
+    from pipeline.extract.plan import line_id
+
+    methods = [m.strip() for m in str(spec.params["method"]).split(",") if m.strip()]
+    keys = ok_keys(job.dataset, PREPARED)
+    done = ids(job.dataset, LINES)
+    pending = sum(1 for key in keys for method in methods if line_id(method, key) not in done)
+    return pending > 0, f"{pending:,} of {len(keys) * len(methods):,} image x method pairs not in the ledger"
