@@ -209,7 +209,7 @@ def _resolve_stage(stage: StageSpec, job: JobSpec, base: Path, where: str) -> No
     stage.entry.hook("check_params")(stage, params, label)
     from pipeline.job.values import check_values
 
-    refused = check_values(stage.command, stage.name, dict(params))
+    refused = check_values(stage.entry, stage.name, dict(params))
     if refused is not None:
         raise JobFileError(f"{label} {refused[0]}: {refused[1]}")
     stage.table = table

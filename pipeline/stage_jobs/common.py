@@ -28,6 +28,11 @@ def check_params(spec: Any, params: dict[str, Any], label: str) -> None:
     """Refuse (JobFileError) parsed values a scheduled run cannot take."""
 
 
+def value_checks(params: dict[str, Any], stage: str) -> list[tuple[str, Any]]:
+    """(key, check) pairs run before the job starts: each check raises ValueError or PipeError (none by default)."""
+    return []
+
+
 def dependencies(job: Any, spec: Any) -> list[str]:
     """The job's stages whose failure leaves nothing for this one to do."""
     present = {s.name for s in job.stages}

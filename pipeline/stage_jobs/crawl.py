@@ -22,3 +22,10 @@ def describe(spec: Any, summary: dict[str, Any] | None) -> tuple[str, str]:
         retried = f"; {new} post(s) that failed before were tried again and did not download" if new else ""
         return "nothing to do", f"no new downloads{retried}"
     return "done", f"{new} new: {counts_text(counts)}"
+
+
+def value_checks(params: dict[str, Any], stage: str) -> list[tuple[str, Any]]:
+    """(key, check) pairs: the library parsers the command runs its values through (see pipeline/job/values.py)."""
+    from crawlers.sites import resolve_site
+
+    return [("site", lambda: resolve_site(params["site"], params.get("site_root")))]

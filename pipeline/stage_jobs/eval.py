@@ -48,3 +48,11 @@ def after_run(runner: Any, spec: Any, report: str | None) -> None:
     from pipeline.job.state import eval_inputs, write_record
 
     write_record(runner.layout.job_state(spec.name), {"inputs": eval_inputs(runner.job, spec), "report": report})
+
+
+def value_checks(params: dict[str, Any], stage: str) -> list[tuple[str, Any]]:
+    """(key, check) pairs: the library parsers the command runs its values through (see pipeline/job/values.py)."""
+    from pipeline.eval.hints import parse_settings
+    from pipeline.eval.lines import parse_line_sources
+
+    return [("hints", lambda: parse_settings(params["hints"])), ("lines", lambda: parse_line_sources(params["lines"]))]

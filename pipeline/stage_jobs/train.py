@@ -79,3 +79,20 @@ def _train_argv(argv: list[str], target: int, checkpoint: Path, run_dir: Path) -
     if run_exists(run_dir):  # a run the job started and that was killed before its first checkpoint
         return argv + ["--overwrite"]
     return argv
+
+
+def value_checks(params: dict[str, Any], stage: str) -> list[tuple[str, Any]]:
+    """(key, check) pairs: the library parsers the command runs its values through (see pipeline/job/values.py)."""
+    from train.recipes import stage_recipe
+
+    def schedule() -> object:
+        from pipeline.training import show_training_config
+        from train.schedule import parse_milestones
+
+        milestones = params.get("lr_milestones")
+        options = {key: params.get(key) for key in ("steps", "batch_size", "size", "preset", "epochs", "lr", "lr_schedule", "lr_gamma",
+                                                     "warmup_steps", "crop", "flip", "label_flip", "critic_steps")}
+        return show_training_config(params["recipe"], stage, None, lr_milestones=parse_milestones(milestones) if milestones is not None else None, **options)
+
+    # The recipe first: the schedule's checks assume one that exists; their messages name their option.
+    return [("recipe", lambda: stage_recipe(params["recipe"], stage)), ("options", schedule)]

@@ -20,7 +20,7 @@ from pipeline import stages
 from pipeline.cli import main
 from pipeline.job.spec import read_job
 
-HOOKS = ("complete_table", "job_argument", "default_argument", "check_params", "dependencies", "plan",
+HOOKS = ("value_checks", "complete_table", "job_argument", "default_argument", "check_params", "dependencies", "plan",
          "gains_upstream_work", "before_run", "after_run", "summary_path", "describe")
 REPO = Path(__file__).resolve().parents[2]
 
