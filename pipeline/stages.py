@@ -37,6 +37,7 @@ class Stage:
     job_owned: dict[str, str] = field(default_factory=dict)  # keys a job decides: why each is refused
     parser: Callable[[], Any] | None = None  # its options' parser, when not `options`'s registered command
     schema: Callable[[], Any] | None = None  # its ledger's schema, when not one of manifests.schema's
+    checkpoint: bool = False  # it trains a run: its name as a path value (drafts-from = "train.draft") means the run's checkpoint
 
     def hook(self, name: str) -> Callable[..., Any]:
         """The stage's job hook `name`, or the common one when its module has none."""
@@ -56,7 +57,7 @@ def _module(path: str) -> ModuleType:
 
 
 def _train(kind: str, upstream: tuple[str, ...]) -> Stage:
-    return Stage(f"train.{kind}", "train", None, upstream, "pipeline.commands.train", "pipeline.stage_jobs.train", _TRAIN_OWNED)
+    return Stage(f"train.{kind}", "train", None, upstream, "pipeline.commands.train", "pipeline.stage_jobs.train", _TRAIN_OWNED, checkpoint=True)
 
 
 _BUILT_IN: tuple[Stage, ...] = (

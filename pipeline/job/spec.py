@@ -45,7 +45,8 @@ def chain() -> tuple[str, ...]:
 
 
 def train_stages() -> tuple[str, ...]:
-    return tuple(name for name in stage_names() if stage_entry(name).command == "train")
+    """The stages that train a run: a path value naming one means its checkpoint."""
+    return tuple(name for name in stage_names() if stage_entry(name).checkpoint)
 
 
 def stage_command_name(stage: str) -> str:
@@ -228,7 +229,7 @@ def _argument_argv(stage: StageSpec, job: JobSpec, arguments: list[Any], table: 
             value = table[argument.name]
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise JobFileError(f"{label} {argument.name}: expected a string, got {value!r}")
-            argv.append(_path_text(str(value), base, job, label, argument.name) if argument.name == "source" else str(value))
+            argv.append(_path_text(str(value), base, job, label, argument.name) if is_path_option(argument) else str(value))
         elif (default := stage.entry.hook("default_argument")(job, stage, argument.name, table, label)) is not None:
             argv.append(default)
         elif argument.required:
