@@ -39,7 +39,8 @@ import pyarrow.compute as pc
 from manifests.atomic import write_bytes_atomic
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger, rows_by_status
-from manifests.schema import LEDGERS, LedgerSchema, by_stage
+from manifests.schema import LedgerSchema
+from pipeline import stages as _stage_registry
 from pipeline.console import console, make_progress, plain_progress_line
 from pipeline.errors import DiskFull, Interrupted, PipeError, disk_full_message, file_in_the_way, is_disk_full
 from pipeline.recorded_options import DamagedRecord, RecordedOptions, option_changes, options_json, read_digested_json, shown
@@ -47,8 +48,9 @@ from pipeline.recorded_options import DamagedRecord, RecordedOptions, option_cha
 log = logging.getLogger(__name__)
 
 DEFAULT_SAVE_EVERY = 5.0
-# The command that writes each ledger, for messages about its outputs.
-STAGE_COMMANDS = {"raw": "crawl", "prepared": "prepare", "lines": "extract", "shards": "shard"}
+# The command that writes each built-in ledger (kept for callers outside the session; the session itself,
+# like every new caller, asks pipeline.stages.command_of_ledger, which also knows stages added later).
+STAGE_COMMANDS = {entry.ledger: entry.command for entry in _stage_registry.ledger_stages()}
 FLUSH_ROWS = 1024
 # Unattended runs (cron, batch queues) get a plain progress line this often instead of a bar.
 PLAIN_PROGRESS_SECONDS = 30.0
@@ -274,12 +276,15 @@ class StageSession:
 
     def warn_downstream(self) -> None:
         """A redo replaces outputs that later stages' ledgers were made from: say which must follow."""
-        order = [schema.stage for schema in LEDGERS]
+        from pipeline.stages import ledger_stages
+
+        order = [entry.ledger for entry in ledger_stages()]
         if self.name not in order:
             return
-        later = [stage for stage in order[order.index(self.name) + 1 :] if Ledger(self.root, by_stage(stage)).exists()]
+        later = [entry for entry in ledger_stages()[order.index(self.name) + 1 :] if Ledger(self.root, entry.ledger_schema()).exists()]
         if later:
-            commands = ", ".join(f"pipe {STAGE_COMMANDS[stage]}" for stage in later)
+            commands = ", ".join(f"pipe {entry.command}" for entry in later)
+            later = [entry.ledger for entry in later]
             console.print(f"[yellow]warning:[/] {', '.join(f'{stage}.parquet' for stage in later)} were made from the outputs this --redo replaces: run {commands} with --redo after it", soft_wrap=True)
 
     def _generation_of(self, stage: str) -> str | None:
@@ -301,7 +306,9 @@ class StageSession:
         """Refuse to resume from a ledger made from upstream outputs that a `--redo` has since replaced."""
         stale = self.stale_upstream()
         if stale:
-            redone = " and ".join(f"`pipe {STAGE_COMMANDS.get(stage, stage)} --redo`" for stage in stale)
+            from pipeline.stages import command_of_ledger
+
+            redone = " and ".join(f"`pipe {command_of_ledger(stage) or stage} --redo`" for stage in stale)
             verb = "have" if len(stale) > 1 else "has"
             raise PipeError(
                 f"{self.name}: this ledger was made from outputs that {redone} {verb} since replaced, so what it holds is stale; "

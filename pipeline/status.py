@@ -14,11 +14,12 @@ from rich.table import Table
 
 from manifests.layout import DatasetLayout
 from manifests.ledger import Ledger, LedgerError, rows_by_status
-from manifests.schema import IMPORTS, LEDGERS
+from manifests.schema import IMPORTS
 from pipeline.console import console, counts_table
 from pipeline.errors import PipeError
 from pipeline.eval.report_file import read_report
 from pipeline.recorded_options import DamagedRecord, read_digested_json
+from pipeline.stages import ledger_stages
 
 
 def show_status(root: Path) -> int:
@@ -29,7 +30,7 @@ def show_status(root: Path) -> int:
         raise PipeError(f"dataset folder not found: {root}")
     found = unreadable = 0
     # `pipe import pairs` keeps its own ledger beside the stages' (before prepared: it feeds prepared and lines).
-    for schema in (IMPORTS, *LEDGERS):
+    for schema in (IMPORTS, *(entry.ledger_schema() for entry in ledger_stages())):
         ledger = Ledger(root, schema)
         if not ledger.exists():
             continue

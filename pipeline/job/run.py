@@ -25,21 +25,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import typer
 from manifests.layout import DatasetLayout
 from rich.text import Text
 
 from pipeline.console import console
 from pipeline.errors import USER_ERRORS, Interrupted, PipeError
-from pipeline.job.spec import STAGES, JobSpec, StageSpec, parser_of, run_name
-from pipeline.job.state import eval_inputs, eval_is_current, read_job_state, train_shards_fingerprint, training_target, write_record
+from pipeline.job.spec import JobSpec, StageSpec, chain
+from pipeline.job.state import write_record
+from pipeline.stage_options import StageAborted, invoke
+from pipeline.stages import Stage
 from pipeline.recorded_options import DamagedRecord, read_digested_json
 
 EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 3
-EXIT_ABORTED = 130  # what Typer's parser returns for a KeyboardInterrupt it caught
-
-# The summary each stage session writes (ROOT/.pipe/summaries/<name>.json), to say what a stage did.
-SESSION_SUMMARY = {"crawl": "raw", "prepare": "prepared", "extract": "lines", "shard": "shards"}
 
 
 # --------------------------------------------------------------------------------------------- selection
@@ -67,18 +64,7 @@ def select_stages(job: JobSpec, start: str | None, until: str | None, only: str 
 
 def dependencies(job: JobSpec, stage: StageSpec) -> list[str]:
     """The job's stages whose failure leaves nothing for `stage` to do."""
-    present = {s.name for s in job.stages}
-    layout = DatasetLayout(job.dataset)
-    wanted: list[str] = {
-        "prepare": ["crawl"] if Path(stage.params.get("source") or "") == layout.ledger("raw") else [],
-        "extract": ["prepare"],
-        "shard": ["prepare", "extract"],
-        "train.ldm": ["shard"],
-        "train.draft": ["shard", "train.ldm"],
-        "train.refine": ["shard", "train.draft"],
-        "eval": ["shard", "train.ldm", "train.draft", "train.refine"],
-    }.get(stage.name, [])
-    return [name for name in wanted if name in present]
+    return stage.entry.hook("dependencies")(job, stage)
 
 
 # --------------------------------------------------------------------------------------------- outcomes
@@ -209,7 +195,7 @@ class JobRunner:
         elif code == EXIT_OK:
             self.log.line(f"job: finished ({', '.join(o.name for o in worked)} did work)", "green")
         else:
-            self.log.line(f"job: {len(failed)} stage(s) failed or skipped: {', '.join(sorted(failed, key=STAGES.index))}; see {self.folder / 'job.log'}", "red")
+            self.log.line(f"job: {len(failed)} stage(s) failed or skipped: {', '.join(sorted(failed, key=chain().index))}; see {self.folder / 'job.log'}", "red")
         return code
 
     def finish(self, code: int) -> None:
@@ -231,7 +217,7 @@ class JobRunner:
         command_line = "pipe " + " ".join([stage.command, *argv])
         self.log.line(f"{stage.name}: start{note}: {command_line}", "bold cyan")
         started = time.monotonic()
-        summary_path = self._summary_path(stage)
+        summary_path = stage.entry.hook("summary_path")(self.layout, stage)
         before = summary_path.stat().st_mtime_ns if summary_path and summary_path.is_file() else None
         status = self._invoke_stage(stage, argv)
         seconds = time.monotonic() - started
@@ -241,50 +227,25 @@ class JobRunner:
         if status != "ok":
             self.log.line(f"{stage.name}: {status} after {seconds:.1f} s", "red")
             return StageOutcome(stage.name, "failed", status.removeprefix("failed: "), seconds, command_line, summary)
-        if stage.command == "train":
-            state = read_job_state(self.layout.job_state(stage.name), "train")
-            write_record(self.layout.job_state(stage.name), {**state, "done": True})
-        if stage.command == "eval":
-            write_record(self.layout.job_state(stage.name), {"inputs": eval_inputs(self.job, stage), "report": report})
+        stage.entry.hook("after_run")(self, stage, report)
         outcome_status, what = _what_it_did(stage, summary)
         self.log.line(f"{stage.name}: {outcome_status} in {seconds:.1f} s{': ' + what if what else ''}", "green")
         return StageOutcome(stage.name, outcome_status, what, seconds, command_line, summary)
 
     def _prepare(self, stage: StageSpec) -> StageOutcome | tuple[list[str], str, str | None]:
         """The stage's arguments for this run (argv, a note, the report name), or its outcome when it has nothing to do."""
-        argv = list(stage.argv)
-        if stage.command == "train":
-            target, why = training_target(self.job, stage)
-            path = self.layout.job_state(stage.name)
-            if target is None:
-                state = read_job_state(path, "train")
-                if state and not state["done"]:  # it got there in a run that failed or was killed after its checkpoint
-                    write_record(path, {**state, "done": True})
-                self.log.line(f"{stage.name}: nothing to do: {why}", "green")
-                return StageOutcome(stage.name, "nothing to do", why, command=stage.command_line())
-            argv = _train_argv(argv, target, self.layout.run_checkpoint(run_name(stage)), self.layout.run(run_name(stage)))
-            write_record(path, {"target": target, "done": False, "shards": train_shards_fingerprint(self.job.dataset)})
-            return argv, f" (to step {target}: {why})", None
-        if stage.command == "eval":
-            current, state = eval_is_current(self.job, stage)
-            if current:
-                why = f"report {state['report']} already scores these checkpoints on these shards"
-                self.log.line(f"{stage.name}: nothing to do: {why}", "green")
-                return StageOutcome(stage.name, "nothing to do", why, command=stage.command_line())
-            report = f"{stage.params.get('name') or 'job'}-{self.stamp}"
-            return _without_option(argv, "--name") + ["--name", report], f" (report {report})", report
-        return argv, "", None
+        return stage.entry.hook("before_run")(self, stage)
 
     def _invoke_stage(self, stage: StageSpec, argv: list[str]) -> str:
         """Run the stage's command: "ok" or "failed: <why>"; an interruption says how to resume the job."""
         resume = f"run `pipe run {self.job.path}` again to resume"
         try:
-            return _invoke(stage.command, argv)
+            return _invoke(stage.entry, argv)
         except Interrupted as exc:  # the stage saved its work; its own hint (`--resume`) is not how a job goes on
             self.log.line(f"{stage.name}: interrupted", "red")
             saved = str(exc).rsplit("; ", 1)[0] if "; " in str(exc) else str(exc)
             raise Interrupted(f"{saved} (in {stage.name}); {resume}") from None
-        except (KeyboardInterrupt, typer.Abort):  # Ctrl-C outside a stage session (Click turns it into Abort)
+        except (KeyboardInterrupt, StageAborted):  # Ctrl-C outside a stage session
             self.log.line(f"{stage.name}: interrupted", "red")
             raise Interrupted(f"interrupted during {stage.name}; {resume}") from None
         except USER_ERRORS as exc:
@@ -301,65 +262,14 @@ class JobRunner:
             self.log.line(f"warning: the stage's summary {path} is damaged ({exc}); its outcome is its exit code alone", "yellow")
             return None
 
-    def _summary_path(self, stage: StageSpec) -> Path | None:
-        if stage.command in SESSION_SUMMARY:
-            return self.layout.summary(SESSION_SUMMARY[stage.command])
-        if stage.command == "train":
-            return self.layout.summary(f"train-{run_name(stage)}")
-        return None
-
-
-def _without_option(argv: list[str], option: str) -> list[str]:
-    out, skip = [], False
-    for part in argv:
-        if skip:
-            skip = False
-            continue
-        if part == option:
-            skip = True
-            continue
-        out.append(part)
-    return out
-
-
-def _train_argv(argv: list[str], target: int, checkpoint: Path, run_dir: Path) -> list[str]:
-    from train.trainer import run_exists
-
-    argv = _without_option(argv, "--steps") + ["--steps", str(target)]
-    if checkpoint.is_file():
-        return argv + ["--resume"]
-    if run_exists(run_dir):  # a run the job started and that was killed before its first checkpoint
-        return argv + ["--overwrite"]
-    return argv
-
 
 def _what_it_did(stage: StageSpec, summary: dict[str, Any] | None) -> tuple[str, str]:
-    if summary is None:
-        return "done", ""
-    if stage.command == "train":
-        first, last = summary.get("first_step", 0), summary.get("last_step")
-        if first == last:  # the run was already at its target: nothing was trained
-            return "nothing to do", f"{summary.get('run_dir') or 'the run'} is already at step {last}"
-        return "done", f"steps {first + 1}-{last}"
-    counts = summary.get("new_counts") or []
-    new = sum(n for _, _, n in counts)
-    if stage.command != "crawl" and not summary.get("processed") and not new:
-        return "nothing to do", "every input is already in the ledger"
-    if stage.command == "crawl" and not any(status == "ok" for status, _, _ in counts):
-        retried = f"; {new} post(s) that failed before were tried again and did not download" if new else ""
-        return "nothing to do", f"no new downloads{retried}"
-    text = ", ".join(f"{status}{'/' + reason if reason else ''} {n}" for status, reason, n in counts)
-    return "done", f"{new} new: {text}"
+    return stage.entry.hook("describe")(stage, summary)
 
 
-def _invoke(command: str, argv: list[str]) -> str:
-    """Run one command as `pipe COMMAND ARGV...` would, in this process: "ok" or "failed: <why>"."""
-    result = parser_of(command).main(args=argv, prog_name=f"pipe {command}", standalone_mode=False)
-    if result == EXIT_ABORTED:  # Ctrl-C/SIGTERM outside the stage's session: the parser reports it as 130
-        raise KeyboardInterrupt
-    if isinstance(result, int) and result != 0:
-        return f"failed: exit code {result}"
-    return "ok"
+def _invoke(stage: Stage, argv: list[str]) -> str:
+    """Run one stage's command in this process: "ok" or "failed: <why>" (a seam tests replace)."""
+    return invoke(stage, argv)
 
 
 def run_job(job: JobSpec, selected: list[StageSpec], on_runner: Callable[[JobRunner], None] | None = None) -> int:

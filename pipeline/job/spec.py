@@ -20,46 +20,37 @@ before anything runs.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import re
 import sys
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipeError
+from pipeline.stage_options import OptionRejected, is_path_option, parameters, parse, parser_of
+from pipeline.stages import Stage, stage_names
+from pipeline.stages import stage as stage_entry
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-# Chain order; a job runs the stages it has tables for in this order.
-STAGES = ("crawl", "prepare", "extract", "shard", "train.ldm", "train.draft", "train.refine", "eval")
-TRAIN_STAGES = tuple(s for s in STAGES if s.startswith("train."))
 TOP_LEVEL_KEYS = ("dataset", "seed")
 
-# Keys the job itself decides: what a scheduled run does with them is the job's business.
-JOB_OWNED = {
-    "train": {
-        "resume": "the job continues a run from its last checkpoint by itself",
-        "overwrite": "a job never deletes a run; start it over by hand with `pipe train ... --overwrite`",
-    },
-    "eval": {
-        "compare": "`pipe eval --compare` prints two reports; it is not a stage",
-        "out": "each job run writes a new report under ROOT/reports/ and keeps the old ones",
-    },
-    "shard": {
-        "verify": "`pipe shard --verify` checks shards; run it by hand",
-        "contact-sheet": "`pipe shard --contact-sheet` draws a picture; run it by hand",
-    },
-}
+
+def chain() -> tuple[str, ...]:
+    """The stages a job can have, in chain order (a job runs those it has tables for in this order)."""
+    return stage_names()
+
+
+def train_stages() -> tuple[str, ...]:
+    """The stages that train a run: a path value naming one means its checkpoint."""
+    return tuple(name for name in stage_names() if stage_entry(name).checkpoint)
 
 
 def stage_command_name(stage: str) -> str:
-    return stage.split(".")[0]
+    return stage_entry(stage).command
 
 
 @dataclass
@@ -72,8 +63,13 @@ class StageSpec:
     params: dict[str, Any] = field(default_factory=dict)  # every option's value, defaults included
 
     @property
+    def entry(self) -> Stage:
+        """The stage's registry entry: its command, ledger, upstream stages and job hooks."""
+        return stage_entry(self.name)
+
+    @property
     def command(self) -> str:
-        return stage_command_name(self.name)
+        return self.entry.command
 
     def command_line(self) -> str:
         import shlex
@@ -126,8 +122,8 @@ def check_job(document: dict[str, Any], path: Path, overrides: list[str] = (), b
         raise JobFileError(f"{where}: seed: expected an integer, got {seed!r}")
     dataset = (base / dataset_value).resolve()
     if not tables:
-        raise JobFileError(f"{where}: no stage tables: add at least one of " + ", ".join(f"[{s}]" for s in STAGES))
-    stages = [StageSpec(name, tables[name]) for name in STAGES if name in tables]
+        raise JobFileError(f"{where}: no stage tables: add at least one of " + ", ".join(f"[{s}]" for s in chain()))
+    stages = [StageSpec(name, tables[name]) for name in chain() if name in tables]
     job = JobSpec(path=path, dataset=dataset, seed=seed, stages=stages, text="")
     for stage in stages:
         _resolve_stage(stage, job, base, where)
@@ -141,8 +137,8 @@ def apply_override(document: dict[str, Any], override: str, where: str) -> None:
     if not sep or "." not in target:
         raise JobFileError(f"--set {override}: expected STAGE.KEY=VALUE, e.g. --set train.draft.steps=500")
     stage, key = target.rsplit(".", 1)
-    if stage not in STAGES:
-        raise JobFileError(f"--set {override}: unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
+    if stage not in chain():
+        raise JobFileError(f"--set {override}: unknown stage {stage!r}; stages are: {', '.join(chain())}")
     try:
         value = tomllib.loads(f"value = {raw}")["value"]
     except tomllib.TOMLDecodeError:
@@ -157,111 +153,98 @@ def apply_override(document: dict[str, Any], override: str, where: str) -> None:
 
 def _stage_tables(document: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
     tables: dict[str, dict[str, Any]] = {}
+    grouped = {name.split(".", 1)[0] for name in chain() if "." in name}  # [train.draft]: a table in `train`
     for key, value in document.items():
         if key in TOP_LEVEL_KEYS:
             continue
-        if key == "train":
+        if key in grouped:
+            members = [name for name in chain() if name.startswith(key + ".")]
             if not isinstance(value, dict):
-                raise JobFileError(f"{where}: train: expected tables [train.draft], [train.refine] or [train.ldm]")
+                listed = ", ".join(f"[{m}]" for m in members[:-1]) + f" or [{members[-1]}]"
+                raise JobFileError(f"{where}: {key}: expected tables {listed}")
             for stage, table in value.items():
-                name = f"train.{stage}"
-                if name not in STAGES:
-                    raise JobFileError(f"{where}: unknown stage [{name}]; train stages are: draft, refine, ldm")
+                name = f"{key}.{stage}"
+                if name not in chain():
+                    kinds = ", ".join(m.split(".", 1)[1] for m in members)
+                    raise JobFileError(f"{where}: unknown stage [{name}]; {key} stages are: {kinds}")
                 if not isinstance(table, dict):
                     raise JobFileError(f"{where}: [{name}] must be a table")
                 tables[name] = table
-        elif key in STAGES:
+        elif key in chain():
             if not isinstance(value, dict):
                 raise JobFileError(f"{where}: {key}: expected a table [{key}]")
             tables[key] = value
         else:
-            known = ", ".join(list(TOP_LEVEL_KEYS) + [f"[{s}]" for s in STAGES])
+            known = ", ".join(list(TOP_LEVEL_KEYS) + [f"[{s}]" for s in chain()])
             raise JobFileError(f"{where}: unknown {'stage' if isinstance(value, dict) else 'key'} {key!r}; a job has: {known}")
     return tables
 
 
 # --------------------------------------------------------------------------------------------- checking
-@functools.cache
-def _commands() -> dict[str, Any]:
-    """Every `pipe` command's parser (Typer's own Click), built once per process."""
-    import typer
-
-    # The stage commands a job runs (colorize too: the same first modules, in the same order, as
-    # `pipe --help` registers), without pipeline.cli, whose `pipe run` command imports this module.
-    from pipeline.commands import prepare, import_pairs, crawl, extract, shard, train, colorize, eval  # noqa: F401, I001
-    from pipeline.commands.app import app
-
-    return dict(typer.main.get_command(app).commands)
-
-
-def parser_of(name: str) -> Any:
-    """The parser of `pipe NAME`: it checks a job's values (make_context) and runs the stage (main)."""
-    return _commands()[name]
-
-
 def _resolve_stage(stage: StageSpec, job: JobSpec, base: Path, where: str) -> None:
-    parser = parser_of(stage.command)
+    """Turn the stage's table into its command line and parsed values, or a JobFileError naming the key."""
+    parser = parser_of(stage.entry)
     label = f"{where}: [{stage.name}]"
-    owned = JOB_OWNED.get(stage.command, {})
-    options, arguments = _parameters(parser)
+    options, arguments = parameters(parser)
     table = dict(stage.table)
-    # What a chain decides for its commands: the seed, and which checkpoints eval scores.
+    # What a chain decides for its commands: the seed, and what the stage's own hook adds.
     if job.seed is not None and "seed" in options and "seed" not in table:
         table["seed"] = job.seed
-    if stage.command == "eval":
-        for key in ("draft", "refine"):
-            if key not in table and job.stage(f"train.{key}") is not None:
-                table[key] = f"train.{key}"
-        if "draft" not in table:
-            raise JobFileError(f"{label} draft: missing: the job trains no draft stage, so name a checkpoint (draft = \"runs/NAME/checkpoints/last.pt\")")
-    # The positional arguments: the dataset root and the train stage come from the job itself.
-    argv: list[str] = []
+    stage.entry.hook("complete_table")(job, stage, table, label)
+    argv = _argument_argv(stage, job, arguments, table, base, label)
     argument_names = {a.name for a in arguments}
-    for argument in arguments:
-        if argument.name == "root":
-            argv.append(str(job.dataset))
-        elif argument.name == "stage" and stage.command == "train":
-            argv.append(stage.name.split(".", 1)[1])
-        elif argument.name in table:
-            value = table[argument.name]
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                raise JobFileError(f"{label} {argument.name}: expected a string, got {value!r}")
-            argv.append(_path_text(str(value), base, job, label, argument.name) if argument.name == "source" else str(value))
-        elif stage.name == "prepare" and argument.name == "source":
-            if job.stage("crawl") is None and not (job.dataset / "raw.parquet").is_file():
-                raise JobFileError(f"{label} source: missing: the job has no [crawl] table, so give a folder of images or a crawl ledger")
-            table["source"] = str(job.dataset / "raw.parquet")
-            argv.append(table["source"])
-        elif argument.required:
-            raise JobFileError(f"{label} {argument.name}: missing (the {argument.name.upper()} of `pipe {stage.command}`)")
     for key, value in table.items():
         if key in argument_names and key not in options:
-            if key == "root":
-                raise JobFileError(f"{label} root: the dataset root comes from the top-level `dataset`")
-            if key == "stage":
-                raise JobFileError(f"{label} stage: the train stage is the table's name ([train.draft], [train.refine], [train.ldm])")
+            _check_argument_key(stage, job, key, label)
             continue
-        if key in owned:
-            raise JobFileError(f"{label} {key}: not a job setting: {owned[key]}")
+        if key in stage.entry.job_owned:
+            raise JobFileError(f"{label} {key}: not a job setting: {stage.entry.job_owned[key]}")
         option = options.get(key)
         if option is None:
             raise JobFileError(f"{label} {key}: `pipe {stage.command}` has no option --{key} (see `pipe {stage.command} --help`)")
-        argv += _option_argv(option, key, value, label, base, job, is_path=option.name in path_parameters(stage.command))
+        argv += _option_argv(option, key, value, label, base, job)
     try:
-        context = parser.make_context(stage.command, list(argv))
-    except _usage_error_type(parser) as exc:  # the parser's usage errors: a wrong type, a value out of range
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        raise JobFileError(f"{label} {_failing_key(exc, options)}: {message}") from None
-    if stage.command == "train" and context.params.get("steps") is None:
-        raise JobFileError(f"{label} steps: missing: a job trains this many steps each time the train shards grow (e.g. steps = 2000)")
+        params = parse(parser, stage.command, argv)
+    except OptionRejected as exc:
+        raise JobFileError(f"{label} {exc.key}: {exc}") from None
+    stage.entry.hook("check_params")(stage, params, label)
     from pipeline.job.values import check_values
 
-    refused = check_values(stage.command, stage.name, dict(context.params))
+    refused = check_values(stage.entry, stage.name, dict(params))
     if refused is not None:
         raise JobFileError(f"{label} {refused[0]}: {refused[1]}")
     stage.table = table
     stage.argv = argv
-    stage.params = dict(context.params)
+    stage.params = params
+
+
+def _argument_argv(stage: StageSpec, job: JobSpec, arguments: list[Any], table: dict[str, Any], base: Path, label: str) -> list[str]:
+    """The positional arguments: the dataset root from the job, the others from the table or the stage's hooks."""
+    argv: list[str] = []
+    for argument in arguments:
+        supplied = str(job.dataset) if argument.name == "root" else stage.entry.hook("job_argument")(job, stage, argument.name)
+        if supplied is not None:
+            argv.append(supplied)
+        elif argument.name in table:
+            value = table[argument.name]
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise JobFileError(f"{label} {argument.name}: expected a string, got {value!r}")
+            argv.append(_path_text(str(value), base, job, label, argument.name) if is_path_option(argument) else str(value))
+        elif (default := stage.entry.hook("default_argument")(job, stage, argument.name, table, label)) is not None:
+            argv.append(default)
+        elif argument.required:
+            raise JobFileError(f"{label} {argument.name}: missing (the {argument.name.upper()} of `pipe {stage.command}`)")
+    return argv
+
+
+def _check_argument_key(stage: StageSpec, job: JobSpec, key: str, label: str) -> None:
+    """A table key naming an argument the job supplies itself is a mistake; one it takes is fine."""
+    if key == "root":
+        raise JobFileError(f"{label} root: the dataset root comes from the top-level `dataset`")
+    if stage.entry.hook("job_argument")(job, stage, key) is not None:
+        grouped = stage.name.split(".", 1)[0]
+        tables = ", ".join(f"[{name}]" for name in chain() if name.startswith(grouped + "."))
+        raise JobFileError(f"{label} {key}: the {grouped} {key} is the table's name ({tables})")
 
 
 def run_name(stage: StageSpec) -> str:
@@ -277,57 +260,11 @@ def checkpoint_of(job: JobSpec, stage_name: str) -> Path:
     return DatasetLayout(job.dataset).run_checkpoint(run_name(stage))
 
 
-def _failing_key(error: Exception, options: dict[str, Any]) -> str:
-    param = getattr(error, "param", None)
-    if param is not None:
-        for key, option in options.items():
-            if option is param:
-                return key
-        return param.name or "?"
-    return "options"
-
-
-def _usage_error_type(command: Any) -> type[Exception]:
-    """The ClickException class of the Click that `command` is built on: Typer vendors its own Click
-    from 0.28 (typer._click), before that it uses the installed click package."""
-    import importlib
-
-    for cls in type(command).__mro__:
-        if cls.__name__ == "Command" and cls.__module__.endswith(".core"):
-            return importlib.import_module(cls.__module__.removesuffix(".core") + ".exceptions").ClickException
-    raise TypeError(f"{type(command).__name__} is not a Click command")
-
-
-def _parameters(command: Any) -> tuple[dict[str, Any], list[Any]]:
-    """The command's options by long name (without dashes) and its positional arguments in order."""
-    options: dict[str, Any] = {}
-    arguments: list[Any] = []
-    for param in command.params:
-        if param.param_type_name == "argument":
-            arguments.append(param)
-        else:
-            for opt in param.opts:
-                if opt.startswith("--"):
-                    options[opt[2:]] = param
-    return options, arguments
-
-
-@functools.cache
-def path_parameters(name: str) -> frozenset[str]:
-    """The parameters of `pipe NAME` whose values are files or folders (annotated `Path`, optional or
-    not): relative values start from the job file's folder, and a value naming one of the job's train
-    stages (drafts-from = "train.draft") means its checkpoint. Read from the command function's own
-    annotations: Typer's records of them differ between its releases."""
-    function = inspect.unwrap(parser_of(name).callback)
-    hints = typing.get_type_hints(function)
-    return frozenset(key for key, hint in hints.items() if hint is Path or Path in typing.get_args(hint))
-
-
 def _path_text(value: str, base: Path, job: JobSpec, label: str, key: str) -> str:
-    if re.fullmatch(r"train\.[A-Za-z0-9_-]+", value) and value not in TRAIN_STAGES and not (base / value).exists():
+    if re.fullmatch(r"train\.[A-Za-z0-9_-]+", value) and value not in train_stages() and not (base / value).exists():
         # `train.drfat`: a misspelt stage, not a file of that name (there is none)
-        raise JobFileError(f"{label} {key}: {value!r} is no train stage (they are {', '.join(TRAIN_STAGES)}) and no file {base / value} exists")
-    if value in TRAIN_STAGES:
+        raise JobFileError(f"{label} {key}: {value!r} is no train stage (they are {', '.join(train_stages())}) and no file {base / value} exists")
+    if value in train_stages():
         referenced = job.stage(value)
         if referenced is None or not referenced.params:
             raise JobFileError(f"{label} {key}: {value!r} names no train stage that runs before this one in the job")
@@ -336,7 +273,7 @@ def _path_text(value: str, base: Path, job: JobSpec, label: str, key: str) -> st
     return str(path if path.is_absolute() else (base / path).resolve())
 
 
-def _option_argv(option: Any, key: str, value: Any, label: str, base: Path, job: JobSpec, is_path: bool) -> list[str]:
+def _option_argv(option: Any, key: str, value: Any, label: str, base: Path, job: JobSpec) -> list[str]:
     flag = f"--{key}"
     if option.is_flag and not option.count:
         if not isinstance(value, bool):
@@ -354,22 +291,22 @@ def _option_argv(option: Any, key: str, value: Any, label: str, base: Path, job:
         values = value if isinstance(value, list) else [value]
         argv: list[str] = []
         for item in values:
-            argv += [flag, _scalar(item, label, key, base, job, is_path)]
+            argv += [flag, _scalar(item, option, label, key, base, job)]
         return argv
     if option.nargs > 1:
         if not isinstance(value, list) or len(value) != option.nargs:
             raise JobFileError(f"{label} {key}: expected a list of {option.nargs} values")
-        return [flag, *(_scalar(v, label, key, base, job, is_path) for v in value)]
+        return [flag, *(_scalar(v, option, label, key, base, job) for v in value)]
     if isinstance(value, list):  # a comma-separated option written as a TOML list
-        return [flag, ",".join(_scalar(v, label, key, base, job, is_path) for v in value)]
-    return [flag, _scalar(value, label, key, base, job, is_path)]
+        return [flag, ",".join(_scalar(v, option, label, key, base, job) for v in value)]
+    return [flag, _scalar(value, option, label, key, base, job)]
 
 
-def _scalar(value: Any, label: str, key: str, base: Path, job: JobSpec, is_path: bool) -> str:
+def _scalar(value: Any, option: Any, label: str, key: str, base: Path, job: JobSpec) -> str:
     if isinstance(value, (list, dict)) or isinstance(value, bool):
         raise JobFileError(f"{label} {key}: expected a single value, got {value!r}")
     text = str(value)
-    return _path_text(text, base, job, label, key) if is_path else text
+    return _path_text(text, base, job, label, key) if is_path_option(option) else text
 
 
 # --------------------------------------------------------------------------------------------- writing

@@ -1,0 +1,40 @@
+"""`pipe run`'s prepare stage: it prepares the crawl's downloads unless its table names a source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.stage_jobs.common import ids
+
+
+def default_argument(job: Any, spec: Any, name: str, table: dict[str, Any], label: str) -> str | None:
+    if name != "source":
+        return None
+    from pipeline.job.spec import JobFileError
+
+    if job.stage("crawl") is None and not (job.dataset / "raw.parquet").is_file():
+        raise JobFileError(f"{label} source: missing: the job has no [crawl] table, so give a folder of images or a crawl ledger")
+    table["source"] = str(job.dataset / "raw.parquet")
+    return table["source"]
+
+
+def dependencies(job: Any, spec: Any) -> list[str]:
+    """The crawl, when this stage prepares its ledger."""
+    from manifests.layout import DatasetLayout
+
+    crawls = Path(spec.params.get("source") or "") == DatasetLayout(job.dataset).ledger("raw")
+    return ["crawl"] if crawls and job.stage("crawl") is not None else []
+
+
+def plan(job: Any, spec: Any) -> tuple[bool | None, str]:
+    from manifests.schema import PREPARED
+    from pipeline.prepare.stage import PrepareConfig, PrepareStage
+
+    source = Path(spec.params["source"])
+    if not source.exists():
+        return None, f"prepares what the crawl downloads ({source} does not exist yet)"
+    planned = PrepareStage(source=source, root=job.dataset, config=PrepareConfig()).plan()
+    done = ids(job.dataset, PREPARED)
+    pending = sum(1 for item in planned if item.id not in done)
+    return pending > 0, f"{pending:,} of {len(planned):,} inputs not in the ledger"
