@@ -67,7 +67,9 @@ def is_path_option(option: Any) -> bool:
     if descriptor is not None:  # typer >= 0.28 keeps the annotation
         annotation = descriptor.annotation
         return annotation is Path or Path in getattr(annotation, "__args__", ())
-    return type(getattr(option, "type", None)).__name__ == "Path"  # older typer: Click's Path type
+    # Older typer: Click's path parameter type, whose `name` is "path" in every Click release (its
+    # class is Typer's own subclass in some).
+    return getattr(getattr(option, "type", None), "name", None) == "path"
 
 
 def parse(command: Any, name: str, argv: list[str]) -> dict[str, Any]:
