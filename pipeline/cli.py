@@ -23,6 +23,7 @@ __all__ = ["app", "load_app", "main"]  # noqa: F822 - `app` comes from __getattr
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 _app = None
+_interrupt_seen = False  # a Ctrl-C or SIGTERM reached this process (see `main`)
 
 
 def load_app():  # noqa: ANN201 - typer.Typer, imported lazily
@@ -47,6 +48,13 @@ def __getattr__(name: str):  # noqa: ANN202 - `from pipeline.cli import app` kee
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM (a batch scheduler's stop, `systemctl stop`, `kill`) ends a run as Ctrl-C does: the
     stage saves what it finished (training writes a checkpoint) and exits with one line."""
+    _on_interrupt(signum, frame)
+
+
+def _on_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C (and SIGTERM through `_terminate`): remembered for `main`, then raised as usual."""
+    global _interrupt_seen
+    _interrupt_seen = True
     raise KeyboardInterrupt
 
 
@@ -94,7 +102,7 @@ def _exit_now(code: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; also callable from tests with an argument list."""
     try:
-        return _run(argv)
+        code = _run(argv)
     except KeyboardInterrupt:  # start-up (imports), or outside a stage session
         _say("interrupted")
         if argv is None:  # the process itself (console script, `python -m`), not a test's call
@@ -108,17 +116,24 @@ def main(argv: list[str] | None = None) -> int:
 
         _say(disk_full_message(error))
         return 2
+    if argv is None and _interrupt_seen:
+        # A stage (a `pipe run` job's, say) caught the interrupt and saved its work, but the Ctrl-C may
+        # have landed in PyTorch's import, which leaves the interpreter set to die by SIGINT at exit.
+        _exit_now(code)
+    return code
 
 
 def _run(argv: list[str] | None) -> int:
     light_worker_start()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    previous_int = signal.signal(signal.SIGINT, _on_interrupt) if in_main_thread else None
     try:
         return _run_app(argv)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int if previous_int is not None else signal.default_int_handler)
 
 
 @contextlib.contextmanager
@@ -138,7 +153,7 @@ def _interrupts_held() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
     if received:
-        raise KeyboardInterrupt
+        _on_interrupt(received[0], None)
 
 
 def _run_app(argv: list[str] | None) -> int:

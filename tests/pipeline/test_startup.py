@@ -103,6 +103,22 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, command_name, delay):
     assert (process.returncode, err.strip().splitlines()[-1]) == (2, "error: interrupted"), err
 
 
+def test_an_interrupt_a_stage_caught_inside_an_extension_still_exits_2(tmp_path):
+    """A `pipe run` job catches the SIGTERM of a `systemctl stop` and returns 2 after its one line. If the
+    signal landed while an extension ran Python code from C (PyTorch's import does), an interpreter
+    started as `python -m` is left set to kill itself with SIGINT at exit: seen as exit -2 from a job
+    under `python -m pipeline.cli run`. `main` exits 2."""
+    (tmp_path / "stage_caught_it.py").write_text(
+        "import ctypes, sys\nimport pipeline.cli as cli\n"
+        "def stage_that_caught_it(argv):\n"
+        "    ctypes.pythonapi.PyRun_SimpleString(b'import signal; signal.raise_signal(signal.SIGTERM)')\n"
+        "    return 2\n"
+        "cli._run_app = stage_that_caught_it\nsys.exit(cli.main())\n"
+    )
+    result = subprocess.run([sys.executable, "-m", "stage_caught_it"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+
+
 HEAVY = ("torch", "cv2", "scrapy", "ray")
 
 
