@@ -41,8 +41,15 @@ def _registered(module: str) -> dict[str, Any]:
 
 
 def parser_of(stage: Stage) -> Any:
-    """The parser of the stage's command: it checks a job's values and runs the stage."""
-    return stage.parser() if stage.parser is not None else _registered(stage.options)[stage.command]
+    """The parser of the stage's command: it checks a job's values and runs the stage. A command of a
+    group (`import booru`) is its group's subcommand."""
+    if stage.parser is not None:
+        return stage.parser()
+    group, *subcommands = stage.command.split()
+    command = _registered(stage.options)[group]
+    for name in subcommands:
+        command = command.commands[name]
+    return command
 
 
 def parameters(command: Any) -> tuple[dict[str, Any], list[Any]]:

@@ -38,6 +38,7 @@ class Stage:
     parser: Callable[[], Any] | None = None  # its options' parser, when not `options`'s registered command
     schema: Callable[[], Any] | None = None  # its ledger's schema, when not one of manifests.schema's
     checkpoint: bool = False  # it trains a run: its name as a path value (drafts-from = "train.draft") means the run's checkpoint
+    shares_ledger: bool = False  # it adds rows to another stage's ledger (import: the crawl's raw.parquet)
 
     def hook(self, name: str) -> Callable[..., Any]:
         """The stage's job hook `name`, or the common one when its module has none."""
@@ -61,8 +62,10 @@ def _train(kind: str, upstream: tuple[str, ...]) -> Stage:
 
 
 _BUILT_IN: tuple[Stage, ...] = (
+    # A board dump first: the crawl that follows skips the posts it recorded and downloads only newer ones.
+    Stage("import", "import booru", "raw", (), "pipeline.commands.import_booru", "pipeline.stage_jobs.import_booru", shares_ledger=True),
     Stage("crawl", "crawl", "raw", (), "pipeline.commands.crawl", "pipeline.stage_jobs.crawl"),
-    Stage("prepare", "prepare", "prepared", ("crawl",), "pipeline.commands.prepare", "pipeline.stage_jobs.prepare"),
+    Stage("prepare", "prepare", "prepared", ("import", "crawl"), "pipeline.commands.prepare", "pipeline.stage_jobs.prepare"),
     Stage("extract", "extract", "lines", ("prepare",), "pipeline.commands.extract", "pipeline.stage_jobs.extract"),
     Stage(
         "shard", "shard", "shards", ("prepare", "extract"), "pipeline.commands.shard", "pipeline.stage_jobs.shard",
@@ -103,13 +106,13 @@ def stage(name: str) -> Stage:
 
 
 def ledger_stages() -> tuple[Stage, ...]:
-    """The stages that keep a ledger, in chain order."""
-    return tuple(entry for entry in _REGISTRY if entry.ledger)
+    """The stages that keep a ledger, in chain order: each ledger once, by the stage that owns it."""
+    return tuple(entry for entry in _REGISTRY if entry.ledger and not entry.shares_ledger)
 
 
 def command_of_ledger(ledger: str) -> str | None:
     """The command that writes a ledger (for messages about its outputs)."""
-    return next((entry.command for entry in _REGISTRY if entry.ledger == ledger), None)
+    return next((entry.command for entry in ledger_stages() if entry.ledger == ledger), None)
 
 
 def register(new: Stage, after: str | None = None) -> Callable[[], None]:

@@ -46,30 +46,16 @@ def booru(
     The file of each post is checked (md5, type) and stored as ROOT/raw/<ab>/<sha256>.<ext>, as a crawl stores it.
     Running the same command again resumes: posts already recorded are skipped.
     """
-    from crawlers.config import CrawlConfig
-    from crawlers.sites import SITES, SiteRecord
-    from pipeline.importing.booru import BooruImport, run_booru_import, tag_filter
-    from pipeline.importing.booru_files import LAYOUTS, LINK_MODES, LinkError
-    from pipeline.importing.booru_metadata import MetadataError, metadata_format
+    from pipeline.importing.booru import BooruImport, run_booru_import
+    from pipeline.importing.booru_files import LinkError
+    from pipeline.importing.booru_metadata import MetadataError
+    from pipeline.importing.booru_options import import_crawl_config
     from pipeline.session import make_dataset_folder
 
-    if metadata is None:
-        raise PipeError("--metadata is required: the dump's post metadata (JSON lines, Parquet or a JSON array)")
-    for flag, value, allowed in (("--layout", layout, LAYOUTS), ("--link", link, LINK_MODES)):
-        if value not in allowed:
-            raise PipeError(f"{flag} must be one of: {', '.join(allowed)} (got {value!r})")
-    if not source.is_dir():
-        raise PipeError(f"dump folder not found: {source}")
-    board = SITES.get(site) or SiteRecord(site, "danbooru", "https://invalid.invalid", per_page=200)
-    try:
-        if not metadata.is_file():
-            raise MetadataError(f"metadata file not found: {metadata}")
-        metadata_format(metadata)
-        tag_filter(tags)
-        crawl = CrawlConfig(site=board, root=root.resolve(), tags=tags, ratings=tuple(rating.split(",")), min_side=min_side,
-                            exts=tuple(exts.split(",")), max_file_mb=max_file_mb, progress=progress)
-    except (ValueError, OSError) as exc:
-        raise PipeError(str(exc)) from None
+    crawl = import_crawl_config(
+        source=source, root=root, metadata=metadata, layout=layout, link=link, site=site, tags=tags, rating=rating,
+        min_side=min_side, exts=exts, max_file_mb=max_file_mb, progress=progress,
+    )
     make_dataset_folder(crawl.root)
     job = BooruImport(source=source.resolve(), metadata=metadata, layout=layout, link=link, crawl=crawl, save_every=save_every, old_ratings=old_ratings)
     try:

@@ -12,8 +12,8 @@ from pipeline.console import console
 
 SELECT_PANEL = "Which stages"
 
-JOB_EPILOG = """[bold]A job file[/] (TOML; one table per stage, run in chain order crawl, prepare, extract, shard,
-train.ldm, train.draft, train.refine, eval; a stage without a table is skipped):
+JOB_EPILOG = """[bold]A job file[/] (TOML; one table per stage, run in chain order import, crawl, prepare, extract,
+shard, train.ldm, train.draft, train.refine, eval; a stage without a table is skipped):
 
     dataset = "data/portraits"    # the dataset root of every command; relative paths start at the job file
     seed = 0                      # every command with --seed gets it unless its table sets one
@@ -21,7 +21,7 @@ train.ldm, train.draft, train.refine, eval; a stage without a table is skipped):
     site = "danbooru"
     tags = "1girl portrait"
     limit = 5000
-    \\[prepare]                     # source = "folder/of/images" instead of a crawl
+    \\[prepare]                     # source = "folder/of/images" instead of the crawl's ledger
     crop = "center"
     \\[extract]
     method = "xdog,dilate"
@@ -47,7 +47,7 @@ do not depend on it still ran), 2 a mistake in the job file or the options, or a
 @app.command("run", epilog=JOB_EPILOG)
 def run_command(
     job_file: Annotated[Path, typer.Argument(metavar="JOB", help="The job file (TOML): a dataset and its stages; see below, or `pipe demo --print-job`.")],
-    start: Annotated[Optional[str], typer.Option("--from", help="Start at this stage (crawl, prepare, extract, shard, train, train.draft, ..., eval).", rich_help_panel=SELECT_PANEL, show_default=False)] = None,
+    start: Annotated[Optional[str], typer.Option("--from", help="Start at this stage (import, crawl, prepare, extract, shard, train, train.draft, ..., eval).", rich_help_panel=SELECT_PANEL, show_default=False)] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="Stop after this stage.", rich_help_panel=SELECT_PANEL, show_default=False)] = None,
     only: Annotated[Optional[str], typer.Option("--only", help="Run this stage alone (train: every train stage).", rich_help_panel=SELECT_PANEL, show_default=False)] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key of the job file: STAGE.KEY=VALUE (e.g. train.draft.steps=500, crawl.limit=100). Repeatable.", show_default=False)] = None,

@@ -30,6 +30,7 @@ from manifests.layout import DatasetLayout
 from manifests.schema import RAW, STATUS_FAILED, STATUS_OK, STATUS_REJECTED
 from pipeline.importing.booru_files import find_file, store_file
 from pipeline.importing.booru_metadata import record_batches
+from pipeline.importing.booru_options import tag_filter
 from pipeline.session import StageSession
 
 
@@ -61,17 +62,6 @@ class ImportState(CrawlState):
 
     def _adopt_orphans(self) -> None:
         return None
-
-
-def tag_filter(query: str) -> Callable[[str], bool]:
-    """`--tags` as the board applies it: every plain tag present, every `-tag` absent."""
-    words = query.split()
-    metatags = [word for word in words if ":" in word]
-    if metatags:
-        raise ValueError(f"--tags for an import takes plain tags and -tags, not metatags like {metatags[0]!r}")
-    wanted = {word for word in words if not word.startswith("-")}
-    unwanted = {word[1:] for word in words if word.startswith("-")}
-    return lambda tags: wanted.issubset(tags.split()) and unwanted.isdisjoint(tags.split())
 
 
 def run_booru_import(job: BooruImport, on_row: Callable[[dict], None] | None = None) -> ImportCounts:

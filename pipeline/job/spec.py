@@ -74,7 +74,7 @@ class StageSpec:
     def command_line(self) -> str:
         import shlex
 
-        return "pipe " + " ".join(shlex.quote(part) for part in [self.command, *self.argv])
+        return " ".join(["pipe", *self.command.split(), *(shlex.quote(part) for part in self.argv)])
 
 
 @dataclass

@@ -13,18 +13,18 @@ def default_argument(job: Any, spec: Any, name: str, table: dict[str, Any], labe
         return None
     from pipeline.job.spec import JobFileError
 
-    if job.stage("crawl") is None and not (job.dataset / "raw.parquet").is_file():
-        raise JobFileError(f"{label} source: missing: the job has no [crawl] table, so give a folder of images or a crawl ledger")
+    if job.stage("crawl") is None and job.stage("import") is None and not (job.dataset / "raw.parquet").is_file():
+        raise JobFileError(f"{label} source: missing: the job has no [crawl] or [import] table, so give a folder of images or a crawl ledger")
     table["source"] = str(job.dataset / "raw.parquet")
     return table["source"]
 
 
 def dependencies(job: Any, spec: Any) -> list[str]:
-    """The crawl, when this stage prepares its ledger."""
+    """The import and the crawl (those the job has), when this stage prepares their ledger."""
     from manifests.layout import DatasetLayout
 
     crawls = Path(spec.params.get("source") or "") == DatasetLayout(job.dataset).ledger("raw")
-    return ["crawl"] if crawls and job.stage("crawl") is not None else []
+    return [name for name in spec.entry.upstream if crawls and job.stage(name) is not None]
 
 
 def plan(job: Any, spec: Any) -> tuple[bool | None, str]:

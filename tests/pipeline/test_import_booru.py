@@ -221,3 +221,59 @@ def test_a_json_array_in_the_2019_dumps_schema_with_string_ids_and_tag_lists(tmp
     assert import_dump(tmp_path / "dump", tmp_path / "ds", metadata) == 0
     row = ledger(tmp_path / "ds")[post.id]
     assert (row["status"], row["width"], row["tags"], row["artist"], row["characters"]) == ("ok", 600, "1girl solo some_artist hatsune_miku", "some_artist", "hatsune_miku")
+
+
+def write_import_job(folder: Path, board: str, source: str = "dump", metadata: str = "dump/metadata/posts.json", extra: str = "") -> Path:
+    """`dataset = "ds"`, a dump imported (paths relative to the job file), the board crawled, both prepared."""
+    job = folder / "job.toml"
+    job.write_text(
+        f'dataset = "ds"\n[import]\nsource = "{source}"\nmetadata = "{metadata}"\ntags = "1girl"\n{extra}'
+        f'[crawl]\nsite = "danbooru"\nroot = "{board}"\ntags = "1girl"\ninterval = 0.0\nbackoff = 0.1\nautothrottle = false\n'
+        '[prepare]\nmin-side = 16\nsize = 16\nworkers = 0\n'
+    )
+    return job
+
+
+def test_a_job_imports_the_dump_then_crawls_only_the_posts_the_dump_lacks(tmp_path, capsys):
+    board_posts = fixture_board_posts(100)
+    older = [post for post in dump_posts(100) if post.id <= 9950]  # the dump was taken before the newest 50 posts
+    with FixtureSite("danbooru", board_posts) as site:
+        metadata = write_dump(tmp_path / "dump", older)
+        metadata.write_text("".join(json.dumps(site.record(post)) + "\n" for post in site.posts if post.id <= 9950))
+        job = write_import_job(tmp_path, site.root)
+        capsys.readouterr()
+        assert main(["run", str(job), "--dry-run"]) == 0
+        planned = " ".join(capsys.readouterr())
+        assert "imports the posts of" in planned and "pipe import booru" in planned
+        assert main(["run", str(job)]) == 0
+        fetched = {site._files[r.path].id for r in site.requests if not r.is_api and r.path in site._files}
+        said = capsys.readouterr()
+        assert main(["run", str(job)]) == 0, "a second run: nothing new anywhere"
+        assert "job: nothing to do" in " ".join(capsys.readouterr())
+    rows = ledger(tmp_path / "ds")
+    assert fetched and all(post_id > 9950 for post_id in fetched), "the crawl downloads no post the dump holds"
+    imported = {post_id: row for post_id, row in rows.items() if post_id <= 9950}
+    assert {post_id: (row["status"], row["reason"]) for post_id, row in imported.items()} == expected_rows(older)
+    assert all(row["query"] == "1girl" for row in rows.values()) and len(rows) == 90  # every post of the query, once
+    assert "import: done" in said.out + said.err and "crawl: done" in said.out + said.err
+    prepared = pq.read_table(tmp_path / "ds" / "prepared.parquet").to_pylist()
+    assert {row["key"] for row in prepared} == {row["key"] for row in rows.values() if row["status"] == "ok"}
+
+
+@pytest.mark.parametrize(
+    "values, said",
+    [
+        ({"extra": 'layout = "nested"\n'}, "[import] layout: --layout must be one of: danbooru20xx, flat (got 'nested')"),
+        ({"extra": 'rating = "g,x"\n'}, "[import] rating: --rating takes letters"),
+        ({"metadata": "absent.jsonl"}, "[import] metadata: metadata file not found"),
+        ({"source": "nowhere"}, "[import] source: dump folder not found"),
+    ],
+)
+def test_a_job_with_a_wrong_import_value_is_one_line_before_anything_runs(tmp_path, capsys, values, said):
+    write_dump(tmp_path / "dump", dump_posts(5))
+    job = write_import_job(tmp_path, "http://127.0.0.1:9", **values)
+    capsys.readouterr()
+    assert main(["run", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "ds").exists(), "nothing written"

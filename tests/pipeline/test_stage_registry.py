@@ -57,7 +57,7 @@ def test_every_stage_has_every_hook_and_its_ledger_schema():
         assert all(up in stages.stage_names()[: stages.stage_names().index(entry.name)] for up in entry.upstream), entry.name
         if entry.ledger:
             assert entry.ledger_schema().stage == entry.ledger
-    assert stages.stage_names() == ("crawl", "prepare", "extract", "shard", "train.ldm", "train.draft", "train.refine", "eval")
+    assert stages.stage_names() == ("import", "crawl", "prepare", "extract", "shard", "train.ldm", "train.draft", "train.refine", "eval")
     assert [e.ledger for e in stages.ledger_stages()] == ["raw", "prepared", "lines", "shards"]
 
 
