@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,6 +29,10 @@ MARKER_KEY = b"pipe.checksummed"
 MARKER_VALUE = b"crc32-pages,sha256-file"
 _PLACEHOLDER = b"0" * 64
 _TRAILER = 8  # footer length (4 bytes, little-endian) + "PAR1"
+# Rows per row group. Every writer cuts its rows into groups of exactly this many (the last one less),
+# each from one contiguous chunk, so a file's bytes depend on its rows, not on how they were streamed in.
+ROW_GROUP_ROWS = 65_536
+_HASH_BLOCK = 1 << 20
 
 
 class DigestMismatch(ValueError):
@@ -41,30 +48,120 @@ class CheckedTable:
 def checksummed_parquet(table: pa.Table, compression: str = "zstd") -> bytes:
     """The Parquet bytes of `table`, with page checksums and the file digest filled in."""
     buffer = io.BytesIO()
-    with pq.ParquetWriter(buffer, table.schema, compression=compression, write_page_checksum=True) as writer:
-        writer.write_table(table)
-        writer.add_key_value_metadata({MARKER_KEY: MARKER_VALUE, DIGEST_KEY: _PLACEHOLDER})
+    _write_groups(buffer, table.schema, [table], compression)
     data = bytearray(buffer.getvalue())
     start = _placeholder_offset(bytes(data), _PLACEHOLDER)
     data[start : start + len(_PLACEHOLDER)] = hashlib.sha256(data).hexdigest().encode()
     return bytes(data)
 
 
-def read_checksummed_parquet(data: bytes, columns: list[str] | None = None) -> CheckedTable:
-    """Verify and read Parquet bytes (only `columns`, when given: the digest still covers every byte);
-    DigestMismatch (or pyarrow's own error) when they were damaged."""
-    metadata = pq.read_metadata(pa.BufferReader(data)).metadata or {}
+def write_checksummed_parquet(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], compression: str = "zstd") -> int:
+    """Stream `tables` (in order) into a checksummed Parquet file at `path`; returns the rows written.
+
+    Memory stays at one row group and one input table: the digest is taken by reading the written file
+    back in blocks and written into its placeholder in place. The bytes equal `checksummed_parquet` of
+    the same rows."""
+    with open(path, "wb") as handle:
+        rows = _write_groups(handle, schema, tables, compression)
+    with open(path, "r+b") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        span = min(size, _footer_tail(handle, size))
+        handle.seek(size - span)
+        start = size - span + _placeholder_offset(handle.read(span), _PLACEHOLDER)
+        digest = _file_sha256(handle)
+        os.pwrite(handle.fileno(), digest.encode(), start)
+    return rows
+
+
+def _write_groups(sink, schema: pa.Schema, tables: Iterable[pa.Table], compression: str) -> int:  # noqa: ANN001 - a binary file
+    pending: list[pa.Table] = []
+    held = written = 0
+    with pq.ParquetWriter(sink, schema, compression=compression, write_page_checksum=True) as writer:
+        for table in tables:
+            pending.append(table)
+            held += table.num_rows
+            while held >= ROW_GROUP_ROWS:
+                joined = pa.concat_tables(pending)
+                writer.write_table(joined.slice(0, ROW_GROUP_ROWS).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+                pending, held = [joined.slice(ROW_GROUP_ROWS)], held - ROW_GROUP_ROWS
+                written += ROW_GROUP_ROWS
+        if held or not written:
+            writer.write_table(pa.concat_tables(pending).combine_chunks() if pending else schema.empty_table(), row_group_size=ROW_GROUP_ROWS)
+            written += held
+        writer.add_key_value_metadata({MARKER_KEY: MARKER_VALUE, DIGEST_KEY: _PLACEHOLDER})
+    return written
+
+
+def verify_checksummed_file(path: Path) -> bool:
+    """Check a file's digest by reading it in blocks (its table is not loaded): True when it has one,
+    False for a file from before digests; DigestMismatch (or pyarrow's error) when it was damaged."""
+    metadata = pq.read_metadata(path).metadata or {}
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        span = min(size, _footer_tail(handle, size))
+        handle.seek(size - span)
+        tail = handle.read(span)
+        digest = _recorded_digest(metadata, tail)
+        if digest is None:
+            return False
+        start = size - span + _placeholder_offset(tail, digest)
+        if _file_sha256(handle, (start, _PLACEHOLDER)).encode() != digest:
+            raise DigestMismatch("its content does not match the digest it was written with")
+    return True
+
+
+def _recorded_digest(metadata: dict, footer: bytes) -> bytes | None:
+    """The digest the file's key-value metadata records; None for a file written before digests
+    (neither key, and none hidden in `footer`, the file's last bytes); DigestMismatch when damaged."""
     digest, marker = metadata.get(DIGEST_KEY), metadata.get(MARKER_KEY)
     if digest is None and marker is None:
-        footer_length = int.from_bytes(data[-_TRAILER:-4], "little")
-        if DIGEST_KEY in data[-_TRAILER - footer_length :]:  # a flip that hid the key-value metadata from the parser
+        if DIGEST_KEY in footer:  # a flip that hid the key-value metadata from the parser
             raise DigestMismatch("its footer is damaged (its checksum metadata no longer parses)")
-        table = pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
-        return CheckedTable(table, has_digest=False)
+        return None
     if digest is None or marker != MARKER_VALUE:
         raise DigestMismatch("its checksum metadata is damaged")
     if len(digest) != len(_PLACEHOLDER):
         raise DigestMismatch("its recorded digest is damaged")
+    return digest
+
+
+def _file_sha256(handle, replace: tuple[int, bytes] | None = None) -> str:  # noqa: ANN001 - a binary file
+    """SHA-256 of the whole file read in blocks, with `replace`'s bytes in place of those at its offset."""
+    hasher = hashlib.sha256()
+    handle.seek(0)
+    if replace is not None:
+        start, value = replace
+        _hash_until(handle, hasher, start)
+        hasher.update(value)
+        handle.seek(start + len(value))
+    _hash_until(handle, hasher, None)
+    return hasher.hexdigest()
+
+
+def _hash_until(handle, hasher, end: int | None) -> None:  # noqa: ANN001 - a binary file and a hash
+    while end is None or handle.tell() < end:
+        block = handle.read(_HASH_BLOCK if end is None else min(_HASH_BLOCK, end - handle.tell()))
+        if not block:
+            return
+        hasher.update(block)
+
+
+def _footer_tail(handle, size: int) -> int:  # noqa: ANN001 - a binary file
+    """How many bytes at the file's end hold its footer and trailer."""
+    handle.seek(max(0, size - _TRAILER))
+    trailer = handle.read(_TRAILER)
+    return _TRAILER + int.from_bytes(trailer[:4], "little")
+
+
+def read_checksummed_parquet(data: bytes, columns: list[str] | None = None) -> CheckedTable:
+    """Verify and read Parquet bytes (only `columns`, when given: the digest still covers every byte);
+    DigestMismatch (or pyarrow's own error) when they were damaged."""
+    metadata = pq.read_metadata(pa.BufferReader(data)).metadata or {}
+    footer_length = int.from_bytes(data[-_TRAILER:-4], "little")
+    digest = _recorded_digest(metadata, data[-_TRAILER - footer_length :])
+    if digest is None:
+        table = pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
+        return CheckedTable(table, has_digest=False)
     start = _placeholder_offset(data, digest)
     zeroed = data[:start] + _PLACEHOLDER + data[start + len(digest) :]
     if hashlib.sha256(zeroed).hexdigest().encode() != digest:

@@ -5,6 +5,12 @@ small part files under `<root>/.pipe/parts/<stage>/` (each written atomically), 
 everything it finished; `compact()` folds the parts into the main file (again atomically) and only
 then removes them. Readers always see main file + parts merged, with newer writes for an input id
 replacing older ones, so a crash between any two steps never loses or duplicates a row.
+
+Folding streams: the main file is kept sorted by (id, key), so it is read a record batch at a time and
+merged with the parts' rows (sorted the same way) into the new file, one row group at a time. A long
+run (a million-post crawl or import) also folds as it goes, whenever its parts hold FOLD_ROWS rows or a
+quarter of the main file, whichever is more (at most FOLD_MAX_ROWS): memory stays bounded by the parts
+folded at once, and the main file is rewritten a bounded number of times per row.
 """
 
 from __future__ import annotations
@@ -12,19 +18,30 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import errno
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from manifests.atomic import TMP_SUFFIX, write_bytes_atomic
-from manifests.checksummed import CheckedTable, checksummed_parquet, read_checksummed_parquet
+from manifests.atomic import TMP_SUFFIX, atomic_target
+from manifests.checksummed import CheckedTable, read_checksummed_parquet, verify_checksummed_file, write_checksummed_parquet
 from manifests.layout import DatasetLayout
 from manifests.schema import SCHEMA_VERSION, LedgerSchema
 from manifests.errors import LedgerError  # noqa: F401 - raised here, and imported from here by callers
 
 _PART_PREFIX = "part-"
 _SEQ = "__seq"
+FOLD_ROWS = 16_384  # a run folds its parts into the main file once they hold this many rows...
+FOLD_MAX_ROWS = 262_144  # ...or a quarter of the main file, but never waits for more than this
+MERGE_BATCH_ROWS = 65_536  # rows of the main file merged at a time while folding (read a row group at a time)
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+log = logging.getLogger(__name__)
 
 
 class Ledger:
@@ -34,6 +51,9 @@ class Ledger:
         self.path = self.layout.ledger(schema.stage)
         self.parts_dir = self.layout.ledger_parts(schema.stage)
         self._last_seq: int | None = None  # number of the last part this object wrote or saw
+        self._pending_rows: int | None = None  # rows in the pending parts, counted on this object's first append
+        self._main_rows: int | None = None
+        self._folding_failed = False  # a fold during the run found the disk full: the final compact() tries again
 
     # ----------------------------------------------------------------- reading
     def exists(self) -> bool:
@@ -75,12 +95,32 @@ class Ledger:
 
     # ----------------------------------------------------------------- writing
     def append(self, rows: Sequence[Mapping]) -> None:
-        """Write `rows` as a new part. A later append for the same id replaces these rows on read."""
+        """Write `rows` as a new part. A later append for the same id replaces these rows on read.
+        Once the pending parts are large (see the module's notes), they are folded into the main file."""
         if not rows:
             return
         table = pa.Table.from_pylist(list(rows), schema=self.schema.arrow)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         self._write(table, self._next_part())
+        self._pending_rows = (self._pending_rows or 0) + table.num_rows
+        if not self._folding_failed and self._pending_rows >= self._fold_threshold():
+            self._fold_while_running()
+
+    def _fold_threshold(self) -> int:
+        if self._main_rows is None:
+            self._main_rows = _row_count(self.path) if self.path.exists() else 0
+        return min(FOLD_MAX_ROWS, max(FOLD_ROWS, self._main_rows // 4))
+
+    def _fold_while_running(self) -> None:
+        """compact() in the middle of a run. The rows are already safe in their parts, so a disk too
+        full for the new main file only postpones folding to the end of the run (which says so)."""
+        try:
+            self.compact()
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                raise
+            self._folding_failed = True
+            log.warning("the disk is too full to fold %s's parts into %s; they stay as parts", self.schema.stage, self.path)
 
     def _next_part(self) -> Path:
         """The next part's path. The folder is listed once per Ledger, not on every append (a long crawl
@@ -90,6 +130,8 @@ class Ledger:
         candidate = None if seq is None else self.parts_dir / f"{_PART_PREFIX}{seq + 1:08d}.parquet"
         if candidate is None or candidate.exists():
             existing = self.pending_parts()
+            if self._pending_rows is None:  # a killed run's parts count toward the next fold
+                self._pending_rows = sum(_row_count(part) for part in existing)
             seq = int(existing[-1].stem[len(_PART_PREFIX) :]) if existing else 0
             candidate = self.parts_dir / f"{_PART_PREFIX}{seq + 1:08d}.parquet"
         self._last_seq = seq + 1
@@ -105,14 +147,93 @@ class Ledger:
         parts = self.pending_parts()
         if not parts:
             return False
-        self._write(self.read(), self.path)
+        id_column = self.schema.id_column
+        pending = _newest_rows_per_id([read_ledger_file(part, self.schema) for part in parts], id_column)
+        merged = _merge_sorted(self._main_batches(), pending, id_column) if self.path.exists() else iter([pending])
+        with _naming(self.path), atomic_target(self.path, durable=True) as tmp:
+            self._main_rows = write_checksummed_parquet(tmp, self.schema.arrow, merged)
         for part in parts:  # the main file now holds their rows; a crash here only leaves duplicates read() merges
             part.unlink(missing_ok=True)
+        self._pending_rows = 0
         return True
 
+    def _main_batches(self) -> Iterator[pa.Table]:
+        """The main file's rows in its (id, key) order, a row group at a time in batches of at most
+        MERGE_BATCH_ROWS, its digest checked first."""
+        stage = self.schema.stage
+        try:
+            verify_checksummed_file(self.path)
+            reader = pq.ParquetFile(self.path, page_checksum_verification=True)
+        except Exception as exc:  # noqa: BLE001 - a digest mismatch, or one of pyarrow's several errors for damaged files
+            raise _damaged(self.path, stage, exc) from exc
+        _check_version(reader.schema_arrow, self.path)
+        names = set(reader.schema_arrow.names)
+        columns = [name for name in self.schema.arrow.names if name in names]
+        try:
+            for group in range(reader.metadata.num_row_groups):  # one at a time: iter_batches reads ahead
+                table = reader.read_row_group(group, columns=columns)
+                for start in range(0, table.num_rows, MERGE_BATCH_ROWS):
+                    yield _conform(table.slice(start, MERGE_BATCH_ROWS), self.schema.arrow, self.path)
+        except (OSError, pa.ArrowException) as exc:  # a page whose checksum fails as it is read
+            raise _damaged(self.path, stage, exc) from exc
+
     def _write(self, table: pa.Table, final: Path) -> None:
-        table = table.replace_schema_metadata(self.schema.arrow.metadata)
-        write_bytes_atomic(final, checksummed_parquet(table), durable=True)
+        with _naming(final), atomic_target(final, durable=True) as tmp:
+            write_checksummed_parquet(tmp, self.schema.arrow, [table])
+
+
+def _merge_sorted(main: Iterator[pa.Table], pending: pa.Table, id_column: str) -> Iterator[pa.Table]:
+    """Main-file batches (sorted by (id, key)) with `pending`'s rows (sorted the same way) merged in;
+    an id `pending` has replaces all of the main file's rows for it. Yields tables in (id, key) order."""
+    pending_ids = pending.column(id_column)
+    ids_sorted = pending_ids.to_numpy(zero_copy_only=False).astype(str) if pending.num_rows else np.array([], dtype=str)
+    taken = 0
+    for batch in main:
+        if batch.num_rows == 0:
+            continue
+        replaced = pc.is_in(batch.column(id_column), value_set=pending_ids)
+        if pc.any(replaced).as_py():  # most batches have none: no copy for them
+            batch = batch.filter(pc.invert(replaced))
+            if batch.num_rows == 0:
+                continue
+        last_id = batch.column(id_column)[-1].as_py()
+        upto = int(np.searchsorted(ids_sorted, last_id, side="right"))
+        if upto > taken:
+            batch = pa.concat_tables([batch, pending.slice(taken, upto - taken)])
+            batch = batch.sort_by([(id_column, "ascending"), ("key", "ascending")])
+            taken = upto
+        yield batch
+    if taken < pending.num_rows:
+        yield pending.slice(taken)
+
+
+@contextmanager
+def _naming(final: Path) -> Iterator[None]:
+    """An OSError from a write names no file (a full disk's ENOSPC from write()): name the ledger file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(final)) from exc
+        raise
+
+
+def _row_count(path: Path) -> int:
+    try:
+        return pq.read_metadata(path).num_rows
+    except (OSError, pa.ArrowException):
+        return 0  # a damaged file: the next read names it
+
+
+def _damaged(path: Path, stage: str, exc: Exception) -> LedgerError:
+    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return LedgerError(f"cannot read ledger {path}: it is damaged ({why}); {recovery_hint(stage)}")
+
+
+def _check_version(schema: pa.Schema, path: Path) -> None:
+    version = int((schema.metadata or {}).get(b"pipe.schema_version", b"1"))
+    if version > SCHEMA_VERSION:
+        raise LedgerError(f"ledger {path} has schema version {version}; this pipe reads up to {SCHEMA_VERSION}: upgrade pipe")
 
 
 # The command that writes each ledger: what a damaged one is made again with.
@@ -134,8 +255,7 @@ def check_ledger_file(path: Path, stage: str, columns: list[str] | None = None) 
     try:
         return read_checksummed_parquet(data, columns)
     except Exception as exc:  # noqa: BLE001 - a digest mismatch, or one of pyarrow's several errors for damaged files
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LedgerError(f"cannot read ledger {path}: it is damaged ({why}); {recovery_hint(stage)}") from exc
+        raise _damaged(path, stage, exc) from exc
 
 
 def read_ledger_file(path: Path, schema: LedgerSchema, columns: list[str] | None = None) -> pa.Table:
@@ -143,9 +263,7 @@ def read_ledger_file(path: Path, schema: LedgerSchema, columns: list[str] | None
     damaged or from a newer pipe."""
     present = None if columns is None else [name for name in columns if name in _column_names(path)]
     table = check_ledger_file(path, schema.stage, present).table
-    version = int((table.schema.metadata or {}).get(b"pipe.schema_version", b"1"))
-    if version > SCHEMA_VERSION:
-        raise LedgerError(f"ledger {path} has schema version {version}; this pipe reads up to {SCHEMA_VERSION}: upgrade pipe")
+    _check_version(table.schema, path)
     target = schema.arrow if columns is None else pa.schema([schema.arrow.field(name) for name in columns], metadata=schema.arrow.metadata)
     return _conform(table, target, path)
 

@@ -40,6 +40,17 @@ class FillsUp:
         self.real(final, data, *args, **kwargs)
 
 
+class WriteFillsUp(FillsUp):
+    """Stands in for the ledger's Parquet writer: the disk fills as write() reports it, naming no file."""
+
+    def __call__(self, path: Path, *args, **kwargs) -> int:  # noqa: ANN002, ANN003
+        self.calls += 1
+        if self.calls > self.allowed:
+            self.failed_on = self.failed_on or path
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.real(path, *args, **kwargs)
+
+
 def _one_error_line(err: str) -> str:
     """The run's one error line (a progress bar may precede it); no traceback."""
     assert "Traceback" not in err, err
@@ -99,13 +110,14 @@ def test_a_ledger_write_on_a_full_disk_reports_only_the_rows_really_saved(source
     assert _prepare(source, clean) == 0
     capsys.readouterr()
     root = tmp_path / "root"
-    full = FillsUp(manifests.ledger.write_bytes_atomic, allowed=1)  # one ledger part, then nothing more fits
-    monkeypatch.setattr(manifests.ledger, "write_bytes_atomic", full)
+    full = WriteFillsUp(manifests.ledger.write_checksummed_parquet, allowed=1)  # one ledger part, then nothing more fits
+    monkeypatch.setattr(manifests.ledger, "write_checksummed_parquet", full)
     assert _prepare(source, root) == 2
     line = _one_error_line(capsys.readouterr().err)
     match = re.fullmatch(r"error: no space left on device writing (.+): (\d+) rows saved; free space and run the same command again", line)
     assert match, line
-    assert match.group(1) == str(full.failed_on)
+    # write() names no file; the line names the part being written (not its temporary name).
+    assert match.group(1) == str(full.failed_on).rsplit(".", 2)[0] and match.group(1).endswith(".parquet")
     assert full.failed_on.parent == root / ".pipe" / "parts" / "prepared"
     assert int(match.group(2)) == _saved_rows(root, "prepared") > 0
     _no_half_files(root)
