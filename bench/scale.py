@@ -33,7 +33,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from manifests.checksummed import checksummed_parquet  # noqa: E402
-from manifests.ledger import Ledger  # noqa: E402
+from manifests.ledger import SORTED_KEY, SORTED_VALUE, Ledger  # noqa: E402
 from manifests.schema import LINES, PREPARED, RAW, STATUS_OK  # noqa: E402
 
 TARGET_NOOP_S_AT_5M = 30.0
@@ -88,7 +88,8 @@ def grow(base: Path, target: Path, count: int, seed: int = 0) -> Path:
         ledger.delete()
         shutil.rmtree(ledger.parts_dir, ignore_errors=True)
         order = table.sort_by([(schema.id_column, "ascending"), ("key", "ascending")])
-        ledger.path.write_bytes(checksummed_parquet(order.replace_schema_metadata(schema.arrow.metadata)))
+        # As a fold writes it: in (id, key) order, and saying so.
+        ledger.path.write_bytes(checksummed_parquet(order.replace_schema_metadata({**schema.arrow.metadata, SORTED_KEY: SORTED_VALUE})))
     return target
 
 

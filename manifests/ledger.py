@@ -40,6 +40,8 @@ FOLD_ROWS = 16_384  # a run folds its parts into the main file once they hold th
 FOLD_MAX_ROWS = 262_144  # ...or a quarter of the main file, but never waits for more than this
 MERGE_BATCH_ROWS = 65_536  # rows of the main file merged at a time while folding (read a row group at a time)
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# A folded main file says it holds its rows in (id, key) order, so reading it alone needs no sort.
+SORTED_KEY, SORTED_VALUE = b"pipe.sorted_by", b"id,key"
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ class Ledger:
         return _newest_rows_per_id(tables, self.schema.id_column)
 
     def ids(self) -> set[str]:
-        return set(self.read().column(self.schema.id_column).to_pylist())
+        return set(self.read(columns=[]).column(self.schema.id_column).to_pylist())
 
     # ----------------------------------------------------------------- writing
     def append(self, rows: Sequence[Mapping]) -> None:
@@ -150,8 +152,9 @@ class Ledger:
         id_column = self.schema.id_column
         pending = _newest_rows_per_id([read_ledger_file(part, self.schema) for part in parts], id_column)
         merged = _merge_sorted(self._main_batches(), pending, id_column) if self.path.exists() else iter([pending])
+        in_order = self.schema.arrow.with_metadata({**(self.schema.arrow.metadata or {}), SORTED_KEY: SORTED_VALUE})
         with _naming(self.path), atomic_target(self.path, durable=True) as tmp:
-            self._main_rows = write_checksummed_parquet(tmp, self.schema.arrow, merged)
+            self._main_rows = write_checksummed_parquet(tmp, in_order, merged)
         for part in parts:  # the main file now holds their rows; a crash here only leaves duplicates read() merges
             part.unlink(missing_ok=True)
         self._pending_rows = 0
@@ -264,8 +267,11 @@ def read_ledger_file(path: Path, schema: LedgerSchema, columns: list[str] | None
     present = None if columns is None else [name for name in columns if name in _column_names(path)]
     table = check_ledger_file(path, schema.stage, present).table
     _check_version(table.schema, path)
-    target = schema.arrow if columns is None else pa.schema([schema.arrow.field(name) for name in columns], metadata=schema.arrow.metadata)
-    return _conform(table, target, path)
+    metadata = dict(schema.arrow.metadata or {})
+    if (table.schema.metadata or {}).get(SORTED_KEY) == SORTED_VALUE:
+        metadata[SORTED_KEY] = SORTED_VALUE
+    fields = schema.arrow if columns is None else [schema.arrow.field(name) for name in columns]
+    return _conform(table, pa.schema(fields, metadata=metadata), path)
 
 
 def _column_names(path: Path) -> set[str]:
@@ -282,6 +288,8 @@ def _newest_rows_per_id(tables: list[pa.Table], id_column: str) -> pa.Table:
     Rows are returned sorted by (id, key) so that a ledger's bytes depend on its content, not on the
     order in which parallel workers happened to finish.
     """
+    if len(tables) == 1 and (tables[0].schema.metadata or {}).get(SORTED_KEY) == SORTED_VALUE:
+        return tables[0].combine_chunks()  # a folded main file alone: already in order
     tagged = [t.append_column(_SEQ, pa.array(np.full(t.num_rows, i, dtype=np.int32))) for i, t in enumerate(tables)]
     merged = pa.concat_tables(tagged)
     if len(tables) > 1:

@@ -344,7 +344,7 @@ class StageSession:
         """The run's summary (from the ledger), also written to ROOT/.pipe/summaries/<name>.json."""
         assert self.ledger is not None, f"session {self.name} has no ledger"
         schema = self.ledger.schema
-        total = self.ledger.read()
+        total = self.ledger.read(columns=["status", "reason"])  # counts only: not the wide columns of a million rows
         new_table = total.filter(pc.is_in(total[schema.id_column], pa.array(sorted(new_ids), pa.string())))
         report = RunReport(
             stage=schema.stage,

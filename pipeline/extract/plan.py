@@ -46,7 +46,7 @@ def prepared_images(root: Path) -> list[tuple[str, str]]:
     ledger = Ledger(root, PREPARED)
     if not ledger.exists():
         raise PipeError(f"no prepared images in {root}: run `pipe prepare SOURCE {root}` first")
-    table = ledger.read()
+    table = ledger.read(columns=["status", "path"])
     table = table.filter(pc.equal(table["status"], STATUS_OK)).select(["key", "path"])
     pairs = dict(zip(table["key"].to_pylist(), table["path"].to_pylist()))
     return sorted(pairs.items())

@@ -54,7 +54,7 @@ def extracted_lines(root: Path, methods: set[str]) -> dict[str, list[tuple[str, 
     ledger = Ledger(root, LINES)
     if not ledger.exists():
         return {}
-    table = ledger.read()
+    table = ledger.read(columns=["status", "method", "path", "params"])
     table = table.filter(pc.and_(pc.equal(table["status"], STATUS_OK), pc.is_in(table["method"], pa.array(sorted(methods), pa.string()))))
     by_key: dict[str, list[tuple[str, str, str]]] = {}
     for key, method, path, params in zip(*(table[c].to_pylist() for c in ("key", "method", "path", "params"))):
@@ -82,5 +82,5 @@ def extracted_methods(root: Path) -> list[str]:
     ledger = Ledger(root, LINES)
     if not ledger.exists():
         return []
-    table = ledger.read()
+    table = ledger.read(columns=["status", "method"])
     return sorted(set(table.filter(pc.equal(table["status"], STATUS_OK))["method"].to_pylist()))

@@ -169,7 +169,7 @@ def repair_ledger(ledger: Ledger, folder: Path, states: dict[str, ShardState], c
     """Finished shards whose ok rows did not reach the ledger (killed right after the done-marker)."""
     recorded = set()
     if ledger.exists():
-        table = ledger.read()
+        table = ledger.read(columns=["status", "shard"])
         recorded = {k for k, s, sh in zip(table["key"].to_pylist(), table["status"].to_pylist(), table["shard"].to_pylist()) if s == STATUS_OK and sh}
     missing: list[dict] = []
     for split, state in states.items():

@@ -85,7 +85,7 @@ def ok_keys(root: Path, schema: Any) -> set[str]:
     ledger = Ledger(root, schema)
     if not ledger.exists():
         return set()
-    table = ledger.read()
+    table = ledger.read(columns=["status"])
     return {key for key, status in zip(table.column("key").to_pylist(), table.column("status").to_pylist()) if status == "ok"}
 
 
