@@ -1,9 +1,10 @@
 """A fixture board that answers its API with a recorded answer of a real board (tests/crawlers/answers/).
 
-The recording's URL hosts are written as `http://127.0.0.1:8000`; the board puts its own root there
-when it serves the answer. The first page is the recording, every later page an empty body (the end
-after a short page); files are generated images of the URL's type, so a download is `md5_mismatch`
-against the real md5 the recording declares.
+The recording's URL hosts are written as `http://127.0.0.1:8000` (`http:\\/\\/127.0.0.1:8000` in a JSON
+answer that escapes its slashes); the board puts its own root there when it serves the answer. The
+first page is the recording, every later page an empty body (the end after a short page); files are
+generated images of the URL's type, so a download is `md5_mismatch` against the real md5 the recording
+declares.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ CONTENT_TYPES = {"xml": "application/xml; charset=utf-8", "json": "application/j
 
 def recorded(name: str) -> str:
     return (ANSWERS / name).read_text(encoding="utf-8")
+
+
+def served(name: str, root: str) -> str:
+    """The recording as the board at `root` serves it: its own root wherever the recorded host stands."""
+    text = recorded(name).replace(RECORDED_HOST, root)
+    return text.replace(RECORDED_HOST.replace("/", "\\/"), root.replace("/", "\\/"))
 
 
 class _RecordedHandler(_Handler):
@@ -53,7 +60,7 @@ class RecordedBoard(FixtureSite):
 
     def start(self) -> None:
         super().start()
-        first = self.answer_name if isinstance(self.answer_name, bytes) else recorded(self.answer_name).replace(RECORDED_HOST, self.root).encode()
+        first = self.answer_name if isinstance(self.answer_name, bytes) else served(self.answer_name, self.root).encode()
         self.answers = [first, self.later]
 
     def image(self, ext: str) -> bytes:

@@ -1,6 +1,6 @@
-"""Crawls of real boards' recorded XML answers (Gelbooru 0.2, Danbooru, Moebooru, Danbooru 1.x) served on
-127.0.0.1: every post's status, reason and metadata; `--format` and `--api-path`; what a JSON crawl says
-when the board answers XML. Origins of the recordings: tests/crawlers/answers/README.md."""
+"""Crawls of real boards' recorded answers (XML: Gelbooru 0.2, Danbooru, Moebooru, Danbooru 1.x; JSON:
+Danbooru, Safebooru) served on 127.0.0.1: every post's status, reason and metadata; `--format` and
+`--api-path`; what a JSON crawl says when the board answers XML. Origins of the recordings: tests/crawlers/answers/README.md."""
 
 from __future__ import annotations
 
@@ -134,3 +134,40 @@ def test_a_json_crawl_of_an_xml_board_says_it_got_xml(tmp_path, capsys):
     line = next(line for line in err.splitlines() if line.startswith("error:"))
     assert "expected JSON, got XML (Content-Type text/xml)" in line and "--format xml" in line
     assert not Ledger(tmp_path, RAW).exists() or Ledger(tmp_path, RAW).read().num_rows == 0
+
+
+def test_danbooru_posts_json(tmp_path):
+    """Danbooru's own JSON record of a post (2025), as posts.json lists it: tags split by category, the
+    file on the board's CDN (here the test board), the source kept as recorded."""
+    with RecordedBoard("/posts.json", "danbooru_2025.json", "json") as board:
+        report = crawl(board, "danbooru", tmp_path)
+        paths = board.api_paths()
+    assert report.error is None, report.error
+    row = rows_of(tmp_path)[9969513]
+    assert (row["post"], row["status"], row["reason"]) == ("danbooru:9969513", "rejected", "md5_mismatch")
+    assert row["md5"] == "bd6cde0ec3b896251118d59b4d0e01b4" and row["file_ext"] == "jpg" and row["file_size"] == 277355
+    assert (row["width"], row["height"], row["rating"]) == (2048, 2048, "g")
+    assert row["tags"].split() == ["1girl", "blush", "bow-shaped_hair", "crying", "crying_with_eyes_open", "genshin_impact",
+                                   "gradient_hair", "highres", "mikurumikurumi", "multicolored_hair", "pink_hair", "purple_eyes",
+                                   "sangonomiya_kokomi", "simple_background", "tears", "trembling"]
+    assert (row["artist"], row["characters"]) == ("mikurumikurumi", "sangonomiya_kokomi")
+    assert row["source"] == "https://twitter.com/mimizinkomimi/status/1667444598267068417"
+    assert row["file_url"] == f"{board.root}/original/bd/6c/bd6cde0ec3b896251118d59b4d0e01b4.jpg"
+    assert paths == ["/posts.json", "/posts.json"]
+
+
+def test_safebooru_json_with_escaped_slashes(tmp_path):
+    """Safebooru's DAPI JSON (2025): a bare array, `\\/` in every URL, the rating as a word, `hash` as md5."""
+    with RecordedBoard("/index.php", "safebooru_2025.json", "json") as board:
+        report = crawl(board, "safebooru", tmp_path)
+        asked = [r.query for r in board.requests if r.path == "/index.php"]
+    assert report.error is None, report.error
+    row = rows_of(tmp_path)[6077620]
+    assert (row["post"], row["status"], row["reason"]) == ("safebooru:6077620", "rejected", "md5_mismatch")
+    assert (row["md5"], row["file_ext"], row["rating"]) == ("563c6fbe5761ac4ba720ae0da9a15b8a", "jpg", "g")
+    assert (row["width"], row["height"]) == (2160, 1215)
+    tags = row["tags"].split()
+    assert len(tags) == 42 and tags[:3] == ["6+girls", ":d", "animal_ears"] and "clumsy_nun_(diva)" in tags
+    assert row["source"] == "https://www.threads.com/@diva_hyxpk/post/DOghRhxEgeM"
+    assert row["file_url"] == f"{board.root}/images/539/6fef5929e6e09703b1493c6e5802fa5e4f189639.jpg"
+    assert [q["pid"] for q in asked] == ["0", "1"] and all(q.get("json") == "1" for q in asked)
