@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,18 +96,78 @@ def _write_groups(sink, schema: pa.Schema, tables: Iterable[pa.Table], compressi
 def verify_checksummed_file(path: Path) -> bool:
     """Check a file's digest by reading it in blocks (its table is not loaded): True when it has one,
     False for a file from before digests; DigestMismatch (or pyarrow's error) when it was damaged."""
-    metadata = pq.read_metadata(path).metadata or {}
     with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        span = min(size, _footer_tail(handle, size))
-        handle.seek(size - span)
-        tail = handle.read(span)
-        digest = _recorded_digest(metadata, tail)
-        if digest is None:
-            return False
-        start = size - span + _placeholder_offset(tail, digest)
-        if _file_sha256(handle, (start, _PLACEHOLDER)).encode() != digest:
-            raise DigestMismatch("its content does not match the digest it was written with")
+        return _verify_open_file(handle)
+
+
+def read_checksummed_file(path: Path, columns: list[str] | None = None) -> CheckedTable:
+    """Verify and read a checksummed Parquet file (only `columns`, when given); see `read_checksummed_handle`."""
+    with open(path, "rb") as handle:
+        return read_checksummed_handle(handle, columns)
+
+
+def read_checksummed_handle(handle, columns: list[str] | None = None) -> CheckedTable:  # noqa: ANN001 - a binary file
+    """Verify and read an open checksummed Parquet file (only `columns`, when given), holding neither
+    its bytes nor a copy of them: the digest is taken in blocks, then pyarrow reads the columns it needs
+    from the same file. A file already verified in this command (same inode, size and times) is not
+    hashed again. DigestMismatch (or pyarrow's error) when it was damaged."""
+    has_digest = _verified_once(handle)
+    handle.seek(0)
+    return CheckedTable(pq.read_table(handle, columns=columns, page_checksum_verification=True), has_digest)
+
+
+def verified_digest(path: Path) -> str | None:
+    """The digest a file records, after checking its bytes against it (once per command, as
+    `read_checksummed_handle` does); None for a file from before digests. DigestMismatch (or
+    pyarrow's error) when it was damaged."""
+    with open(path, "rb") as handle:
+        if not _verified_once(handle):
+            return None
+        handle.seek(0)
+        return pq.read_metadata(handle).metadata[DIGEST_KEY].decode("ascii")
+
+
+def _verified_once(handle) -> bool:  # noqa: ANN001 - a binary file
+    status = os.fstat(handle.fileno())
+    identity = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+    has_digest = _VERIFIED.get(identity)
+    if has_digest is None:
+        has_digest = _verify_open_file(handle)
+        # File times tick coarsely (a few ms): a file changed in place within a tick of its last change
+        # could keep its times, so only a file settled for a while is remembered.
+        if time.time_ns() - max(status.st_mtime_ns, status.st_ctime_ns) > _SETTLED_NS:
+            if len(_VERIFIED) >= _VERIFIED_MAX:
+                _VERIFIED.clear()
+            _VERIFIED[identity] = has_digest
+    return has_digest
+
+
+def forget_verified_files() -> None:
+    """Hash every file again on its next read (each command starts so: a file verified in an earlier
+    command of the same process is verified again)."""
+    _VERIFIED.clear()
+
+
+# Files this command verified: (device, inode, size, mtime, ctime) -> whether the file has a digest. A
+# ledger is replaced by a rename, never rewritten in place, so a changed ledger is a new identity.
+_VERIFIED: dict[tuple[int, ...], bool] = {}
+_VERIFIED_MAX = 256
+_SETTLED_NS = 2_000_000_000
+
+
+def _verify_open_file(handle) -> bool:  # noqa: ANN001 - a binary file
+    size = os.fstat(handle.fileno()).st_size
+    handle.seek(0)
+    metadata = pq.read_metadata(handle).metadata or {}
+    span = min(size, _footer_tail(handle, size))
+    handle.seek(size - span)
+    tail = handle.read(span)
+    digest = _recorded_digest(metadata, tail)
+    if digest is None:
+        return False
+    start = size - span + _placeholder_offset(tail, digest)
+    if _file_sha256(handle, (start, _PLACEHOLDER)).encode() != digest:
+        raise DigestMismatch("its content does not match the digest it was written with")
     return True
 
 
@@ -162,9 +223,11 @@ def read_checksummed_parquet(data: bytes, columns: list[str] | None = None) -> C
     if digest is None:
         table = pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
         return CheckedTable(table, has_digest=False)
-    start = _placeholder_offset(data, digest)
-    zeroed = data[:start] + _PLACEHOLDER + data[start + len(digest) :]
-    if hashlib.sha256(zeroed).hexdigest().encode() != digest:
+    start, view = _placeholder_offset(data, digest), memoryview(data)
+    hasher = hashlib.sha256(view[:start])  # the bytes with the placeholder back in, without a copy of them
+    hasher.update(_PLACEHOLDER)
+    hasher.update(view[start + len(digest) :])
+    if hasher.hexdigest().encode() != digest:
         raise DigestMismatch("its content does not match the digest it was written with")
     table = pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
     return CheckedTable(table, has_digest=True)

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from manifests.atomic import TMP_SUFFIX, atomic_target
-from manifests.checksummed import CheckedTable, read_checksummed_parquet, verify_checksummed_file, write_checksummed_parquet
+from manifests.checksummed import CheckedTable, read_checksummed_handle, verify_checksummed_file, write_checksummed_parquet
 from manifests.layout import DatasetLayout
 from manifests.schema import SCHEMA_VERSION, LedgerSchema
 from manifests.errors import LedgerError  # noqa: F401 - raised here, and imported from here by callers
@@ -92,8 +92,26 @@ class Ledger:
             return empty if wanted is None else empty.select(wanted)
         return _newest_rows_per_id(tables, self.schema.id_column)
 
+    def columns(self, names: Sequence[str]) -> pa.Table:
+        """Just the columns `names` of the newest rows, in no particular order: for counting. The id
+        and key columns are read only where parts wait to be merged with the main file (the main
+        file alone already holds one newest write per id)."""
+        names = list(names)
+        if self.pending_parts() or not self.path.exists():
+            return self.read(columns=names).select(names)
+        return read_ledger_file(self.path, self.schema, names)
+
     def ids(self) -> set[str]:
-        return set(self.read(columns=[]).column(self.schema.id_column).to_pylist())
+        return set(self.id_array().to_pylist())
+
+    def id_array(self) -> pa.Array:
+        """The input ids the ledger holds (main file and parts; an id with several rows repeats) as one
+        Arrow array: only the id column is read, and "which of these inputs are new" is one
+        `pc.is_in`, with no Python string per row."""
+        column = self.schema.id_column
+        files = ([self.path] if self.path.exists() else []) + self.pending_parts()
+        chunks = [chunk for path in files for chunk in read_ledger_file(path, self.schema, [column])[column].chunks]
+        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
 
     # ----------------------------------------------------------------- writing
     def append(self, rows: Sequence[Mapping]) -> None:
@@ -252,13 +270,14 @@ def check_ledger_file(path: Path, stage: str, columns: list[str] | None = None) 
     """Read one ledger file (only `columns`, when given) and verify its digest; LedgerError naming the
     file and the way back."""
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
     except OSError as exc:
         raise LedgerError(f"cannot read ledger {path}: {exc.strerror or exc}") from exc
-    try:
-        return read_checksummed_parquet(data, columns)
-    except Exception as exc:  # noqa: BLE001 - a digest mismatch, or one of pyarrow's several errors for damaged files
-        raise _damaged(path, stage, exc) from exc
+    with handle:
+        try:
+            return read_checksummed_handle(handle, columns)
+        except Exception as exc:  # noqa: BLE001 - a digest mismatch, or one of pyarrow's several errors for damaged files
+            raise _damaged(path, stage, exc) from exc
 
 
 def read_ledger_file(path: Path, schema: LedgerSchema, columns: list[str] | None = None) -> pa.Table:
@@ -289,7 +308,7 @@ def _newest_rows_per_id(tables: list[pa.Table], id_column: str) -> pa.Table:
     order in which parallel workers happened to finish.
     """
     if len(tables) == 1 and (tables[0].schema.metadata or {}).get(SORTED_KEY) == SORTED_VALUE:
-        return tables[0].combine_chunks()  # a folded main file alone: already in order
+        return tables[0]  # a folded main file alone: already in order (one chunk per row group, not copied)
     tagged = [t.append_column(_SEQ, pa.array(np.full(t.num_rows, i, dtype=np.int32))) for i, t in enumerate(tables)]
     merged = pa.concat_tables(tagged)
     if len(tables) > 1:
@@ -321,11 +340,11 @@ def rows_by_status(table: pa.Table) -> list[tuple[str, str, int]]:
     """(status, reason, count) for every combination present, most frequent first."""
     if table.num_rows == 0:
         return []
-    counts = table.group_by(["status", "reason"], use_threads=False).aggregate([("key", "count")])
+    counts = table.group_by(["status", "reason"], use_threads=False).aggregate([([], "count_all")])
     rows = [
         (status, reason or "", int(count))
         for status, reason, count in zip(
-            counts["status"].to_pylist(), counts["reason"].to_pylist(), counts["key_count"].to_pylist()
+            counts["status"].to_pylist(), counts["reason"].to_pylist(), counts["count_all"].to_pylist()
         )
     ]
     return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))

@@ -344,8 +344,9 @@ class StageSession:
         """The run's summary (from the ledger), also written to ROOT/.pipe/summaries/<name>.json."""
         assert self.ledger is not None, f"session {self.name} has no ledger"
         schema = self.ledger.schema
-        total = self.ledger.read(columns=["status", "reason"])  # counts only: not the wide columns of a million rows
-        new_table = total.filter(pc.is_in(total[schema.id_column], pa.array(sorted(new_ids), pa.string())))
+        # Counts only: not the wide columns of a million rows, and the ids only when some are new.
+        total = self.ledger.columns([schema.id_column, "status", "reason"] if new_ids else ["status", "reason"])
+        new_table = total.filter(pc.is_in(total[schema.id_column], pa.array(sorted(new_ids), pa.string()))) if new_ids else total.slice(0, 0)
         report = RunReport(
             stage=schema.stage,
             planned=planned,
@@ -356,6 +357,20 @@ class StageSession:
             new_counts=rows_by_status(new_table) if self.rows_written else [],
             total_counts=rows_by_status(total),
         )
+        return self._saved(report)
+
+    def recorded_report(self, summary: dict) -> RunReport:
+        """The report of a run that found, from the stage's memo (pipeline.up_to_date), that nothing is
+        new: the counts of the finished run the memo recorded, no row read."""
+        planned = int(summary["planned"])
+        report = RunReport(
+            stage=self.name, planned=planned, skipped=planned, processed=0, seconds=time.monotonic() - self.started,
+            new_counts=[], total_counts=[tuple(entry) for entry in summary["total_counts"]],
+        )
+        return self._saved(report)
+
+    def _saved(self, report: RunReport) -> RunReport:
+        """`report`, once written as the run's summary (a full disk is the one-line DiskFull)."""
         try:
             self.write_summary(asdict(report))
         except OSError as exc:

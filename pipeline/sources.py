@@ -7,6 +7,7 @@ escapes (`printable_path`), while the payload keeps the real path to read.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from manifests.layout import JOBS_DIR, LINES_TREE, PREPARED_TREE, REPORTS_DIR, R
 from manifests.ledger import Ledger, LedgerError, read_ledger_file
 from manifests.schema import RAW, STATUS_OK
 from pipeline.errors import PipeError
-from pipeline.runner import WorkItem
+from pipeline.runner import ColumnPlan, WorkItem
 
 
 def printable_path(path: str | Path) -> str:
@@ -25,7 +26,7 @@ def printable_path(path: str | Path) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def input_files(source: Path, exclude: Path | None = None, every_entry: bool = False) -> list[WorkItem]:
+def input_files(source: Path, exclude: Path | None = None, every_entry: bool = False) -> list[WorkItem] | ColumnPlan:
     """One work item per input file; its id (the ledger's `source`) is the absolute path or the crawled post.
 
     `every_entry`: in a folder, also hidden files and entries that are not regular files (FIFOs,
@@ -77,22 +78,24 @@ def _from_folder(folder: Path, exclude: Path | None, every_entry: bool) -> list[
     return items
 
 
-def _from_crawl_ledger(path: Path) -> list[WorkItem]:
-    """The downloaded originals of a crawl (rows with status ok); paths are relative to the ledger's folder."""
+def _from_crawl_ledger(path: Path) -> ColumnPlan:
+    """The downloaded originals of a crawl (rows with status ok), as columns: a run with nothing new
+    makes no object per post. Paths are relative to the ledger's folder."""
     try:
         # A dataset's own raw.parquet may have parts from an unfinished crawl: read them too.
-        table = Ledger(path.parent, RAW).read() if path.name == RAW.file_name else read_ledger_file(path, RAW)
+        table = Ledger(path.parent, RAW).read(columns=["status", "path"]) if path.name == RAW.file_name else read_ledger_file(path, RAW)
     except LedgerError as exc:
         raise PipeError(str(exc)) from None
     table = table.filter(pc.equal(table["status"], STATUS_OK))
-    items = []
-    # The ledger's folder is resolved once: a resolve() per post was most of a no-op prepare at 1M posts.
-    # The relative paths are pipe's own (raw/ab/<sha256>.<ext>); normpath only folds a foreign "..".
-    base = str(path.parent.resolve())
-    # The post (`site:id`) is the prepared ledger's source, so `pipe status` can follow a post through.
-    for post, relative in zip(table[RAW.id_column].to_pylist(), table["path"].to_pylist()):
-        if relative:
-            items.append(WorkItem(id=post, payload=os.path.normpath(os.path.join(base, relative))))
-    if not items and table.num_rows == 0:
+    if table.num_rows == 0:
         raise PipeError(f"{path} holds no downloaded (status ok) posts")
-    return items
+    table = table.filter(pc.not_equal(table["path"], ""))  # a null path is left out too
+    # The ledger's folder is resolved once: a resolve() per post was most of a no-op prepare at 1M posts.
+    # The post (`site:id`) is the prepared ledger's source, so `pipe status` can follow a post through.
+    return ColumnPlan(table[RAW.id_column].combine_chunks(), table["path"].combine_chunks(),
+                      functools.partial(_original_path, str(path.parent.resolve())))
+
+
+def _original_path(base: str, relative: str) -> str:
+    # The relative paths are pipe's own (raw/ab/<sha256>.<ext>); normpath only folds a foreign "..".
+    return os.path.normpath(os.path.join(base, relative))

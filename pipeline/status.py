@@ -36,7 +36,7 @@ def show_status(root: Path) -> int:
             continue
         found += 1
         try:
-            table = ledger.read(columns=["status", "reason"])  # counts only: not every tag of every post
+            table = ledger.columns(["status", "reason"])  # counts only: not every tag, key or id of every post
         except LedgerError as exc:
             console.print(f"[red]error:[/] {exc}")
             unreadable += 1

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
+from manifests.checksummed import forget_verified_files
 from manifests.layout import REPORT_JSON_FILE, STATE_DIR, DatasetLayout
 from manifests.ledger import Ledger, LedgerError, check_ledger_file, read_ledger_file
 from manifests.schema import IMPORTS, LEDGERS, RAW, LedgerSchema
@@ -259,6 +260,7 @@ def verify_dataset(root: Path) -> VerifyResult:
     if not root.is_dir():
         raise PipeError(f"dataset folder not found: {root}")
     layout = DatasetLayout(root)
+    forget_verified_files()  # every byte hashed now, whatever this process read before
     ledgers, tables = check_ledgers(layout)
     options = check_options(layout)
     states, summaries = check_job_records(layout)

@@ -14,22 +14,26 @@ import contextlib
 import functools
 import logging
 from collections import defaultdict
+from dataclasses import asdict
 
+import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader
 
 from extractors.methods import apply_lines
 from manifests.reasons import EXCEPTION
-from manifests.schema import LINES
+from manifests.ledger import Ledger
+from manifests.schema import LINES, PREPARED
 from pipeline.executors import BatchFunction, Executor, Finished, children_ignore_ctrl_c, describe_exception, local, quiet_worker, spec_of, start_executor
 from pipeline.extract.config import ExtractConfig, resolve_device
 from pipeline.extract.io import LineOutput, RowContext, failed_row, output_failed, write_line
 from pipeline.extract.loader import DecodeDataset, collate_decoded
-from pipeline.extract.plan import ExtractItem, line_id, method_params, plan_extract, prepared_images
+from pipeline.extract.plan import ExtractItem, line_id, method_params, plan_extract, prepared_table
 from pipeline.extract.opencv_units import OpenCVItem, cpu_worker_environment, opencv_methods, start_cpu_worker
 from pipeline.extract.units import ExtractBatch, load_networks
 from pipeline.recorded_options import RecordedOptions
 from pipeline.session import RunReport, StageSession
+from pipeline.up_to_date import fingerprint, ledger_digest, recorded_summary, remember
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +41,15 @@ log = logging.getLogger(__name__)
 
 def run_extract(config: ExtractConfig) -> RunReport:
     device = resolve_device(config.device)
-    images = prepared_images(config.root)  # before anything is written: a wrong ROOT leaves no trace
     options = RecordedOptions(config.options(device))
+    inputs = None if config.redo else {"prepared": ledger_digest(Ledger(config.root, PREPARED)), "methods": ",".join(config.methods)}
+    recorded = recorded_summary(config.root, LINES.stage, fingerprint(inputs, Ledger(config.root, LINES), options.values) if inputs else None)
+    images = prepared_table(config.root) if recorded is None else None  # before anything is written: a wrong ROOT leaves no trace
     with StageSession(config.root, LINES.stage, LINES, save_every=config.flush_seconds, options=options, redo=config.redo, upstream=("prepared",)) as session:
-        planned, items = plan_extract(images, config.methods, set() if config.redo else session.ledger.ids())
+        if recorded is not None:  # nothing the last finished run was made from has changed
+            return session.recorded_report(recorded)
+        planned, items = plan_extract(images, config.methods, pa.array([], pa.string()) if config.redo else session.ledger.id_array())
+        del images  # a million keys and paths, not needed past the plan
         context = RowContext(root=config.root, tmp_dir=session.tmp_dir, seed=config.seed, device=str(device), png_compression=config.png_compression)
         in_workers = opencv_methods(config.methods, device.type)
         per_image = _only(items, lambda method: method in in_workers)
@@ -51,7 +60,9 @@ def run_extract(config: ExtractConfig) -> RunReport:
             _extract_on_cluster(config, device, context, session, batched)
         elif batched:
             _Extraction(config, device, load_networks(config, device), context, session).run(batched)
-    return session.report(planned, {line_id(method, item.key) for item in items for method in item.methods})
+    report = session.report(planned, {line_id(method, item.key) for item in items for method in item.methods})
+    remember(config.root, LINES.stage, fingerprint(inputs, session.ledger, options.values) if inputs else None, asdict(report))
+    return report
 
 
 def _only(items: list[ExtractItem], keep) -> list[ExtractItem]:  # noqa: ANN001

@@ -13,7 +13,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 
 from manifests import reasons
 from manifests.ledger import Ledger
@@ -21,7 +20,7 @@ from manifests.schema import IMPORTS, PREPARED, STATUS_OK, STATUS_REJECTED, Ledg
 from pipeline.importing.pairs import REAL_METHOD, ImportConfig, base_row, import_pair
 from pipeline.importing.sources import Layout, PairFiles, list_pairs
 from pipeline.recorded_options import RecordedOptions
-from pipeline.runner import StageContext, WorkItem, failed_row_defaults
+from pipeline.runner import StageContext, WorkItem, any_unsettled_ok_row, failed_row_defaults
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,17 @@ class ImportStage:
         files: PairFiles = item.payload
         return [{**base_row(files, self.config), **failed_row_defaults(IMPORTS, item, reason, detail)}]
 
-    def finalize(self, ledger: pa.Table, context: StageContext) -> list[dict]:
-        return self.settle_duplicates(ledger.to_pylist(), context)
+    def finalize(self, ledger: Ledger, context: StageContext) -> list[dict]:
+        if not any_unsettled_ok_row(ledger):  # nothing new: the wide columns stay unread
+            return []
+        return self.settle_duplicates(ledger.read().to_pylist(), context)
 
     def recorded_options(self) -> RecordedOptions:
         return RecordedOptions(self.config.options())
+
+    def memo_inputs(self) -> None:
+        """Folders of files: every run lists them."""
+        return None
 
     def reset(self, context: StageContext) -> None:
         """Nothing to remove up front: a redo rewrites every pair's files, and publishing removes the

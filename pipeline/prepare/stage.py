@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from manifests.atomic import write_bytes_atomic
 from manifests.images import encode_rgb_png
 from manifests.layout import PREPARED_TREE
-from manifests.schema import PREPARED, STATUS_OK, STATUS_REJECTED, LedgerSchema
+from manifests.schema import PREPARED, RAW, STATUS_OK, STATUS_REJECTED, LedgerSchema
 from manifests import reasons
 from pipeline.prepare import decode
 from pipeline.prepare.crop import Box, center_box, crop_square, face_box, fit_and_pad
@@ -28,10 +28,12 @@ from pipeline.prepare.dedupe import Candidate, decide_duplicates
 from pipeline.prepare.faces import FaceDetectorConfig, detect_faces
 from pipeline.prepare.measure import measure_colors, perceptual_hash, sample_pixels
 from pipeline.prepare.rejected import Rejected
-from pipeline.runner import StageContext, WorkItem, failed_row_defaults
+from manifests.ledger import Ledger
+from pipeline.runner import StageContext, WorkItem, any_unsettled_ok_row, failed_row_defaults
 from pipeline.recorded_options import RecordedOptions
 from pipeline.errors import PipeError
 from pipeline.sources import input_files, refuse_own_outputs
+from pipeline.up_to_date import file_digest, ledger_digest
 
 
 class CropMode(str, enum.Enum):
@@ -242,11 +244,21 @@ class PrepareStage:
     def failed_rows(self, item: WorkItem, reason: str, detail: str) -> list[dict]:
         return [failed_row_defaults(PREPARED, item, reason, detail)]
 
-    def finalize(self, ledger: pa.Table, context: StageContext) -> list[dict]:
-        return settle_duplicates(ledger, context, self.config.near_duplicate_distance)
+    def finalize(self, ledger: Ledger, context: StageContext) -> list[dict]:
+        if not any_unsettled_ok_row(ledger):  # nothing new: the wide columns stay unread
+            return []
+        return settle_duplicates(ledger.read(), context, self.config.near_duplicate_distance)
 
     def recorded_options(self) -> RecordedOptions:
         return RecordedOptions(self.config.options())
+
+    def memo_inputs(self) -> dict[str, str | None] | None:
+        """A crawl ledger as the source: its digest (a folder of files cannot be told from a footer)."""
+        source = self.source.expanduser()
+        if not (source.is_file() and source.suffix == ".parquet"):
+            return None
+        digest = ledger_digest(Ledger(source.parent, RAW)) if source.name == RAW.file_name else file_digest(source)
+        return {"source": str(source.resolve()), "source ledger": digest}
 
     def reset(self, context: StageContext) -> None:
         shutil.rmtree(context.layout.root / PREPARED_TREE, ignore_errors=True)

@@ -91,10 +91,14 @@ def ok_keys(root: Path, schema: Any) -> set[str]:
 
 def ids(root: Path, schema: Any) -> set[str]:
     """The input ids a ledger holds (none when it does not exist yet)."""
+    return set(id_array(root, schema).to_pylist())
+
+
+def id_array(root: Path, schema: Any) -> Any:
+    """The input ids a ledger holds as an Arrow array (empty when it does not exist yet)."""
     from manifests.ledger import Ledger
 
-    ledger = Ledger(root, schema)
-    return ledger.ids() if ledger.exists() else set()
+    return Ledger(root, schema).id_array()
 
 
 def without_option(argv: list[str], option: str) -> list[str]:

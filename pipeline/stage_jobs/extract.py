@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.stage_jobs.common import ids, ok_keys
+from pipeline.stage_jobs.common import id_array
 
 
 def plan(job: Any, spec: Any) -> tuple[bool | None, str]:
+    from manifests.ledger import Ledger
     from manifests.schema import LINES, PREPARED
-    from pipeline.extract.plan import line_id
+    from pipeline.extract.plan import plan_extract, prepared_table
 
-    methods = [m.strip() for m in str(spec.params["method"]).split(",") if m.strip()]
-    keys = ok_keys(job.dataset, PREPARED)
-    done = ids(job.dataset, LINES)
-    pending = sum(1 for key in keys for method in methods if line_id(method, key) not in done)
-    return pending > 0, f"{pending:,} of {len(keys) * len(methods):,} image x method pairs not in the ledger"
+    methods = tuple(m.strip() for m in str(spec.params["method"]).split(",") if m.strip())
+    if not Ledger(job.dataset, PREPARED).exists():
+        return False, "0 of 0 image x method pairs not in the ledger"
+    planned, items = plan_extract(prepared_table(job.dataset), methods, id_array(job.dataset, LINES))
+    pending = sum(len(item.methods) for item in items)
+    return pending > 0, f"{pending:,} of {planned:,} image x method pairs not in the ledger"
 
 
 def value_checks(params: dict[str, Any], stage: str) -> list[tuple[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.stage_jobs.common import ids
+from pipeline.stage_jobs.common import id_array
 
 
 def default_argument(job: Any, spec: Any, name: str, table: dict[str, Any], label: str) -> str | None:
@@ -30,11 +30,10 @@ def dependencies(job: Any, spec: Any) -> list[str]:
 def plan(job: Any, spec: Any) -> tuple[bool | None, str]:
     from manifests.schema import PREPARED
     from pipeline.prepare.stage import PrepareConfig, PrepareStage
+    from pipeline.runner import pending_work
 
     source = Path(spec.params["source"])
     if not source.exists():
         return None, f"prepares what the crawl downloads ({source} does not exist yet)"
-    planned = PrepareStage(source=source, root=job.dataset, config=PrepareConfig()).plan()
-    done = ids(job.dataset, PREPARED)
-    pending = sum(1 for item in planned if item.id not in done)
-    return pending > 0, f"{pending:,} of {len(planned):,} inputs not in the ledger"
+    planned, pending = pending_work(PrepareStage(source=source, root=job.dataset, config=PrepareConfig()).plan(), id_array(job.dataset, PREPARED))
+    return bool(pending), f"{len(pending):,} of {planned:,} inputs not in the ledger"

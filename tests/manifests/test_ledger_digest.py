@@ -77,3 +77,49 @@ def test_a_ledger_written_by_an_older_pipe_still_reads_and_says_it_has_no_digest
 def test_the_same_content_gives_the_same_bytes(tmp_path):
     first, second = _prepared(tmp_path / "a"), _prepared(tmp_path / "b")
     assert first.path.read_bytes() == second.path.read_bytes()
+
+
+def test_a_streamed_read_hashes_a_settled_file_once_per_command_and_catches_a_flip_after(tmp_path, monkeypatch):
+    """`read_checksummed_file` gives the table `read_checksummed_parquet` gives, hashes a file (in blocks)
+    once while it stays the same inode, size and times, and hashes it again in the next command."""
+    from manifests import checksummed
+
+    ledger = _prepared(tmp_path, count=40)
+    monkeypatch.setattr(checksummed, "_SETTLED_NS", -(10**18))  # as a ledger written a minute ago (ctime cannot be set back)
+    hashed = []
+    real = checksummed._verify_open_file
+    monkeypatch.setattr(checksummed, "_verify_open_file", lambda handle: hashed.append(1) or real(handle))
+    checksummed.forget_verified_files()
+    whole = checksummed.read_checksummed_parquet(ledger.path.read_bytes()).table
+    streamed = checksummed.read_checksummed_file(ledger.path)
+    assert streamed.has_digest and streamed.table.equals(whole)
+    assert checksummed.read_checksummed_file(ledger.path, columns=["key", "status"]).table.equals(whole.select(["key", "status"]))
+    assert len(hashed) == 1, "the second read of the unchanged file is not hashed again"
+
+    # Changed in place, maybe within one tick of the file's clock (as bit rot would: same inode and size).
+    data = bytearray(ledger.path.read_bytes())
+    data[len(data) // 3] ^= 0x04
+    with open(ledger.path, "r+b") as handle:
+        handle.write(bytes(data))
+    checksummed.forget_verified_files()  # what each command starts with
+    with pytest.raises(LedgerError, match="damaged"):
+        ledger.read()
+    assert len(hashed) == 2
+
+
+def test_a_file_changed_in_place_just_now_is_hashed_on_every_read(tmp_path, monkeypatch):
+    from manifests import checksummed
+
+    ledger = _prepared(tmp_path, count=40)  # written just now: not settled
+    checksummed.forget_verified_files()
+    hashed = []
+    real = checksummed._verify_open_file
+    monkeypatch.setattr(checksummed, "_verify_open_file", lambda handle: hashed.append(1) or real(handle))
+    ledger.read()
+    data = bytearray(ledger.path.read_bytes())
+    data[len(data) // 3] ^= 0x04
+    with open(ledger.path, "r+b") as handle:  # within the same tick of the file's clock, maybe
+        handle.write(bytes(data))
+    with pytest.raises(LedgerError, match="damaged"):
+        ledger.read()
+    assert len(hashed) == 2

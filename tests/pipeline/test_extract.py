@@ -85,7 +85,7 @@ def test_every_image_and_method_has_exactly_one_row_and_one_file(finished):
         assert (row["width"], row["height"]) == (256, 256)
     leftovers = {p.relative_to(finished).as_posix() for p in finished.rglob("*") if p.is_file() and not p.name.endswith((".png",))}
     # No temporaries, no ledger parts: the ledgers, the lock file and the run's summary.
-    assert leftovers == {"prepared.parquet", "lines.parquet", ".pipe/locks/lines.lock", ".pipe/summaries/lines.json", ".pipe/options/lines.json", ".pipe/options/lines.generation", ".pipe/options/lines.upstream.json"}
+    assert leftovers == {"prepared.parquet", "lines.parquet", ".pipe/locks/lines.lock", ".pipe/summaries/lines.json", ".pipe/options/lines.json", ".pipe/options/lines.generation", ".pipe/options/lines.upstream.json", ".pipe/memos/lines.json"}
 
 
 def test_recorded_parameters_reproduce_every_file_exactly(finished):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from manifests.ledger import Ledger
 from manifests.schema import LedgerSchema
 from pipeline.runner import StageContext, WorkItem, failed_row_defaults
 
@@ -39,10 +40,13 @@ class ToyStage:
     def failed_rows(self, item: WorkItem, reason: str, detail: str) -> list[dict]:
         return [failed_row_defaults(TOY, item, reason, detail)]
 
-    def finalize(self, ledger: pa.Table, context: StageContext) -> list[dict]:
+    def finalize(self, ledger: Ledger, context: StageContext) -> list[dict]:
         return []
 
     def recorded_options(self) -> None:
+        return None
+
+    def memo_inputs(self) -> None:
         return None
 
     def reset(self, context: StageContext) -> None:
